@@ -1,0 +1,34 @@
+# `make demo` and `make test` are all a newcomer needs: both create .venv and install everything.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The CPU wheel of torch that this machine has on disk; the package itself accepts any recent torch.
+TORCH_PIN := torch==2.13.0
+# pytest-xdist workers for `make test` (the machine has 2 cores).
+WORKERS ?= 2
+
+.PHONY: demo test test-slow bench clean
+
+$(STAMP): pyproject.toml Makefile
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update && apt-get install -y python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/eqprop demo
+
+test: $(STAMP)
+	$(BIN)/pytest -n $(WORKERS) -q
+
+# The accuracy bars over seeds (minutes each); not part of `make test`.
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m slow -o addopts=""
+
+bench: $(STAMP)
+	$(BIN)/eqprop bench
+
+clean:
+	rm -rf $(VENV) runs build .pytest_cache

@@ -1,0 +1,214 @@
+"""``eqprop bench``: measurements, each produced by this run and written to ``bench.json`` and ``bench.md``.
+
+Sections:
+
+* ``theory``: EP/C-EP against BPTT, continual vs plain updates, nudging bias, the Cauchy
+  estimator and homeostasis estimators (see :mod:`eqprop.theory`).
+* ``accuracy``: test accuracy over seeds for the digits presets (BP MLP, BPTT, EP, C-EP, C-VF
+  with and without homeostasis).
+* ``homeostasis``: C-VF with and without homeostasis, same seeds, on digits and MNIST-1D with one
+  and two hidden layers: accuracy, gradient cosine to BPTT and Jacobian symmetry over training,
+  with a PNG of the curves.
+* ``throughput``: C-EP training samples per second at batch 1 and batch 64 (medians over
+  repeats, on CPU and, when present, CUDA).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from . import presets, theory
+from .checkpoint import to_json, write_run
+from .config import Config
+from .data import load_dataset
+from .errors import EqpropError
+from .learning import nudged_phases
+from .network import free_phase, init_params
+from .report import markdown_table, mean_std, pct
+from .train import one_hot, train
+
+SECTIONS = ("theory", "accuracy", "homeostasis", "throughput")
+ACCURACY_PRESETS = ("digits-mlp", "digits-bptt", "digits-ep", "digits-cep", "digits-cvf", "digits-cvf-homeostasis")
+QUICK_EPOCHS = 2
+
+
+def run_bench(out: Path, sections: list[str], seeds: int = 3, quick: bool = False, progress: bool = True) -> int:
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        raise EqpropError(f"unknown bench section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    if seeds < 1:
+        raise EqpropError(f"--seeds must be at least 1, got {seeds}")
+    results, markdown, files = {}, ["# eqprop bench\n"], {}
+    for section in SECTIONS:
+        if section not in sections:
+            continue
+        print(f"bench: {section}", flush=True)
+        data, md, extra = _RUNNERS[section](seeds=seeds, quick=quick, progress=progress)
+        results[section] = data
+        markdown.append(f"## {section}\n\n{md}\n")
+        files.update(extra)
+        print(md + "\n", flush=True)
+    files.update({"bench.json": to_json(results), "bench.md": "\n".join(markdown)})
+    write_run(out, files)
+    print(f"bench: wrote {out / 'bench.md'} and {out / 'bench.json'}")
+    return 0
+
+
+def _with_epochs(cfg: Config, quick: bool) -> Config:
+    return cfg.replace(training={"epochs": QUICK_EPOCHS}) if quick else cfg
+
+
+# -- theory ------------------------------------------------------------------------------------
+
+
+def bench_theory(seeds: int, quick: bool, progress: bool):
+    rows, data = [], {}
+    for activation in ("identity", "hardsigmoid"):
+        for rule in ("ep", "cep"):
+            cos = theory.ep_bptt_cosines(activation, rule, beta=1e-4 if activation == "identity" else 0.01)
+            data[f"cosine_{rule}_{activation}"] = cos
+            rows.append([f"cos({rule} update, -BPTT grad), {activation}", ", ".join(f"{k}: {v:.4f}" for k, v in cos.items())])
+    data["continual_vs_plain"] = {str(lr): theory.continual_vs_plain(lr) for lr in (1e-2, 1e-4, 1e-6)}
+    rows.append(["|sum C-EP steps - EP| / |EP| for lr 1e-2, 1e-4, 1e-6", ", ".join(f"{v:.2e}" for v in data["continual_vs_plain"].values())])
+    data["nudging_bias"] = {str(b): theory.nudging_bias(b) for b in (0.05, 0.1, 0.2, 0.4)}
+    for b, errs in data["nudging_bias"].items():
+        rows.append([f"relative error to exact gradient at beta={b}", f"one-sided {errs['one-sided']:.4f}, symmetric {errs['symmetric']:.4f}"])
+    data["cauchy"] = theory.cauchy_errors([2, 3, 4, 6, 8])
+    rows.append(["Cauchy estimator error at |beta|=0.3, N = 2, 3, 4, 6, 8", ", ".join(f"{v:.2e}" for v in data["cauchy"].values())])
+    data["homeostasis"] = theory.homeostasis_agreement(probes=1600)
+    rows.append(["homeostasis: local rule vs autograd, probe (1600) vs autograd", f"{data['homeostasis']['local_rule_error']:.1e}, {data['homeostasis']['probe_error']:.3f}"])
+    return data, markdown_table(["check", "measured"], rows), {}
+
+
+# -- accuracy ----------------------------------------------------------------------------------
+
+
+def _seed_runs(cfg: Config, seeds: int, progress: bool, data=None) -> list:
+    return [train(cfg.replace(training={"seed": seed}), data, progress=progress) for seed in range(seeds)]
+
+
+def bench_accuracy(seeds: int, quick: bool, progress: bool):
+    rows, data = [], {}
+    for name in ACCURACY_PRESETS:
+        cfg = _with_epochs(presets.get(name), quick)
+        runs = _seed_runs(cfg, seeds, progress)
+        tests = [r.final["test_accuracy"] for r in runs]
+        trains = [r.final["train_accuracy"] for r in runs]
+        data[name] = {"test_accuracy": tests, "train_accuracy": trains, "config": cfg.to_dict()}
+        rows.append([name, "x".join(map(str, cfg.network.sizes)), pct(*mean_std(trains)), pct(*mean_std(tests)), len(tests)])
+    return data, markdown_table(["preset", "sizes", "train accuracy %", "test accuracy %", "seeds"], rows), {}
+
+
+# -- homeostasis -------------------------------------------------------------------------------
+
+
+def homeostasis_variant(dataset: str, hidden: list[int], homeostasis: bool, n_features: int, n_classes: int) -> Config:
+    """The C-VF study configuration: the digits C-VF preset on another dataset and depth, lr halving per layer."""
+    base = presets.get("digits-cvf-homeostasis" if homeostasis else "digits-cvf")
+    sizes = [n_features, *hidden, n_classes]
+    lr = [base.learning.lr[0] / 2**l for l in range(len(sizes) - 1)]
+    return base.replace(network={"sizes": sizes}, learning={"lr": lr}, training={"dataset": dataset})
+
+
+def bench_homeostasis(seeds: int, quick: bool, progress: bool):
+    rows, data, curves = [], {}, {}
+    for dataset in ("digits", "mnist1d"):
+        ds = load_dataset(dataset)
+        for hidden in ([128], [128, 64]):
+            for on in (False, True):
+                cfg = _with_epochs(homeostasis_variant(dataset, hidden, on, ds.n_features, ds.n_classes), quick)
+                runs = _seed_runs(cfg, seeds, progress, ds if dataset != "digits" else None)
+                key = f"{dataset} {'x'.join(map(str, cfg.network.sizes))} {'with' if on else 'without'}"
+                finals = [r.final for r in runs]
+                entry = {
+                    "test_accuracy": [f["test_accuracy"] for f in finals],
+                    "gradient_cosine_mean": [f["gradient_cosine_mean"] for f in finals],
+                    "jacobian_symmetry": [f["jacobian_symmetry"] for f in finals],
+                    "history": [r.history for r in runs],
+                }
+                data[key] = entry
+                curves[key] = runs
+                rows.append([
+                    key, pct(*mean_std(entry["test_accuracy"])),
+                    "%.3f ± %.3f" % mean_std(entry["gradient_cosine_mean"]), "%.3f ± %.3f" % mean_std(entry["jacobian_symmetry"]),
+                    "%.1f" % statistics.fmean(f["weight_angle_deg"]["W1"] for f in finals),
+                ])
+    headers = ["C-VF run (dataset, sizes, homeostasis)", "test accuracy %", "cos to BPTT (end)", "J symmetry (end)", "angle W1/B1^T deg"]
+    return data, markdown_table(headers, rows) + "\n\n![homeostasis](homeostasis.png)", {"homeostasis.png": _plot_homeostasis(curves)}
+
+
+def _plot_homeostasis(curves: dict) -> bytes:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = (("test_accuracy", "test accuracy"), ("gradient_cosine_mean", "cos(update, -BPTT grad)"), ("jacobian_symmetry", "Jacobian symmetry"))
+    groups = sorted({k.rsplit(" ", 1)[0] for k in curves})
+    fig, axes = plt.subplots(len(groups), len(metrics), figsize=(4 * len(metrics), 2.6 * len(groups)), squeeze=False)
+    for row, group in enumerate(groups):
+        for col, (metric, label) in enumerate(metrics):
+            ax = axes[row][col]
+            for suffix, color in (("without", "tab:red"), ("with", "tab:blue")):
+                for i, run in enumerate(curves.get(f"{group} {suffix}", [])):
+                    epochs = [h["epoch"] for h in run.history]
+                    ax.plot(epochs, [h.get(metric) for h in run.history], color=color, alpha=0.7, label=f"{suffix} homeostasis" if i == 0 else None)
+            ax.set_title(f"{group}: {label}", fontsize=8)
+            ax.set_xlabel("epoch", fontsize=8)
+            if row == 0 and col == 0:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+# -- throughput --------------------------------------------------------------------------------
+
+
+def training_rate(cfg: Config, batch: int, samples: int, device: str, repeats: int) -> float:
+    """Median C-EP training samples per second over ``repeats`` timings of ``samples`` samples."""
+    net, learn = cfg.network, cfg.learning
+    data = load_dataset("digits")
+    generator = torch.Generator().manual_seed(0)
+    params = init_params(net, generator, torch.float32, device)
+    x_all = torch.as_tensor(data.x_train, device=device)
+    y_all = one_hot(torch.as_tensor(data.y_train, device=device), net.sizes[-1], torch.float32)
+    rates = []
+    for _ in range(repeats):
+        done, start = 0, time.perf_counter()
+        with torch.no_grad():
+            while done < samples:
+                idx = torch.arange(done, done + batch, device=device) % len(x_all)
+                s_free = free_phase(net, params, x_all[idx], learn.T1)
+                nudged_phases(net, learn, params, s_free, y_all[idx], generator, learn.lr)
+                done += batch
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        rates.append(done / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def bench_throughput(seeds: int, quick: bool, progress: bool):
+    cfg = presets.get("digits-cep")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    rows, data = [], {}
+    for device in devices:
+        for batch in (1, 64):
+            samples = (64 if quick else 512) if batch == 1 else (640 if quick else 8192)
+            rate = training_rate(cfg, batch, samples, device, repeats=3 if quick else 5)
+            data[f"{device} batch {batch}"] = rate
+            rows.append([device, batch, "x".join(map(str, cfg.network.sizes)), f"{rate:.0f}"])
+    data["torch_threads"] = torch.get_num_threads()
+    table = markdown_table(["device", "batch", "sizes", "C-EP training samples/s (median)"], rows)
+    return data, table + f"\n\ntorch threads: {torch.get_num_threads()}", {}
+
+
+_RUNNERS = {"theory": bench_theory, "accuracy": bench_accuracy, "homeostasis": bench_homeostasis, "throughput": bench_throughput}

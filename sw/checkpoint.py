@@ -1,0 +1,137 @@
+"""Checkpoints and run folders.
+
+A checkpoint is one ``.npz`` file (plain NumPy, no pickle) readable without eqprop::
+
+    import json, numpy as np
+    ck = np.load("runs/x/checkpoint.npz")
+    config = json.loads(str(ck["config"]))      # the whole Config (sizes, T1, T2, beta, ...)
+    W0, b1 = ck["W0"], ck["b1"]                 # one named array per weight and bias
+
+Entries: ``format`` (the string ``eqprop-checkpoint``), ``format_version`` (integer, now 1),
+``arith`` (``float``), ``config`` (the configuration as JSON), and the parameters named as in
+:mod:`eqprop.network`: ``W{l}`` ``(n_{l+1}, n_l)``, ``b{l}`` ``(n_l,)``, ``B{l}`` ``(n_l, n_{l+1})``
+(untied only). Files are written to a temporary name and renamed, so a failure never leaves a
+half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .errors import CheckpointError, EqpropError
+from .network import param_shapes
+
+FORMAT = "eqprop-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.npz"
+
+
+def checkpoint_bytes(cfg: Config, params: dict[str, np.ndarray]) -> bytes:
+    """The checkpoint file's contents for ``cfg`` and numpy ``params``."""
+    check_params(cfg, params, "parameters")
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        format=np.array(FORMAT),
+        format_version=np.array(FORMAT_VERSION, dtype=np.int64),
+        arith=np.array("float"),
+        config=np.array(cfg.to_json()),
+        **{k: np.asarray(v) for k, v in params.items()},
+    )
+    return buffer.getvalue()
+
+
+def check_params(cfg: Config, params: dict[str, np.ndarray], where: str) -> None:
+    """Names, shapes and finiteness of ``params`` against the network ``cfg`` describes."""
+    shapes = param_shapes(cfg.network)
+    missing = [k for k in shapes if k not in params]
+    extra = [k for k in params if k not in shapes]
+    if missing or extra:
+        detail = "; ".join(p for p in (missing and f"missing {', '.join(missing)}", extra and f"unexpected {', '.join(extra)}") if p)
+        raise CheckpointError(f"{where} do not match the network {cfg.network.sizes} (tied={cfg.network.tied}): {detail}")
+    for name, shape in shapes.items():
+        array = np.asarray(params[name])
+        if array.shape != shape:
+            raise CheckpointError(f"{where}: {name} has shape {array.shape}, the network needs {shape}")
+        if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
+            raise CheckpointError(f"{where}: {name} must hold finite floating-point values")
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint file from a run folder or a file path."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[Config, dict[str, np.ndarray]]:
+    """Read and validate a checkpoint; returns its configuration and parameters."""
+    path = resolve(path)
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not an eqprop checkpoint (not an .npz archive)")
+    try:
+        with np.load(path, allow_pickle=False) as ck:
+            entries = {k: ck[k] for k in ck.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise CheckpointError(f"{path} is not a readable eqprop checkpoint ({exc})") from None
+    if str(entries.pop("format", "")) != FORMAT:
+        raise CheckpointError(f"{path} is not an eqprop checkpoint (no format entry {FORMAT!r})")
+    version = entries.pop("format_version", None)
+    if version is None or int(version) != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {version}, this eqprop reads {FORMAT_VERSION}")
+    arith = str(entries.pop("arith", ""))
+    if arith != "float":
+        raise CheckpointError(f"{path} holds {arith!r} arithmetic; this command reads float checkpoints")
+    try:
+        cfg = Config.from_json(str(entries.pop("config")))
+    except KeyError:
+        raise CheckpointError(f"{path} has no configuration entry") from None
+    except EqpropError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    check_params(cfg, entries, str(path))
+    return cfg, entries
+
+
+def write_run(out: str | Path, files: dict[str, bytes | str]) -> None:
+    """Write all ``files`` into the folder ``out`` or none of them.
+
+    They are staged in a temporary folder beside ``out`` and moved in only when all are written.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EqpropError(f"output {out} exists and is not a folder")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    except OSError as exc:
+        raise EqpropError(f"cannot write to {parent}: {exc.strerror or exc}") from None
+    try:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            (staging / name).write_bytes(data)
+        if not out.exists():
+            os.replace(staging, out)
+            return
+        for name in files:
+            os.replace(staging / name, out / name)
+    except OSError as exc:
+        raise EqpropError(f"cannot write run folder {out}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def to_json(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,263 @@
+"""The ``eqprop`` command line.
+
+Every user mistake ends as one ``eqprop: error: ...`` line on stderr and exit status 2, with
+nothing written; see :mod:`eqprop.errors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import DATASETS, HOMEOSTASIS_MODES, NUDGINGS, RULES, UNTIED_INITS, ACTIVATIONS, DTYPES, Config, rule_is_tied
+from .errors import ConfigError, EqpropError
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake on one line, like every other eqprop error."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's API
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """Options that build a :class:`Config`: a file or preset as the base, then single fields."""
+    g = p.add_argument_group("configuration (a file or preset first, then the options below override it)")
+    g.add_argument("--config", metavar="FILE", help="configuration JSON (as written beside every run)")
+    g.add_argument("--preset", help="named preset (see `eqprop presets`); default: the tuned preset for the dataset and rule")
+    g.add_argument("--dataset", choices=DATASETS)
+    g.add_argument("--data-dir", metavar="DIR", help="folder with the IDX files for mnist / fashion-mnist")
+    g.add_argument("--rule", choices=RULES, help="ep/cep (tied), vf/cvf (untied), or a baseline: bptt, rbp, mlp")
+    g.add_argument("--nudging", choices=NUDGINGS)
+    g.add_argument("--hidden", type=_int_list, metavar="N[,N...]", help="hidden layer sizes; input and output follow the dataset")
+    g.add_argument("--sizes", type=_int_list, metavar="N,N[,N...]", help="all layer sizes, input first")
+    g.add_argument("--activation", choices=ACTIVATIONS)
+    tie = g.add_mutually_exclusive_group()
+    tie.add_argument("--tied", dest="tied", action="store_true", default=None, help="B_l = W_l^T")
+    tie.add_argument("--untied", dest="tied", action="store_false", help="B_l is its own parameter")
+    g.add_argument("--untied-init", choices=UNTIED_INITS)
+    g.add_argument("--T1", type=int, help="free-phase steps")
+    g.add_argument("--T2", type=int, help="nudged-phase steps")
+    g.add_argument("--beta", type=float, help="nudge strength |beta|, in (0, 1]")
+    g.add_argument("--lr", type=_float_list, metavar="LR[,LR...]", help="one learning rate per weight layer")
+    g.add_argument("--homeostasis", choices=HOMEOSTASIS_MODES)
+    g.add_argument("--homeostasis-coef", type=float, metavar="LAMBDA")
+    g.add_argument("--homeostasis-period", type=int, metavar="K", help="apply homeostasis every K samples")
+    g.add_argument("--homeostasis-probes", type=int, metavar="N")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device", help="torch device: cpu, cuda, cuda:1 ...")
+    g.add_argument("--dtype", choices=DTYPES)
+
+
+_FIELDS = {
+    "network": ("sizes", "activation", "tied", "untied_init"),
+    "learning": ("rule", "nudging", "T1", "T2", "beta", "lr", "homeostasis", "homeostasis_coef", "homeostasis_period", "homeostasis_probes"),
+    "training": ("dataset", "data_dir", "epochs", "batch_size", "seed", "device", "dtype"),
+}
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Base configuration (file, preset, or the preset for dataset and rule) with the options applied."""
+    from . import presets
+
+    if args.config and args.preset:
+        raise ConfigError("give either --config or --preset, not both")
+    if args.config:
+        base = Config.load(args.config)
+    elif args.preset:
+        base = presets.get(args.preset)
+    else:
+        base = presets.for_dataset_rule(args.dataset or "digits", args.rule or "cep")
+    changes: dict[str, dict] = {}
+    for section, names in _FIELDS.items():
+        for name in names:
+            value = getattr(args, name, None)
+            if value is not None:
+                changes.setdefault(section, {})[name] = value
+    rule = changes.get("learning", {}).get("rule")
+    if rule is not None and getattr(args, "tied", None) is None and rule_is_tied(rule) is not None:
+        changes.setdefault("network", {})["tied"] = rule_is_tied(rule)
+    return base.replace(**changes) if changes else base.validate()
+
+
+def fit_sizes_to_data(cfg: Config, args: argparse.Namespace, data) -> Config:
+    """Input and output sizes follow the dataset unless ``--sizes`` fixed them; ``--hidden`` sets the rest."""
+    if args.sizes is not None:
+        if args.hidden is not None:
+            raise ConfigError("give either --sizes or --hidden, not both")
+        return cfg
+    hidden = args.hidden if args.hidden is not None else cfg.network.sizes[1:-1]
+    sizes = [data.n_features, *hidden, data.n_classes]
+    if sizes == cfg.network.sizes:
+        return cfg
+    if len(sizes) != len(cfg.network.sizes) and args.lr is None:
+        raise ConfigError(f"sizes {sizes} have {len(sizes) - 1} weight layers: give one learning rate per layer with --lr")
+    return cfg.replace(network={"sizes": sizes})
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .data import load_dataset
+    from .train import train
+
+    cfg = config_from_args(args)
+    data = load_dataset(cfg.training.dataset, cfg.training.seed, cfg.training.data_dir)
+    cfg = fit_sizes_to_data(cfg, args, data)
+    result = train(cfg, data, progress=not args.no_progress)
+    final = result.final
+    params = {k: v.detach().cpu().numpy() for k, v in result.params.items()}
+    metrics = {"config": cfg.to_dict(), "history": result.history, "final": final}
+    if args.out:
+        checkpoint.write_run(
+            args.out,
+            {
+                checkpoint.CHECKPOINT_NAME: checkpoint.checkpoint_bytes(cfg, params),
+                "metrics.json": checkpoint.to_json(metrics),
+                "config.json": cfg.to_json() + "\n",
+            },
+        )
+    if args.json:
+        print(json.dumps(final, sort_keys=True))
+    else:
+        print(_summary_line(cfg, final) + (f"  -> {args.out}" if args.out else ""))
+    return 0
+
+
+def _summary_line(cfg: Config, final: dict) -> str:
+    return (
+        f"{cfg.learning.rule} on {cfg.training.dataset} {cfg.network.sizes}: "
+        f"train accuracy {final['train_accuracy']:.4f}, test accuracy {final['test_accuracy']:.4f} "
+        f"after {final['epoch']} epochs"
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .data import load_dataset
+    from .train import check_fits, evaluate
+
+    cfg, arrays = load_checkpoint(args.checkpoint)
+    dataset = args.dataset or cfg.training.dataset
+    cfg = cfg.replace(training={"dataset": dataset, "data_dir": args.data_dir or cfg.training.data_dir})
+    data = load_dataset(dataset, cfg.training.seed, cfg.training.data_dir)
+    check_fits(cfg, data)
+    dtype = getattr(torch, cfg.training.dtype)
+    params = {k: torch.as_tensor(v).to(dtype) for k, v in arrays.items()}
+    result = {}
+    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        m = evaluate(cfg, params, torch.as_tensor(x).to(dtype), torch.as_tensor(y))
+        result.update({f"{split}_{k}": v for k, v in m.items()})
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(f"{args.checkpoint}: train accuracy {result['train_accuracy']:.4f}, test accuracy {result['test_accuracy']:.4f}")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from . import presets
+
+    if args.show:
+        print(presets.get(args.show).to_json())
+        return 0
+    width = max(map(len, presets.PRESETS))
+    for name, (description, _) in presets.PRESETS.items():
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), quick=args.quick, progress=not args.no_progress)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    return run_bench(Path(args.out), sections=args.only, seeds=args.seeds, quick=args.quick, progress=not args.no_progress)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .bench import SECTIONS
+
+    parser = _Parser(prog="eqprop", description="Equilibrium propagation: float reference model, training and benchmarks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train a network and write a checkpoint", description="Train a network (default: the tuned C-EP preset on digits).")
+    add_config_options(p)
+    p.add_argument("--out", metavar="DIR", help="run folder for checkpoint.npz, metrics.json and config.json")
+    p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="accuracy of a checkpoint", description="Evaluate a checkpoint on its dataset (or another with the same shape).")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="run folder or checkpoint.npz")
+    p.add_argument("--dataset", choices=DATASETS)
+    p.add_argument("--data-dir", metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("presets", help="list the presets, or print one as configuration JSON")
+    p.add_argument("--show", metavar="NAME", help="print this preset's configuration JSON")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("demo", help="the whole path on digits, no board needed", description="Train the float C-EP reference and its BP baseline on digits and print a result table.")
+    p.add_argument("--out", default="runs/demo", metavar="DIR", help="run folder for report.json and report.md (default: runs/demo)")
+    p.add_argument("--quick", action="store_true", help="fewer epochs: a smoke run, not the quality bar")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="measure accuracy over seeds, homeostasis and throughput", description="Benchmarks: accuracy over seeds, the homeostasis study and training throughput; writes bench.md and bench.json.")
+    p.add_argument("--out", default="runs/bench", metavar="DIR")
+    p.add_argument("--only", type=lambda s: s.split(","), default=list(SECTIONS), metavar="SECTION[,...]", help=f"sections to run: {', '.join(SECTIONS)}")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per accuracy figure (default 3)")
+    p.add_argument("--quick", action="store_true", help="few epochs, for a smoke run of the bench itself")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except EqpropError as exc:
+        print(f"eqprop: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("eqprop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

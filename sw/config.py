@@ -1,0 +1,262 @@
+"""The one configuration object of eqprop.
+
+:class:`Config` describes the network, how it learns and how it is trained. Every layer of the
+toolchain reads it; it round-trips through JSON (``Config.to_json`` / ``Config.from_json``) and is
+stored inside every checkpoint. Validation happens in ``Config.validate`` and names the field at
+fault, so a bad configuration is refused before anything is computed or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+CONFIG_VERSION = 1
+
+#: Learning rules. ``ep``/``cep`` need tied weights, ``vf``/``cvf`` untied ones; the ``c`` forms
+#: update the weights at every nudged step (continual). ``bptt``, ``rbp`` and ``mlp`` are the
+#: gradient baselines: backprop through the free phase, implicit (recurrent backprop) gradients
+#: at the fixed point, and a feed-forward MLP of the same shape trained by backprop.
+RULES = ("ep", "cep", "vf", "cvf", "bptt", "rbp", "mlp")
+EP_RULES = ("ep", "cep", "vf", "cvf")
+CONTINUAL_RULES = ("cep", "cvf")
+NUDGINGS = ("one-sided", "symmetric", "random-sign")
+ACTIVATIONS = ("hardsigmoid", "sigmoid", "identity")
+HOMEOSTASIS_MODES = ("off", "local", "probe")
+UNTIED_INITS = ("transpose", "independent")
+DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist")
+DTYPES = ("float32", "float64")
+
+
+def rule_is_tied(rule: str) -> bool | None:
+    """Whether an EP rule needs tied weights (``None`` for the baselines, which take either)."""
+    if rule in ("ep", "cep"):
+        return True
+    if rule in ("vf", "cvf"):
+        return False
+    return None
+
+
+@dataclass
+class NetworkConfig:
+    """Shape and dynamics of the layered convergent network."""
+
+    #: Units per layer, input first, output last: ``[n_0, n_1, ..., n_L]``.
+    sizes: list[int] = field(default_factory=lambda: [64, 128, 10])
+    #: Tied: ``B_l = W_l^T`` (one stored matrix). Untied: ``B_l`` is its own parameter.
+    tied: bool = True
+    #: ``hardsigmoid`` is the hardware's rho; ``sigmoid`` and ``identity`` are float-only.
+    activation: str = "hardsigmoid"
+    #: How untied ``B_l`` starts: as ``W_l^T`` or drawn independently (random angle to ``W_l^T``).
+    untied_init: str = "independent"
+    #: Weights start uniform in ``+-gain/sqrt(fan_in)``.
+    init_gain: float = 1.0
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight layers L (the output layer is layer L)."""
+        return len(self.sizes) - 1
+
+
+@dataclass
+class LearningConfig:
+    """How the network learns: rule, phases, nudging, learning rates and homeostasis."""
+
+    rule: str = "cep"
+    nudging: str = "symmetric"
+    #: Free-phase steps.
+    T1: int = 30
+    #: Nudged-phase steps (per phase; symmetric nudging runs two phases).
+    T2: int = 10
+    #: Nudge strength |beta|.
+    beta: float = 0.5
+    #: One learning rate per weight layer ``W_l`` (also used for ``b_{l+1}`` and ``B_l``).
+    lr: list[float] = field(default_factory=lambda: [0.05, 0.025])
+    #: Jacobian homeostasis: ``off``, the ``local`` pairwise rule, or the ``probe`` estimator.
+    homeostasis: str = "off"
+    #: Homeostasis step size lambda (``W -= lambda (W - B^T)`` for the local rule).
+    homeostasis_coef: float = 0.0
+    #: Apply homeostasis once every this many training samples.
+    homeostasis_period: int = 1
+    #: Gaussian probes per application of the probe estimator.
+    homeostasis_probes: int = 1
+
+
+@dataclass
+class TrainingConfig:
+    """Data and the training loop."""
+
+    dataset: str = "digits"
+    #: Folder with the IDX files, for ``mnist`` and ``fashion-mnist``.
+    data_dir: str | None = None
+    epochs: int = 30
+    batch_size: int = 16
+    seed: int = 0
+    #: Torch device of the float model (``cpu``, ``cuda``, ``cuda:1``...).
+    device: str = "cpu"
+    dtype: str = "float32"
+    #: Samples used each epoch to measure gradient alignment with BPTT (0 to skip).
+    probe_samples: int = 128
+
+
+@dataclass
+class Config:
+    """Network + learning + training: the single source of truth, serializable to JSON."""
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    version: int = CONFIG_VERSION
+
+    # -- serialization -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Config":
+        if not isinstance(data, dict):
+            raise ConfigError("configuration must be a JSON object")
+        data = dict(data)
+        version = data.pop("version", CONFIG_VERSION)
+        if version != CONFIG_VERSION:
+            raise ConfigError(f"configuration version {version!r} is not supported (this eqprop reads {CONFIG_VERSION})")
+        sections = {f.name: f.type for f in dataclasses.fields(cls) if f.name != "version"}
+        unknown = set(data) - set(sections)
+        if unknown:
+            raise ConfigError(f"unknown configuration section(s): {', '.join(sorted(unknown))}")
+        kwargs = {}
+        for name, section_cls in (("network", NetworkConfig), ("learning", LearningConfig), ("training", TrainingConfig)):
+            kwargs[name] = _section_from_dict(section_cls, name, data.get(name, {}))
+        cfg = cls(**kwargs)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"configuration is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from None
+        return cls.from_json(text)
+
+    def replace(self, **sections: dict[str, Any]) -> "Config":
+        """A validated copy with some fields changed: ``cfg.replace(learning={"beta": 0.1})``."""
+        data = self.to_dict()
+        for section, values in sections.items():
+            if section not in data or not isinstance(data[section], dict):
+                raise ConfigError(f"unknown configuration section {section!r}")
+            data[section].update(values)
+        return Config.from_dict(data)
+
+    # -- validation ----------------------------------------------------------------------------
+    def validate(self) -> "Config":
+        """Raise :class:`ConfigError` naming the first field that is out of range or inconsistent."""
+        net, learn, train = self.network, self.learning, self.training
+        _check_choice("network.activation", net.activation, ACTIVATIONS)
+        _check_choice("network.untied_init", net.untied_init, UNTIED_INITS)
+        _check_choice("learning.rule", learn.rule, RULES)
+        _check_choice("learning.nudging", learn.nudging, NUDGINGS)
+        _check_choice("learning.homeostasis", learn.homeostasis, HOMEOSTASIS_MODES)
+        _check_choice("training.dataset", train.dataset, DATASETS)
+        _check_choice("training.dtype", train.dtype, DTYPES)
+
+        if not isinstance(net.sizes, list) or len(net.sizes) < 2:
+            raise ConfigError("network.sizes must list at least an input and an output layer, e.g. [64, 128, 10]")
+        for i, n in enumerate(net.sizes):
+            if not _is_int(n) or n < 1:
+                raise ConfigError(f"network.sizes[{i}] must be a positive integer, got {n!r}")
+        if not isinstance(net.tied, bool):
+            raise ConfigError(f"network.tied must be true or false, got {net.tied!r}")
+        _check_positive("network.init_gain", net.init_gain)
+
+        needs_tied = rule_is_tied(learn.rule)
+        if needs_tied is True and not net.tied:
+            raise ConfigError(f"rule {learn.rule!r} needs tied weights (network.tied = true); use 'vf'/'cvf' for untied weights")
+        if needs_tied is False and net.tied:
+            raise ConfigError(f"rule {learn.rule!r} needs untied weights (network.tied = false); use 'ep'/'cep' for tied weights")
+
+        for name in ("T1", "T2"):
+            value = getattr(learn, name)
+            if not _is_int(value) or value < 1:
+                raise ConfigError(f"learning.{name} must be a positive number of steps, got {value!r}")
+        beta = learn.beta
+        if not _is_number(beta) or not math.isfinite(beta) or not 0 < beta <= 1:
+            raise ConfigError(f"learning.beta must be in (0, 1] (the nudge strength |beta|), got {beta!r}")
+        if not isinstance(learn.lr, list) or len(learn.lr) != net.n_layers:
+            raise ConfigError(
+                f"learning.lr must list one learning rate per weight layer: {net.n_layers} for sizes {net.sizes}, got {learn.lr!r}"
+            )
+        for i, lr in enumerate(learn.lr):
+            _check_positive(f"learning.lr[{i}]", lr)
+        if learn.homeostasis != "off":
+            if net.tied:
+                raise ConfigError("learning.homeostasis needs untied weights: tied weights are symmetric already")
+            if net.n_layers < 2:
+                raise ConfigError("learning.homeostasis needs a hidden layer: without one there is no reciprocal W/B pair")
+            coef = learn.homeostasis_coef
+            if not _is_number(coef) or not math.isfinite(coef) or not 0 < coef <= 0.5:
+                raise ConfigError(f"learning.homeostasis_coef must be in (0, 0.5] when homeostasis is on, got {coef!r}")
+        for name in ("homeostasis_period", "homeostasis_probes"):
+            value = getattr(learn, name)
+            if not _is_int(value) or value < 1:
+                raise ConfigError(f"learning.{name} must be a positive integer, got {value!r}")
+
+        for name in ("epochs", "batch_size"):
+            value = getattr(train, name)
+            if not _is_int(value) or value < 1:
+                raise ConfigError(f"training.{name} must be a positive integer, got {value!r}")
+        if not _is_int(train.seed) or train.seed < 0:
+            raise ConfigError(f"training.seed must be a non-negative integer, got {train.seed!r}")
+        if not _is_int(train.probe_samples) or train.probe_samples < 0:
+            raise ConfigError(f"training.probe_samples must be a non-negative integer, got {train.probe_samples!r}")
+        if train.dataset in ("mnist", "fashion-mnist") and not train.data_dir:
+            raise ConfigError(f"dataset {train.dataset!r} is read from IDX files: give their folder in training.data_dir (--data-dir)")
+        if not isinstance(train.device, str) or not train.device:
+            raise ConfigError(f"training.device must name a torch device, got {train.device!r}")
+        return self
+
+
+def _section_from_dict(section_cls: type, name: str, values: Any) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"configuration section {name!r} must be a JSON object")
+    known = {f.name for f in dataclasses.fields(section_cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown field(s) in {name}: {', '.join(sorted(unknown))}")
+    return section_cls(**values)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")

@@ -1,0 +1,31 @@
+"""Small helpers to present results: markdown tables and mean/spread over seeds."""
+
+from __future__ import annotations
+
+import statistics
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    """A GitHub-markdown table, columns padded so it also reads well in a terminal."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = lambda values: "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"  # noqa: E731
+    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells)])
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def pct(mean: float, std: float) -> str:
+    """``97.12 ± 0.35`` from fractions."""
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"

@@ -1,0 +1,60 @@
+import json
+
+import pytest
+
+from eqprop import presets
+from eqprop.config import Config
+from eqprop.errors import ConfigError
+
+
+def test_json_round_trip_keeps_every_field():
+    cfg = Config().replace(network={"sizes": [64, 20, 20, 10], "tied": False}, learning={"rule": "cvf", "lr": [0.1, 0.05, 0.02], "T2": 7})
+    again = Config.from_json(cfg.to_json())
+    assert again == cfg
+    assert json.loads(cfg.to_json())["version"] == 1
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"network": {"sizes": [64]}}, "network.sizes"),
+        ({"network": {"sizes": [64, 0, 10]}}, "network.sizes[1]"),
+        ({"learning": {"T1": 0}}, "learning.T1"),
+        ({"learning": {"T2": -3}}, "learning.T2"),
+        ({"learning": {"beta": 0.0}}, "learning.beta"),
+        ({"learning": {"beta": float("nan")}}, "learning.beta"),
+        ({"learning": {"beta": 1.5}}, "learning.beta"),
+        ({"learning": {"lr": [0.1]}}, "learning.lr"),
+        ({"learning": {"lr": [0.1, -1.0]}}, "learning.lr[1]"),
+        ({"learning": {"rule": "hebb"}}, "learning.rule"),
+        ({"learning": {"nudging": "sideways"}}, "learning.nudging"),
+        ({"network": {"tied": False}}, "needs tied weights"),
+        ({"learning": {"rule": "cvf"}}, "needs untied weights"),
+        ({"learning": {"homeostasis": "local", "homeostasis_coef": 0.01}}, "homeostasis needs untied"),
+        ({"network": {"tied": False}, "learning": {"rule": "cvf", "homeostasis": "local", "homeostasis_coef": 0.0}}, "homeostasis_coef"),
+        ({"training": {"dataset": "mnist"}}, "data_dir"),
+        ({"training": {"epochs": 0}}, "training.epochs"),
+    ],
+)
+def test_invalid_values_are_refused_naming_the_field(changes, field):
+    with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        Config().replace(**changes)
+
+
+def test_unknown_fields_and_sections_are_refused():
+    data = Config().to_dict()
+    data["learning"]["gamma"] = 1
+    with pytest.raises(ConfigError, match="unknown field.*gamma"):
+        Config.from_dict(data)
+    with pytest.raises(ConfigError, match="unknown configuration section"):
+        Config.from_dict({"hardware": {}})
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        Config.from_json("{")
+
+
+def test_every_preset_is_valid_and_default_is_digits_cep():
+    for name in presets.PRESETS:
+        presets.get(name).validate()
+    assert presets.get("digits-cep") == Config()
+    assert Config().learning.rule == "cep" and Config().training.dataset == "digits"
+    assert max(Config().network.sizes[1:-1]) <= 128
