@@ -21,9 +21,9 @@ PRESETS: dict[str, tuple[str, dict]] = {
         "C-VF, untied, random initial angle, local Jacobian homeostasis",
         {"network": _UNTIED, "learning": {"rule": "cvf", **_HOMEOSTASIS}},
     ),
-    "digits-bptt": ("baseline: BPTT through the free phase", {"learning": {"rule": "bptt"}}),
-    "digits-rbp": ("baseline: implicit (recurrent backprop) gradients at the fixed point", {"learning": {"rule": "rbp"}}),
-    "digits-mlp": ("baseline: backprop MLP of the same shape", {"learning": {"rule": "mlp"}}),
+    "digits-bptt": ("baseline: BPTT through the free phase", {"learning": {"rule": "bptt", "lr": [0.2, 0.1]}}),
+    "digits-rbp": ("baseline: implicit (recurrent backprop) gradients at the fixed point", {"learning": {"rule": "rbp", "lr": [0.2, 0.1]}}),
+    "digits-mlp": ("baseline: backprop MLP of the same shape (linear output, cross-entropy)", {"learning": {"rule": "mlp", "lr": [0.2, 0.1]}}),
 }
 
 

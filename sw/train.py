@@ -60,16 +60,9 @@ def one_hot(labels: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.nn.functional.one_hot(labels, n).to(dtype)
 
 
-def output(cfg: Config, params: Params, x: torch.Tensor) -> torch.Tensor:
-    """The network's answer to ``x``: the free fixed point's output layer (or the MLP's output)."""
-    if cfg.learning.rule == "mlp":
-        return mlp.forward(cfg.network, params, x)
-    return free_phase(cfg.network, params, x, cfg.learning.T1)[-1]
-
-
 @torch.no_grad()
 def evaluate(cfg: Config, params: Params, x: torch.Tensor, labels: torch.Tensor) -> dict:
-    """Loss, accuracy and (for recurrent rules) mean free-phase convergence on a data split."""
+    """Loss (the rule's own cost), accuracy and, for recurrent rules, mean free-phase convergence on a split."""
     n_out = cfg.network.sizes[-1]
     total_loss = correct = conv = 0.0
     for i in range(0, len(x), EVAL_CHUNK):
@@ -77,11 +70,13 @@ def evaluate(cfg: Config, params: Params, x: torch.Tensor, labels: torch.Tensor)
         yb = one_hot(lb, n_out, x.dtype)
         if cfg.learning.rule == "mlp":
             out = mlp.forward(cfg.network, params, xb)
+            batch_loss = mlp.loss(out, yb)
         else:
             s = free_phase(cfg.network, params, xb, cfg.learning.T1)
             out = s[-1]
+            batch_loss = loss(out, yb)
             conv += float(convergence(cfg.network, params, s).sum())
-        total_loss += float(loss(out, yb)) * len(xb)
+        total_loss += float(batch_loss) * len(xb)
         correct += float((out.argmax(1) == lb).sum())
     result = {"loss": total_loss / len(x), "accuracy": correct / len(x)}
     if cfg.learning.rule != "mlp":
