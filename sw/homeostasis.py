@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .config import LearningConfig, NetworkConfig
-from .network import Params, States, drive
+from .network import Params, States, drive, free_phase
 
 
 def _drive_of_flat_state(net: NetworkConfig, params: Params, x: torch.Tensor):
@@ -86,10 +86,14 @@ def probe_rule_(
 
 
 def apply_homeostasis(
-    net: NetworkConfig, learn: LearningConfig, params: Params, s_free: States, generator: torch.Generator
+    net: NetworkConfig, learn: LearningConfig, params: Params, x: torch.Tensor, passes: int, generator: torch.Generator
 ) -> None:
-    """One homeostasis pass with the configured estimator and coefficient."""
+    """``passes`` homeostasis passes with the configured estimator; the probe estimator's J is taken
+    at the free fixed point of the first sample of ``x``."""
     if learn.homeostasis == "local":
-        local_rule_(net, params, learn.homeostasis_coef)
+        for _ in range(passes):
+            local_rule_(net, params, learn.homeostasis_coef)
     elif learn.homeostasis == "probe":
-        probe_rule_(net, params, s_free, learn.homeostasis_coef, learn.homeostasis_probes, generator)
+        s_free = free_phase(net, params, x[:1], learn.T1)
+        for _ in range(passes):
+            probe_rule_(net, params, s_free, learn.homeostasis_coef, learn.homeostasis_probes, generator)

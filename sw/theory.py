@@ -17,7 +17,7 @@ from .config import Config, LearningConfig, NetworkConfig
 from .gradients import bptt_gradient, cauchy_estimate, cosine, implicit_gradient, weight_cosines
 from .homeostasis import asymmetry_loss, probe_loss, local_rule_, reciprocal_names, state_jacobian
 from .learning import nudged_phases
-from .network import Params, init_params
+from .network import Params, free_phase, init_params
 
 DTYPE = torch.float64
 
@@ -54,8 +54,6 @@ def _learning(rule: str, nudging: str, beta: float, T1: int, T2: int, n_layers: 
 def ep_estimate(net, params, x, y, rule="ep", nudging="one-sided", beta=1e-4, T1=200, T2=200, lr=None) -> dict[str, torch.Tensor]:
     """The rule's update direction; with ``lr`` a continual rule changes (a copy of) the weights as it goes."""
     learn = _learning(rule, nudging, beta, T1, T2, net.n_layers)
-    from .network import free_phase
-
     s_free = free_phase(net, params, x, T1)
     work = {k: v.clone() for k, v in params.items()}
     return nudged_phases(net, learn, work, s_free, y, torch.Generator().manual_seed(0), None if lr is None else [lr] * net.n_layers)

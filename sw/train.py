@@ -186,9 +186,7 @@ def train(
                 if learn.homeostasis != "off":
                     passes = (seen + len(idx)) // learn.homeostasis_period - seen // learn.homeostasis_period
                     if passes:
-                        s_free = free_phase(net, params, x, learn.T1)
-                        for _ in range(passes):
-                            homeostasis.apply_homeostasis(net, learn, params, s_free, generator)
+                        homeostasis.apply_homeostasis(net, learn, params, x, passes, generator)
                 seen += len(idx)
                 if bar is not None:
                     bar.update(len(idx))
