@@ -1,0 +1,88 @@
+"""Scalar fixed-point semantics against the ``fixedpoint`` package, on thousands of random operands."""
+
+import numpy as np
+import pytest
+from fixedpoint import FixedPoint
+
+from eqprop.errors import ConfigError
+from eqprop.fixed import ROUNDING_MODES, Format, multiply, requantize, saturate
+
+N = 2000
+
+
+def reference(value: float, fmt: Format, mode: str) -> int:
+    """``value`` (exactly representable) resized by fixedpoint into ``fmt`` with ``mode``, as an integer."""
+    x = FixedPoint(value, signed=True, m=40, n=20, overflow="clamp", overflow_alert="ignore", mismatch_alert="ignore")
+    x.resize(fmt.m, fmt.n, rounding=mode, overflow="clamp", alert="ignore")
+    if not fmt.signed and float(x) < 0:  # fixedpoint has no signed -> unsigned resize: clamp as the hardware does
+        return 0
+    return round(float(x) * 2**fmt.n)
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+def test_requantize_matches_fixedpoint(mode):
+    rng = np.random.default_rng(abs(hash(mode)) % 2**32)
+    for _ in range(N):
+        src_n = int(rng.integers(0, 16))
+        value = int(rng.integers(-(2**24), 2**24))
+        fmt = Format(signed=True, m=int(rng.integers(2, 12)), n=int(rng.integers(0, src_n + 1)), rounding=mode)
+        got = int(requantize(np.array([value]), src_n, fmt)[0])
+        assert got == reference(value / 2**src_n, fmt, mode), (value, src_n, fmt)
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+def test_products_match_fixedpoint(mode):
+    rng = np.random.default_rng(7 + ROUNDING_MODES.index(mode))
+    fa, fb = Format(True, 2, 14), Format(True, 3, 13)
+    out = Format(True, 5, 11, rounding=mode)
+    a = rng.integers(fa.min_int, fa.max_int + 1, N)
+    b = rng.integers(fb.min_int, fb.max_int + 1, N)
+    got = multiply(a, fa, b, fb, out)
+    for ai, bi, gi in zip(a, b, got):
+        pa = FixedPoint(int(ai) / 2**fa.n, signed=True, m=fa.m, n=fa.n)
+        pb = FixedPoint(int(bi) / 2**fb.n, signed=True, m=fb.m, n=fb.n)
+        product = pa * pb  # exact, m = fa.m + fb.m, n = fa.n + fb.n
+        product.resize(out.m, out.n, rounding=mode, overflow="clamp", alert="ignore")
+        assert int(gi) == round(float(product) * 2**out.n), (ai, bi)
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+@pytest.mark.parametrize("signed", [True, False])
+def test_quantize_floats_matches_fixedpoint(mode, signed):
+    rng = np.random.default_rng(3)
+    fmt = Format(signed=signed, m=3, n=9, rounding=mode)
+    values = np.concatenate([rng.uniform(-6, 6, N), (rng.integers(-3000, 3000, 200) + 0.5) / 2**9])  # ties too
+    got = fmt.quantize(values)
+    for v, g in zip(values, got):
+        x = FixedPoint(float(v), signed=signed, m=fmt.m, n=fmt.n, rounding=mode, overflow="clamp", overflow_alert="ignore")
+        assert int(g) == round(float(x) * 2**fmt.n), v
+
+
+def test_saturation_never_wraps():
+    fmt = Format(signed=True, m=2, n=6)
+    assert list(saturate([10**6, -(10**6), 5], fmt)) == [fmt.max_int, fmt.min_int, 5]
+    assert fmt.max_value == pytest.approx(2 - 2**-6) and fmt.min_value == -2
+    unsigned = Format(signed=False, m=1, n=7)
+    assert list(unsigned.quantize([-0.3, 2.5, 1.5, 0.5])) == [0, 255, 192, 64]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"signed": True, "m": 0, "n": 8}, "needs m >= 1"),
+        ({"signed": True, "m": 20, "n": 20}, "40 bits wide"),
+        ({"signed": True, "m": 2, "n": -1}, "format.n"),
+        ({"signed": True, "m": 2, "n": 8, "rounding": "stochastic"}, "rounding must be one of"),
+        ({"signed": True, "m": 2, "n": 8, "overflow": "wrap"}, "always saturates"),
+    ],
+)
+def test_bad_formats_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Format(**kwargs)
+    with pytest.raises(ConfigError, match=message):
+        Format.from_dict(kwargs)
+
+
+def test_quantize_refuses_nan():
+    with pytest.raises(ConfigError, match="NaN"):
+        Format(True, 2, 8).quantize([0.0, float("nan")])
