@@ -98,9 +98,12 @@ def bench_accuracy(seeds: int, quick: bool, progress: bool):
         runs = _seed_runs(cfg, seeds, progress)
         tests = [r.final["test_accuracy"] for r in runs]
         trains = [r.final["train_accuracy"] for r in runs]
-        data[name] = {"test_accuracy": tests, "train_accuracy": trains, "config": cfg.to_dict()}
-        rows.append([name, "x".join(map(str, cfg.network.sizes)), pct(*mean_std(trains)), pct(*mean_std(tests)), len(tests)])
-    return data, markdown_table(["preset", "sizes", "train accuracy %", "test accuracy %", "seeds"], rows), {}
+        cosines = [r.final["gradient_cosine"] for r in runs if "gradient_cosine" in r.final]
+        data[name] = {"test_accuracy": tests, "train_accuracy": trains, "gradient_cosine": cosines, "config": cfg.to_dict()}
+        cos = ", ".join(f"{k} {statistics.fmean(c[k] for c in cosines):.3f}" for k in cosines[0]) if cosines else None
+        rows.append([name, "x".join(map(str, cfg.network.sizes)), pct(*mean_std(trains)), pct(*mean_std(tests)), cos, len(tests)])
+    headers = ["preset", "sizes", "train accuracy %", "test accuracy %", "cos(update, -BPTT grad) at the end", "seeds"]
+    return data, markdown_table(headers, rows), {}
 
 
 # -- homeostasis -------------------------------------------------------------------------------

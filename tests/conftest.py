@@ -1,6 +1,11 @@
 import pytest
+import torch
 
 from eqprop.config import Config
+
+# The networks under test are small: torch's intra-op threads only contend with the other
+# pytest-xdist worker on a 2-core machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
