@@ -35,8 +35,9 @@ FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.npz"
 
 
-def checkpoint_bytes(cfg: Config, params: dict[str, np.ndarray]) -> bytes:
-    """The checkpoint file's contents for ``cfg`` and numpy ``params``."""
+def checkpoint_bytes(cfg: Config, params: dict) -> bytes:
+    """The checkpoint file's contents for ``cfg`` and ``params`` (numpy arrays or torch tensors)."""
+    params = {k: v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v) for k, v in params.items()}
     check_params(cfg, params, "parameters")
     buffer = io.BytesIO()
     np.savez(

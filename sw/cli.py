@@ -7,6 +7,7 @@ nothing written; see :mod:`eqprop.errors`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -72,13 +73,6 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", choices=DTYPES)
 
 
-_FIELDS = {
-    "network": ("sizes", "activation", "tied", "untied_init"),
-    "learning": ("rule", "nudging", "T1", "T2", "beta", "lr", "homeostasis", "homeostasis_coef", "homeostasis_period", "homeostasis_probes"),
-    "training": ("dataset", "data_dir", "epochs", "batch_size", "seed", "device", "dtype"),
-}
-
-
 def config_from_args(args: argparse.Namespace) -> Config:
     """Base configuration (file, preset, or the preset for dataset and rule) with the options applied."""
     from . import presets
@@ -92,11 +86,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
     else:
         base = presets.for_dataset_rule(args.dataset or "digits", args.rule or "cep")
     changes: dict[str, dict] = {}
-    for section, names in _FIELDS.items():
-        for name in names:
-            value = getattr(args, name, None)
+    for section in ("network", "learning", "training"):
+        for f in dataclasses.fields(getattr(base, section)):
+            value = getattr(args, f.name, None)  # options are named after the fields they set
             if value is not None:
-                changes.setdefault(section, {})[name] = value
+                changes.setdefault(section, {})[f.name] = value
     rule = changes.get("learning", {}).get("rule")
     if rule is not None and getattr(args, "tied", None) is None and rule_is_tied(rule) is not None:
         changes.setdefault("network", {})["tied"] = rule_is_tied(rule)
@@ -131,13 +125,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = fit_sizes_to_data(cfg, args, data)
     result = train(cfg, data, progress=not args.no_progress)
     final = result.final
-    params = {k: v.detach().cpu().numpy() for k, v in result.params.items()}
     metrics = {"config": cfg.to_dict(), "history": result.history, "final": final}
     if args.out:
         checkpoint.write_run(
             args.out,
             {
-                checkpoint.CHECKPOINT_NAME: checkpoint.checkpoint_bytes(cfg, params),
+                checkpoint.CHECKPOINT_NAME: checkpoint.checkpoint_bytes(cfg, result.params),
                 "metrics.json": checkpoint.to_json(metrics),
                 "config.json": cfg.to_json() + "\n",
             },

@@ -20,7 +20,7 @@ QUICK_EPOCHS = 2
 
 
 def run_demo(out: Path, quick: bool = False, progress: bool = True) -> int:
-    rows, runs = [], {}
+    rows, runs, results = [], {}, {}
     for name in DEMO_PRESETS:
         cfg = presets.get(name)
         if quick:
@@ -34,14 +34,13 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> int:
             name, cfg.learning.rule, "x".join(map(str, cfg.network.sizes)), final["train_accuracy"], final["test_accuracy"],
             final.get("gradient_cosine_mean"), final.get("jacobian_symmetry"), seconds, final["samples_per_second"],
         ])
-        if name == "digits-cep":
-            params = {k: v.detach().cpu().numpy() for k, v in result.params.items()}
-            cep_files = {CHECKPOINT_NAME: checkpoint_bytes(cfg, params), "metrics.json": to_json({"history": result.history})}
+        results[name] = result
     headers = ["stage", "rule", "sizes", "train acc", "test acc", "cos to BPTT", "J symmetry", "train s", "samples/s"]
     table = markdown_table(headers, rows)
     report = {"quick": quick, "runs": runs}
     write_run(out, {"report.json": to_json(report), "report.md": f"# eqprop demo\n\n{table}\n"})
-    write_run(out / "cep", cep_files)
+    cep = results["digits-cep"]
+    write_run(out / "cep", {CHECKPOINT_NAME: checkpoint_bytes(cep.config, cep.params), "metrics.json": to_json({"history": cep.history})})
     print()
     print(table)
     print(f"\nreport: {out / 'report.md'}; C-EP checkpoint: {out / 'cep' / CHECKPOINT_NAME}")
