@@ -200,18 +200,22 @@ def training_rate(cfg: Config, batch: int, samples: int, device: str, repeats: i
 
 
 def bench_throughput(seeds: int, quick: bool, progress: bool):
+    """C-EP training rate on each device, batch 1 and 64; on CPU with one torch thread and with torch's default."""
     cfg = presets.get("digits-cep")
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    default_threads = torch.get_num_threads()
+    settings = [("cpu", n) for n in sorted({1, default_threads})] + ([("cuda", default_threads)] if torch.cuda.is_available() else [])
     rows, data = [], {}
-    for device in devices:
-        for batch in (1, 64):
-            samples = (64 if quick else 512) if batch == 1 else (640 if quick else 8192)
-            rate = training_rate(cfg, batch, samples, device, repeats=3 if quick else 5)
-            data[f"{device} batch {batch}"] = rate
-            rows.append([device, batch, "x".join(map(str, cfg.network.sizes)), f"{rate:.0f}"])
-    data["torch_threads"] = torch.get_num_threads()
-    table = markdown_table(["device", "batch", "sizes", "C-EP training samples/s (median)"], rows)
-    return data, table + f"\n\ntorch threads: {torch.get_num_threads()}", {}
+    try:
+        for device, threads in settings:
+            torch.set_num_threads(threads)
+            for batch in (1, 64):
+                samples = (64 if quick else 512) if batch == 1 else (640 if quick else 8192)
+                rate = training_rate(cfg, batch, samples, device, repeats=3 if quick else 5)
+                data[f"{device} threads {threads} batch {batch}"] = rate
+                rows.append([device, threads, batch, "x".join(map(str, cfg.network.sizes)), f"{rate:.0f}"])
+    finally:
+        torch.set_num_threads(default_threads)
+    return data, markdown_table(["device", "torch threads", "batch", "sizes", "C-EP training samples/s (median)"], rows), {}
 
 
 _RUNNERS = {"theory": bench_theory, "accuracy": bench_accuracy, "homeostasis": bench_homeostasis, "throughput": bench_throughput}

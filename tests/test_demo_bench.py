@@ -23,7 +23,7 @@ def test_bench_quick_writes_markdown_and_json(tmp_path, capsys):
     results = json.loads((out / "bench.json").read_text())
     assert set(results) == {"accuracy", "throughput"}
     assert all(0 <= v["test_accuracy"][0] <= 1 for v in results["accuracy"].values())
-    assert results["throughput"]["cpu batch 64"] > 0 and results["throughput"]["cpu batch 1"] > 0
+    assert results["throughput"]["cpu threads 1 batch 64"] > 0 and results["throughput"]["cpu threads 1 batch 1"] > 0
     assert "digits-cep" in (out / "bench.md").read_text()
 
 
