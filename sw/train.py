@@ -115,10 +115,9 @@ def diagnostics(cfg: Config, params: Params, x_probe, y_probe, generator) -> dic
         cosines = weight_cosines(estimate, reference)
         result["gradient_cosine"] = cosines
         result["gradient_cosine_mean"] = float(np.mean(list(cosines.values())))
-    if net.n_layers >= 2:
-        s = free_phase(net, params, x_probe[:1], cfg.learning.T1) if len(x_probe) else None
-        if s is not None:
-            result["jacobian_symmetry"] = homeostasis.symmetry_ratio(homeostasis.state_jacobian(net, params, s))
+    if net.n_layers >= 2 and len(x_probe):
+        s = free_phase(net, params, x_probe[:1], cfg.learning.T1)
+        result["jacobian_symmetry"] = homeostasis.symmetry_ratio(homeostasis.state_jacobian(net, params, s))
     return result
 
 
@@ -127,7 +126,6 @@ def train(
     data: Dataset | None = None,
     progress: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
-    params: Params | None = None,
 ) -> TrainResult:
     """Train per ``cfg`` and return the weights and per-epoch metrics (epoch 0 = before training)."""
     cfg.validate()
@@ -138,8 +136,7 @@ def train(
     device = torch_device(tr.device)
     dtype = getattr(torch, tr.dtype)
     generator = torch.Generator().manual_seed(tr.seed)
-    if params is None:
-        params = init_params(net, generator, dtype, device)
+    params = init_params(net, generator, dtype, device)
 
     as_tensor = lambda a: torch.as_tensor(a).to(device)  # noqa: E731
     x_tr, l_tr = as_tensor(data.x_train).to(dtype), as_tensor(data.y_train)
@@ -163,7 +160,8 @@ def train(
         }
         if "free_convergence" in test_m:
             row["free_convergence"] = test_m["free_convergence"]
-        row.update(diagnostics(cfg, params, x_probe, y_probe, generator))
+        # Diagnostics draw from their own generator, so measuring does not change the training run.
+        row.update(diagnostics(cfg, params, x_probe, y_probe, torch.Generator().manual_seed(tr.seed + epoch)))
         result.history.append(row)
         if on_epoch is not None:
             on_epoch(row)

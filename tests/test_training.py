@@ -114,3 +114,11 @@ def test_size_mismatch_and_divergence_are_user_errors(tiny_config):
         train(tiny_config.replace(network={"sizes": [40, 32, 10]}))
     with pytest.raises(EqpropError, match="diverged"):
         train(tiny_config.replace(learning={"lr": [1e38, 1e38]}, training={"epochs": 1}))
+
+
+def test_measuring_does_not_change_the_training_run(tiny_config):
+    cfg = tiny_config.replace(learning={"nudging": "random-sign"}, training={"epochs": 1})
+    measured, unmeasured = train(cfg), train(cfg.replace(training={"probe_samples": 0}))
+    for name, value in measured.params.items():
+        torch.testing.assert_close(value, unmeasured.params[name], rtol=0, atol=0)
+    assert "gradient_cosine" in measured.final and "gradient_cosine" not in unmeasured.final
