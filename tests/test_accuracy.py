@@ -1,4 +1,4 @@
-"""The accuracy bars of SPEC section 8 on digits, mean of 3 seeds. Minutes each: `make test-slow`."""
+"""The accuracy bars of SPEC section 8 on digits, mean of 3 seeds (about a minute; `make test-fast` skips them)."""
 
 import statistics
 
