@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", metavar="NAME", help="print this preset's configuration JSON")
     p.set_defaults(func=cmd_presets)
 
-    p = sub.add_parser("demo", help="the whole path on digits, no board needed", description="Train the float reference on digits (C-EP, C-VF with homeostasis, and the BP MLP baseline), print a result table and write report.md, report.json and the C-EP checkpoint.")
+    p = sub.add_parser("demo", help="train the reference on digits and print a result table", description="Train the float reference on digits (C-EP, C-VF with homeostasis, and the BP MLP baseline), print a result table and write report.md, report.json and the C-EP checkpoint.")
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="run folder for report.json and report.md (default: runs/demo)")
     p.add_argument("--quick", action="store_true", help="fewer epochs: a smoke run, not the quality bar")
     p.add_argument("--no-progress", action="store_true")
