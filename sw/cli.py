@@ -91,6 +91,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
             value = getattr(args, f.name, None)  # options are named after the fields they set
             if value is not None:
                 changes.setdefault(section, {})[f.name] = value
+    if args.hidden is not None:
+        if args.sizes is not None:
+            raise ConfigError("give either --sizes or --hidden, not both")
+        sizes = changes.get("network", {}).get("sizes", base.network.sizes)
+        # input and output sizes are provisional here: fit_sizes_to_data sets them from the data
+        changes.setdefault("network", {})["sizes"] = [sizes[0], *args.hidden, sizes[-1]]
     rule = changes.get("learning", {}).get("rule")
     if rule is not None and getattr(args, "tied", None) is None and rule_is_tied(rule) is not None:
         changes.setdefault("network", {})["tied"] = rule_is_tied(rule)
@@ -98,18 +104,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def fit_sizes_to_data(cfg: Config, args: argparse.Namespace, data) -> Config:
-    """Input and output sizes follow the dataset unless ``--sizes`` fixed them; ``--hidden`` sets the rest."""
+    """Input and output sizes follow the dataset unless ``--sizes`` fixed them all."""
     if args.sizes is not None:
-        if args.hidden is not None:
-            raise ConfigError("give either --sizes or --hidden, not both")
         return cfg
-    hidden = args.hidden if args.hidden is not None else cfg.network.sizes[1:-1]
-    sizes = [data.n_features, *hidden, data.n_classes]
-    if sizes == cfg.network.sizes:
-        return cfg
-    if len(sizes) != len(cfg.network.sizes) and args.lr is None:
-        raise ConfigError(f"sizes {sizes} have {len(sizes) - 1} weight layers: give one learning rate per layer with --lr")
-    return cfg.replace(network={"sizes": sizes})
+    sizes = [data.n_features, *cfg.network.sizes[1:-1], data.n_classes]
+    return cfg if sizes == cfg.network.sizes else cfg.replace(network={"sizes": sizes})
 
 
 # -- commands ----------------------------------------------------------------------------------

@@ -65,7 +65,8 @@ def test_untied_rule_switches_to_untied_weights_and_config_file_round_trips(tmp_
         (["train", "--beta", "nan"], "learning.beta"),
         (["train", "--rule", "cep", "--untied"], "needs tied weights"),
         (["train", "--sizes", "10,5,10"], "input size 10 does not match dataset digits"),
-        (["train", "--hidden", "32,32"], "one learning rate per layer"),
+        (["train", "--hidden", "32,32"], "one learning rate per weight layer: 3"),
+        (["train", "--hidden", "32", "--sizes", "64,32,10"], "either --sizes or --hidden"),
         (["train", "--lr", "0.1"], "learning.lr"),
         (["train", "--preset", "nope"], "unknown preset"),
         (["train", "--dataset", "mnist"], "data_dir"),
@@ -80,6 +81,14 @@ def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path, capsys, argv, 
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_hidden_layers_with_their_learning_rates_follow_the_dataset(tmp_path, capsys):
+    out = tmp_path / "deep"
+    code, _, err = run(capsys, "train", "--dataset", "mnist1d", "--hidden", "12,8", "--lr", "0.05,0.03,0.02", "--out", str(out), *FAST[2:])
+    assert code == 0, err
+    cfg, arrays = load_checkpoint(out)
+    assert cfg.network.sizes == [40, 12, 8, 10] and arrays["W2"].shape == (10, 8)
 
 
 def test_corrupt_or_mismatched_checkpoints_are_refused(tmp_path, capsys):
