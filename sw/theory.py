@@ -8,13 +8,12 @@ approximately follow a primitive function; :func:`ep_bptt_cosines` reports both.
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import torch
 
-from .config import Config, LearningConfig, NetworkConfig
-from .gradients import bptt_gradient, cauchy_estimate, cosine, implicit_gradient, weight_cosines
+from .config import LearningConfig, NetworkConfig
+from .gradients import bptt_gradient, cauchy_estimate, implicit_gradient, weight_cosines
 from .homeostasis import asymmetry_loss, probe_loss, local_rule_, reciprocal_names, state_jacobian
 from .learning import nudged_phases
 from .network import Params, free_phase, init_params
