@@ -26,10 +26,9 @@ from .checkpoint import to_json, write_run
 from .config import Config
 from .data import load_dataset
 from .errors import EqpropError
-from .learning import nudged_phases
-from .network import free_phase, init_params
+from .network import init_params
 from .report import markdown_table, mean_std, pct
-from .train import one_hot, train
+from .train import one_hot, rule_direction, train
 
 SECTIONS = ("theory", "accuracy", "homeostasis", "throughput")
 ACCURACY_PRESETS = ("digits-mlp", "digits-bptt", "digits-ep", "digits-cep", "digits-cvf", "digits-cvf-homeostasis")
@@ -177,8 +176,8 @@ def _plot_homeostasis(curves: dict) -> bytes:
 
 
 def training_rate(cfg: Config, batch: int, samples: int, device: str, repeats: int) -> float:
-    """Median C-EP training samples per second over ``repeats`` timings of ``samples`` samples."""
-    net, learn = cfg.network, cfg.learning
+    """Median training samples per second over ``repeats`` timings of ``samples`` samples (the training step of :func:`train`)."""
+    net = cfg.network
     data = load_dataset("digits")
     generator = torch.Generator().manual_seed(0)
     params = init_params(net, generator, torch.float32, device)
@@ -190,8 +189,7 @@ def training_rate(cfg: Config, batch: int, samples: int, device: str, repeats: i
         with torch.no_grad():
             while done < samples:
                 idx = torch.arange(done, done + batch, device=device) % len(x_all)
-                s_free = free_phase(net, params, x_all[idx], learn.T1)
-                nudged_phases(net, learn, params, s_free, y_all[idx], generator, learn.lr)
+                rule_direction(cfg, params, x_all[idx], y_all[idx], generator, lr=cfg.learning.lr)
                 done += batch
         if device.startswith("cuda"):
             torch.cuda.synchronize()
