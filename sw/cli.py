@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import DATASETS, HOMEOSTASIS_MODES, NUDGINGS, RULES, UNTIED_INITS, ACTIVATIONS, DTYPES, Config, rule_is_tied
+from .config import ACTIVATIONS, ARITHS, DATASETS, DTYPES, HOMEOSTASIS_MODES, NUDGINGS, RULES, SECTIONS, UNTIED_INITS, Config, rule_is_tied
 from .errors import ConfigError, EqpropError
 
 EXIT_USER_ERROR = 2
@@ -71,6 +71,11 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--device", help="torch device: cpu, cuda, cuda:1 ...")
     g.add_argument("--dtype", choices=DTYPES)
+    g.add_argument("--arith", choices=ARITHS, help="float: the reference model; fixed: the golden model, the chip's integers, one sample at a time")
+    g.add_argument("--weight-bits", type=int, metavar="N", help="width of the weights the multipliers see (fixed.weight; integer bits kept)")
+    g.add_argument("--state-bits", type=int, metavar="N", help="width of the neuron states (fixed.state; integer bits kept)")
+    g.add_argument("--learn-bits", type=int, metavar="N", help="extra fraction bits of stored weights and biases")
+    g.add_argument("--stochastic-rounding", action="store_true", default=None, help="round weight increments with LFSR bits")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -86,7 +91,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     else:
         base = presets.for_dataset_rule(args.dataset or "digits", args.rule or "cep")
     changes: dict[str, dict] = {}
-    for section in ("network", "learning", "training"):
+    for section in SECTIONS:
         for f in dataclasses.fields(getattr(base, section)):
             value = getattr(args, f.name, None)  # options are named after the fields they set
             if value is not None:
@@ -100,15 +105,29 @@ def config_from_args(args: argparse.Namespace) -> Config:
     rule = changes.get("learning", {}).get("rule")
     if rule is not None and getattr(args, "tied", None) is None and rule_is_tied(rule) is not None:
         changes.setdefault("network", {})["tied"] = rule_is_tied(rule)
-    return base.replace(**changes) if changes else base.validate()
+    # The fixed-point formats are checked once, after the widths are resized; the accumulator
+    # follows the widths and the layer sizes.
+    arith = changes.setdefault("training", {}).pop("arith", base.training.arith)
+    changes["training"]["arith"] = "float"
+    cfg = base.replace(**changes)
+    if args.weight_bits is not None or args.state_bits is not None or "sizes" in changes.get("network", {}):
+        from .quantize import with_widths
+
+        cfg = with_widths(cfg, args.weight_bits, args.state_bits)
+    return cfg.replace(training={"arith": arith})
 
 
 def fit_sizes_to_data(cfg: Config, args: argparse.Namespace, data) -> Config:
     """Input and output sizes follow the dataset unless ``--sizes`` fixed them all."""
     if args.sizes is not None:
         return cfg
+    from .quantize import fit_accumulator
+
     sizes = [data.n_features, *cfg.network.sizes[1:-1], data.n_classes]
-    return cfg if sizes == cfg.network.sizes else cfg.replace(network={"sizes": sizes})
+    if sizes == cfg.network.sizes:
+        return cfg
+    resized = fit_accumulator(cfg.replace(network={"sizes": sizes}, training={"arith": "float"}))
+    return resized.replace(training={"arith": cfg.training.arith})
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -150,27 +169,93 @@ def _summary_line(cfg: Config, final: dict) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import torch
-
     from .checkpoint import load_checkpoint
     from .data import load_dataset
-    from .train import check_fits, evaluate
+    from .train import check_fits
 
     cfg, arrays = load_checkpoint(args.checkpoint)
     dataset = args.dataset or cfg.training.dataset
     cfg = cfg.replace(training={"dataset": dataset, "data_dir": args.data_dir or cfg.training.data_dir})
     data = load_dataset(dataset, cfg.training.seed, cfg.training.data_dir)
     check_fits(cfg, data)
-    dtype = getattr(torch, cfg.training.dtype)
-    params = {k: torch.as_tensor(v).to(dtype) for k, v in arrays.items()}
     result = {}
     for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
-        m = evaluate(cfg, params, torch.as_tensor(x).to(dtype), torch.as_tensor(y))
-        result.update({f"{split}_{k}": v for k, v in m.items()})
+        result.update({f"{split}_{k}": v for k, v in evaluate_arrays(cfg, arrays, x, y).items()})
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
-        print(f"{args.checkpoint}: train accuracy {result['train_accuracy']:.4f}, test accuracy {result['test_accuracy']:.4f}")
+        print(f"{args.checkpoint} ({cfg.training.arith}): train accuracy {result['train_accuracy']:.4f}, test accuracy {result['test_accuracy']:.4f}")
+    return 0
+
+
+def evaluate_arrays(cfg: Config, arrays: dict, x, labels) -> dict:
+    """Loss and accuracy of checkpoint arrays: the float model, or the golden model for integers."""
+    import numpy as np
+    import torch
+
+    if cfg.training.arith == "fixed":
+        from .golden import GoldenModel, evaluate_fixed, Arith, quantize_inputs
+
+        model = GoldenModel(Arith.from_config(cfg), arrays)
+        return evaluate_fixed(model, quantize_inputs(model.arith, x), np.asarray(labels))
+    from .train import evaluate
+
+    dtype = getattr(torch, cfg.training.dtype)
+    params = {k: torch.as_tensor(v).to(dtype) for k, v in arrays.items()}
+    return evaluate(cfg, params, torch.as_tensor(x).to(dtype), torch.as_tensor(labels))
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .data import load_dataset
+    from .quantize import quantize_checkpoint
+    from .train import check_fits
+
+    cfg, arrays = checkpoint.load_checkpoint(args.checkpoint, arith="float")
+    if args.fixed_config:
+        cfg = cfg.replace(fixed=Config.load(args.fixed_config).to_dict()["fixed"])
+    if args.weight_bits is not None or args.state_bits is not None:
+        from .quantize import with_widths
+
+        cfg = with_widths(cfg, args.weight_bits, args.state_bits)
+    data = load_dataset(cfg.training.dataset, cfg.training.seed, cfg.training.data_dir)
+    check_fits(cfg, data)
+    fixed_cfg, model, report = quantize_checkpoint(cfg, arrays, data, calibrated=not args.fixed_config)
+    report["source"] = str(args.checkpoint)
+    report["calibrated"] = not args.fixed_config
+    checkpoint.write_run(
+        args.out,
+        {
+            checkpoint.CHECKPOINT_NAME: checkpoint.checkpoint_bytes(fixed_cfg, model.params),
+            "config.json": fixed_cfg.to_json() + "\n",
+            "quantize.json": checkpoint.to_json(report),
+        },
+    )
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        formats = ", ".join(f"{k} {v}" for k, v in report["formats"].items())
+        print(f"formats: {formats}; learn bits {report['learn_bits']}")
+        print(
+            f"test accuracy: float {report['float_test_accuracy']:.4f}, fixed {report['fixed_test_accuracy']:.4f} "
+            f"({100 * report['test_accuracy_loss']:+.2f} points lost)  -> {args.out}"
+        )
+    return 0
+
+
+def cmd_cycles(args: argparse.Namespace) -> int:
+    from .report import markdown_table
+    from .schedule import cycle_count
+
+    cfg = config_from_args(args)
+    counts = [cycle_count(cfg, p) for p in (args.lane_counts or [cfg.hardware.lanes])]
+    if args.json:
+        print(json.dumps([c.to_dict() for c in counts], sort_keys=True))
+        return 0
+    phases = list(counts[0].phases)
+    rows = [[c.lanes, *(f"{c.phases[p]:.0f}" for p in phases), f"{c.total:.0f}", f"{c.bound:.0f}", c.ratio, c.inference] for c in counts]
+    print(f"cycles per training sample, {'x'.join(map(str, cfg.network.sizes))} {cfg.learning.rule}, {cfg.learning.nudging} nudging, T1 {cfg.learning.T1}, T2 {cfg.learning.T2}")
+    print(markdown_table(["P", *phases, "total", "lower bound", "ratio", "inference"], rows))
     return 0
 
 
@@ -212,11 +297,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="accuracy of a checkpoint", description="Evaluate a checkpoint on its dataset (or another with the same shape).")
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="run folder or checkpoint.npz")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="run folder or checkpoint.npz (float or fixed)")
     p.add_argument("--dataset", choices=DATASETS)
     p.add_argument("--data-dir", metavar="DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "quantize",
+        help="convert a float checkpoint to the chip's fixed point and measure the accuracy lost",
+        description="Calibrate fixed-point formats from a float checkpoint (or take them from a configuration), "
+        "convert its weights and report float and integer (golden model) accuracy. Writes a fixed-point checkpoint.",
+    )
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="float run folder or checkpoint.npz")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder for checkpoint.npz, config.json and quantize.json")
+    p.add_argument("--fixed-config", metavar="FILE", help="take the formats from this configuration's fixed section instead of calibrating")
+    p.add_argument("--weight-bits", type=int, metavar="N", help="width of the multipliers' weights (default: the configuration's)")
+    p.add_argument("--state-bits", type=int, metavar="N", help="width of the states (default: the configuration's)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser(
+        "cycles",
+        help="cycles per sample the chip takes, by phase, against the lower bound",
+        description="The cycle-count formula (eqprop.schedule) for a configuration at one or more lane counts P, "
+        "with the lower bound (multiply-accumulates and weight read-modify-writes per sample, divided by P).",
+    )
+    add_config_options(p)
+    p.add_argument("--lanes", dest="lane_counts", type=_int_list, metavar="P[,P...]", help="MAC lanes (default: hardware.lanes of the configuration)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cycles)
 
     p = sub.add_parser("presets", help="list the presets, or print one as configuration JSON")
     p.add_argument("--show", metavar="NAME", help="print this preset's configuration JSON")

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .fixed import Format
+from .lfsr import Lfsr
 
 CONFIG_VERSION = 1
 
@@ -32,6 +34,8 @@ HOMEOSTASIS_MODES = ("off", "local", "probe")
 UNTIED_INITS = ("transpose", "independent")
 DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist")
 DTYPES = ("float32", "float64")
+#: ``float``: the PyTorch reference model. ``fixed``: the integer golden model, the chip's arithmetic.
+ARITHS = ("float", "fixed")
 
 
 def rule_is_tied(rule: str) -> bool | None:
@@ -103,6 +107,69 @@ class TrainingConfig:
     dtype: str = "float32"
     #: Samples used each epoch to measure gradient alignment with BPTT (0 to skip).
     probe_samples: int = 128
+    #: ``float`` trains the reference model; ``fixed`` the golden model, one sample at a time as the chip.
+    arith: str = "float"
+
+
+_FORMAT_FIELDS = ("input", "state", "weight", "bias", "accumulator", "update", "factor")
+
+
+@dataclass
+class FixedConfig:
+    """Number formats of the chip's datapath, read by the golden model and the HDL.
+
+    Formats use the ``fixedpoint`` package's vocabulary (``signed``, ``m`` integer bits counting
+    the sign, ``n`` fraction bits, ``rounding``, ``overflow`` = ``clamp``). Weights and biases are
+    stored with ``learn_bits`` extra fraction bits, so that the small per-step C-EP increments
+    accumulate instead of rounding away; the multipliers see the ``weight`` format (rounded with
+    its mode). With ``stochastic_rounding`` the increments are rounded with random bits from the
+    ``lfsr`` instead. How each format is used is documented in :mod:`eqprop.golden`.
+    """
+
+    #: Input pixels x (clamped into layer 0).
+    input: Format = Format(False, 1, 7)
+    #: Neuron states (hidden states are in [0, 1]; the nudged output leaves it by up to beta).
+    state: Format = Format(True, 2, 14)
+    #: Weights as the multipliers see them.
+    weight: Format = Format(True, 2, 14)
+    #: Biases (added to the accumulator at their stored precision).
+    bias: Format = Format(True, 4, 12)
+    #: Dot-product accumulator; sized so that no drive can overflow it (checked).
+    accumulator: Format = Format(True, 12, 28)
+    #: The per-neuron learning factors ``eta/beta * s`` the weight updates are built from.
+    update: Format = Format(True, 1, 15)
+    #: Constants: beta, the learning-rate factors eta_l/(phases beta) and the homeostasis lambda.
+    factor: Format = Format(False, 1, 15)
+    #: Extra fraction bits of stored weights and biases.
+    learn_bits: int = 8
+    #: Round weight increments stochastically with the LFSR's bits (else with the storage format's mode).
+    stochastic_rounding: bool = False
+    #: The LFSR behind stochastic rounding and random-sign nudging.
+    lfsr: Lfsr = Lfsr()
+
+    def __post_init__(self) -> None:
+        for name in _FORMAT_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, Format):
+                setattr(self, name, Format.from_dict(value, f"fixed.{name}"))
+        if isinstance(self.lfsr, dict):
+            unknown = set(self.lfsr) - {"width", "taps", "seed"}
+            if unknown:
+                raise ConfigError(f"unknown field(s) in fixed.lfsr: {', '.join(sorted(unknown))}")
+            self.lfsr = Lfsr(**self.lfsr)
+        elif not isinstance(self.lfsr, Lfsr):
+            raise ConfigError("fixed.lfsr must be an object with width, taps and seed")
+
+    def formats(self) -> dict[str, Format]:
+        return {name: getattr(self, name) for name in _FORMAT_FIELDS}
+
+
+@dataclass
+class HardwareConfig:
+    """How the chip is built: what the cycle-count formula and the HDL read."""
+
+    #: P, the number of parallel MAC lanes the datapath is time-multiplexed over.
+    lanes: int = 1
 
 
 @dataclass
@@ -112,6 +179,8 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    fixed: FixedConfig = field(default_factory=FixedConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
     version: int = CONFIG_VERSION
 
     # -- serialization -------------------------------------------------------------------------
@@ -134,7 +203,7 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown configuration section(s): {', '.join(sorted(unknown))}")
         kwargs = {}
-        for name, section_cls in (("network", NetworkConfig), ("learning", LearningConfig), ("training", TrainingConfig)):
+        for name, section_cls in SECTIONS.items():
             kwargs[name] = _section_from_dict(section_cls, name, data.get(name, {}))
         cfg = cls(**kwargs)
         cfg.validate()
@@ -177,6 +246,7 @@ class Config:
         _check_choice("learning.homeostasis", learn.homeostasis, HOMEOSTASIS_MODES)
         _check_choice("training.dataset", train.dataset, DATASETS)
         _check_choice("training.dtype", train.dtype, DTYPES)
+        _check_choice("training.arith", train.arith, ARITHS)
 
         if not isinstance(net.sizes, list) or len(net.sizes) < 2:
             raise ConfigError("network.sizes must list at least an input and an output layer, e.g. [64, 128, 10]")
@@ -231,7 +301,28 @@ class Config:
             raise ConfigError(f"dataset {train.dataset!r} is read from IDX files: give their folder in training.data_dir (--data-dir)")
         if not isinstance(train.device, str) or not train.device:
             raise ConfigError(f"training.device must name a torch device, got {train.device!r}")
+
+        fx = self.fixed
+        if not _is_int(fx.learn_bits) or fx.learn_bits < 0:
+            raise ConfigError(f"fixed.learn_bits must be a non-negative integer, got {fx.learn_bits!r}")
+        if not isinstance(fx.stochastic_rounding, bool):
+            raise ConfigError(f"fixed.stochastic_rounding must be true or false, got {fx.stochastic_rounding!r}")
+        if not _is_int(self.hardware.lanes) or self.hardware.lanes < 1:
+            raise ConfigError(f"hardware.lanes must be a positive integer (P, the MAC lanes), got {self.hardware.lanes!r}")
+        if train.arith == "fixed":
+            from .golden import Arith  # the formats' range checks need the derived constants
+
+            Arith.from_config(self)
         return self
+
+
+SECTIONS = {
+    "network": NetworkConfig,
+    "learning": LearningConfig,
+    "training": TrainingConfig,
+    "fixed": FixedConfig,
+    "hardware": HardwareConfig,
+}
 
 
 def _section_from_dict(section_cls: type, name: str, values: Any) -> Any:

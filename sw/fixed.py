@@ -22,8 +22,10 @@ from .errors import ConfigError
 
 ROUNDING_MODES = ("convergent", "nearest", "down", "in", "out", "up")
 OVERFLOW_MODES = ("clamp",)
-#: Widest format: products of two formats must still fit the int64 the golden model computes in.
+#: Widest multiplier operand: the product of two must still fit the int64 the golden model computes in.
 MAX_WIDTH = 31
+#: Widest format of any kind (accumulators sum products in int64).
+MAX_FORMAT_WIDTH = 62
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,8 @@ class Format:
                 raise ConfigError(f"{name}.{field} must be a non-negative integer, got {value!r}")
         if self.signed and self.m < 1:
             raise ConfigError(f"{name}: a signed format needs m >= 1 (m counts the sign bit)")
-        if not 1 <= self.width <= MAX_WIDTH:
-            raise ConfigError(f"{name} is {self.width} bits wide; formats are 1 to {MAX_WIDTH} bits")
+        if not 1 <= self.width <= MAX_FORMAT_WIDTH:
+            raise ConfigError(f"{name} is {self.width} bits wide; formats are 1 to {MAX_FORMAT_WIDTH} bits")
         if self.rounding not in ROUNDING_MODES:
             raise ConfigError(f"{name}.rounding must be one of {', '.join(ROUNDING_MODES)}; got {self.rounding!r}")
         if self.overflow not in OVERFLOW_MODES:

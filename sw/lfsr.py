@@ -5,11 +5,17 @@ by one and, when the bit shifted out was 1, is XORed with ``taps``. The hardware
 after each clock. Because the map is linear over GF(2), :meth:`Lfsr.states` produces any stretch
 of the sequence vectorized (jumping ahead by repeated squaring of the transition), so the golden
 model can draw one random word per weight update without a Python loop per update.
+
+Random words for stochastic rounding are :meth:`Lfsr.draws`: draw k is the state after
+``(k + 1) * width`` clocks. Consecutive states of a Galois LFSR are shifted copies of each other;
+``width`` clocks apart every bit has been replaced, so neighbouring weights get unrelated bits.
+The hardware advances its LFSR by ``width`` clocks per draw (a fixed XOR network).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -17,6 +23,8 @@ from .errors import ConfigError
 
 #: Feedback masks of maximal-length (period 2^w - 1) Galois LFSRs, by width.
 MAXIMAL_TAPS = {8: 0xB8, 16: 0xB400, 24: 0xE10000, 32: 0xA3000000}
+#: Widths up to which a maximal LFSR's whole period is tabulated for fast draws.
+TABLE_MAX_WIDTH = 16
 
 
 @dataclass(frozen=True)
@@ -53,20 +61,43 @@ class Lfsr:
     def _square(self, columns: np.ndarray) -> np.ndarray:
         return self._apply(columns, columns)
 
-    def state_after(self, clocks: int) -> int:
-        """The state after ``clocks`` clocks from the seed."""
-        columns, state = self._unit_columns(), np.array([self.seed], dtype=np.uint64)
+    def _power_columns(self, clocks: int) -> np.ndarray:
+        """Columns of the transition applied ``clocks`` times."""
+        result = np.array([1 << bit for bit in range(self.width)], dtype=np.uint64)
+        columns = self._unit_columns()
         while clocks:
             if clocks & 1:
-                state = self._apply(columns, state)
+                result = self._apply(columns, result)
             columns, clocks = self._square(columns), clocks >> 1
-        return int(state[0])
+        return result
 
-    def states(self, count: int, start: int = 0) -> np.ndarray:
-        """The states after clocks ``start + 1 .. start + count`` (uint64), vectorized by doubling."""
-        out = np.array([self.state_after(start + 1)], dtype=np.uint64)
-        columns = self._unit_columns()  # one clock; squared as the stretch doubles
+    def state_after(self, clocks: int) -> int:
+        """The state after ``clocks`` clocks from the seed."""
+        return int(self._apply(self._power_columns(clocks), np.array([self.seed], dtype=np.uint64))[0])
+
+    def states(self, count: int, start: int = 0, stride: int = 1) -> np.ndarray:
+        """The states after clocks ``(start + i + 1) * stride``, i = 0..count-1 (uint64), vectorized by doubling."""
+        out = np.array([self.state_after((start + 1) * stride)], dtype=np.uint64)
+        columns = self._power_columns(stride)  # one stride; squared as the stretch doubles
         while len(out) < count:
             out = np.concatenate([out, self._apply(columns, out)])
             columns = self._square(columns)
         return out[:count]
+
+    def draws(self, start: int, count: int) -> np.ndarray:
+        """Random words ``start .. start + count - 1`` for stochastic rounding (int64)."""
+        if count == 0:
+            return np.zeros(0, dtype=np.int64)
+        if self.width <= TABLE_MAX_WIDTH and MAXIMAL_TAPS.get(self.width) == self.taps:
+            table = _period_table(self.width, self.taps, self.seed)
+            clocks = (np.arange(start + 1, start + count + 1, dtype=np.int64) * self.width) % len(table)
+            return table[clocks]
+        return self.states(count, start, stride=self.width).astype(np.int64)
+
+
+@lru_cache(maxsize=4)
+def _period_table(width: int, taps: int, seed: int) -> np.ndarray:
+    """State after k clocks at index k, over one full period of a maximal LFSR."""
+    lfsr = Lfsr(width, taps, seed)
+    period = (1 << width) - 1
+    return np.concatenate([[seed], lfsr.states(period - 1)]).astype(np.int64)

@@ -15,6 +15,10 @@ _HOMEOSTASIS = {"homeostasis": "local", "homeostasis_coef": 0.01, "homeostasis_p
 #: name -> (description, changes to the default Config, which is ``digits-cep``).
 PRESETS: dict[str, tuple[str, dict]] = {
     "digits-cep": ("C-EP, tied, symmetric nudging, 64-128-10 (the default)", {}),
+    "digits-cep-chip": (
+        "C-EP as the chip learns it: one sample at a time (batch 1), lr 0.01/0.005, 10 epochs; run it with --arith fixed",
+        {"learning": {"lr": [0.01, 0.005]}, "training": {"batch_size": 1, "epochs": 10}},
+    ),
     "digits-ep": ("plain EP, tied, update after the nudged phases", {"learning": {"rule": "ep"}}),
     "digits-cvf": ("C-VF, untied, independent initial B (random angle), no homeostasis", {"network": _UNTIED, "learning": {"rule": "cvf"}}),
     "digits-cvf-homeostasis": (

@@ -29,7 +29,8 @@ EVAL_CHUNK = 4096
 @dataclass
 class TrainResult:
     config: Config
-    params: Params
+    #: Float tensors, or the stored integers (numpy) when ``training.arith`` is ``fixed``.
+    params: Params | dict[str, np.ndarray]
     history: list[dict] = field(default_factory=list)
 
     @property
@@ -127,41 +128,22 @@ def train(
     progress: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainResult:
-    """Train per ``cfg`` and return the weights and per-epoch metrics (epoch 0 = before training)."""
+    """Train per ``cfg`` and return the weights and per-epoch metrics (epoch 0 = before training).
+
+    ``training.arith = "fixed"`` trains the golden model (:mod:`eqprop.golden`) one sample at a
+    time, as the chip does; the result's ``params`` are then the stored integers.
+    """
     cfg.validate()
-    net, learn, tr = cfg.network, cfg.learning, cfg.training
+    tr = cfg.training
     if data is None:
         data = load_dataset(tr.dataset, tr.seed, tr.data_dir)
     check_fits(cfg, data)
-    device = torch_device(tr.device)
-    dtype = getattr(torch, tr.dtype)
-    generator = torch.Generator().manual_seed(tr.seed)
-    params = init_params(net, generator, dtype, device)
-
-    as_tensor = lambda a: torch.as_tensor(a).to(device)  # noqa: E731
-    x_tr, l_tr = as_tensor(data.x_train).to(dtype), as_tensor(data.y_train)
-    x_te, l_te = as_tensor(data.x_test).to(dtype), as_tensor(data.y_test)
-    y_tr = one_hot(l_tr, net.sizes[-1], dtype)
-    probe = torch.randperm(len(x_tr), generator=generator)[: tr.probe_samples].to(device)
-    x_probe, y_probe = x_tr[probe], y_tr[probe]
-
-    result = TrainResult(cfg, params)
+    learner = (_FixedLearner if tr.arith == "fixed" else _FloatLearner)(cfg, data)
+    result = TrainResult(cfg, learner.params)
 
     def record(epoch: int, seconds: float, samples: int) -> None:
-        train_m, test_m = evaluate(cfg, params, x_tr, l_tr), evaluate(cfg, params, x_te, l_te)
-        row = {
-            "epoch": epoch,
-            "train_loss": train_m["loss"],
-            "train_accuracy": train_m["accuracy"],
-            "test_loss": test_m["loss"],
-            "test_accuracy": test_m["accuracy"],
-            "train_seconds": seconds,
-            "samples_per_second": samples / seconds if seconds > 0 else None,
-        }
-        if "free_convergence" in test_m:
-            row["free_convergence"] = test_m["free_convergence"]
-        # Diagnostics draw from their own generator, so measuring does not change the training run.
-        row.update(diagnostics(cfg, params, x_probe, y_probe, torch.Generator().manual_seed(tr.seed + epoch)))
+        row = {"epoch": epoch, "train_seconds": seconds, "samples_per_second": samples / seconds if seconds > 0 else None}
+        row.update(learner.measure(epoch))
         result.history.append(row)
         if on_epoch is not None:
             on_epoch(row)
@@ -171,29 +153,113 @@ def train(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=tr.epochs * len(x_tr), unit="sample", desc=f"{learn.rule} {data.name}", leave=False)
-    seen = 0
-    with torch.no_grad():
-        for epoch in range(1, tr.epochs + 1):
-            order = torch.randperm(len(x_tr), generator=generator).to(device)
-            start = time.perf_counter()
-            for i in range(0, len(order), tr.batch_size):
-                idx = order[i : i + tr.batch_size]
-                x, y = x_tr[idx], y_tr[idx]
-                rule_direction(cfg, params, x, y, generator, lr=learn.lr)
-                if learn.homeostasis != "off":
-                    passes = (seen + len(idx)) // learn.homeostasis_period - seen // learn.homeostasis_period
-                    if passes:
-                        homeostasis.apply_homeostasis(net, learn, params, x, passes, generator)
-                seen += len(idx)
-                if bar is not None:
-                    bar.update(len(idx))
-            seconds = time.perf_counter() - start
-            if not all(bool(torch.isfinite(p).all()) for p in params.values()):
-                raise EqpropError(f"training diverged in epoch {epoch} (non-finite weights): lower the learning rates or beta")
-            record(epoch, seconds, len(x_tr))
+        bar = tqdm(total=tr.epochs * learner.n_train, unit="sample", desc=f"{cfg.learning.rule} {tr.arith} {data.name}", leave=False)
+    for epoch in range(1, tr.epochs + 1):
+        order = learner.shuffle()
+        start = time.perf_counter()
+        for i in range(0, len(order), learner.batch_size):
+            idx = order[i : i + learner.batch_size]
+            learner.learn(idx)
             if bar is not None:
-                bar.set_postfix(test_acc=f"{result.final['test_accuracy']:.3f}")
+                bar.update(len(idx))
+        seconds = time.perf_counter() - start
+        learner.check(epoch)
+        record(epoch, seconds, learner.n_train)
+        if bar is not None:
+            bar.set_postfix(test_acc=f"{result.final['test_accuracy']:.3f}")
     if bar is not None:
         bar.close()
     return result
+
+
+class _FloatLearner:
+    """The PyTorch reference model, in batches."""
+
+    def __init__(self, cfg: Config, data: Dataset) -> None:
+        self.cfg = cfg
+        net, tr = cfg.network, cfg.training
+        device = torch_device(tr.device)
+        dtype = getattr(torch, tr.dtype)
+        self.generator = torch.Generator().manual_seed(tr.seed)
+        self.params = init_params(net, self.generator, dtype, device)
+        as_tensor = lambda a: torch.as_tensor(a).to(device)  # noqa: E731
+        self.x_tr, self.l_tr = as_tensor(data.x_train).to(dtype), as_tensor(data.y_train)
+        self.x_te, self.l_te = as_tensor(data.x_test).to(dtype), as_tensor(data.y_test)
+        self.y_tr = one_hot(self.l_tr, net.sizes[-1], dtype)
+        probe = torch.randperm(len(self.x_tr), generator=self.generator)[: tr.probe_samples].to(device)
+        self.x_probe, self.y_probe = self.x_tr[probe], self.y_tr[probe]
+        self.n_train, self.batch_size, self.seen = len(self.x_tr), tr.batch_size, 0
+
+    def shuffle(self) -> torch.Tensor:
+        return torch.randperm(self.n_train, generator=self.generator).to(self.x_tr.device)
+
+    @torch.no_grad()
+    def learn(self, idx: torch.Tensor) -> None:
+        cfg, learn = self.cfg, self.cfg.learning
+        x, y = self.x_tr[idx], self.y_tr[idx]
+        rule_direction(cfg, self.params, x, y, self.generator, lr=learn.lr)
+        if learn.homeostasis != "off":
+            period = learn.homeostasis_period
+            passes = (self.seen + len(idx)) // period - self.seen // period
+            if passes:
+                homeostasis.apply_homeostasis(cfg.network, learn, self.params, x, passes, self.generator)
+        self.seen += len(idx)
+
+    def check(self, epoch: int) -> None:
+        if not all(bool(torch.isfinite(p).all()) for p in self.params.values()):
+            raise EqpropError(f"training diverged in epoch {epoch} (non-finite weights): lower the learning rates or beta")
+
+    def measure(self, epoch: int) -> dict:
+        cfg = self.cfg
+        train_m = evaluate(cfg, self.params, self.x_tr, self.l_tr)
+        test_m = evaluate(cfg, self.params, self.x_te, self.l_te)
+        row = {
+            "train_loss": train_m["loss"],
+            "train_accuracy": train_m["accuracy"],
+            "test_loss": test_m["loss"],
+            "test_accuracy": test_m["accuracy"],
+        }
+        if "free_convergence" in test_m:
+            row["free_convergence"] = test_m["free_convergence"]
+        # Diagnostics draw from their own generator, so measuring does not change the training run.
+        row.update(diagnostics(cfg, self.params, self.x_probe, self.y_probe, torch.Generator().manual_seed(cfg.training.seed + epoch)))
+        return row
+
+
+class _FixedLearner:
+    """The golden model, one sample at a time: the chip's arithmetic and schedule.
+
+    It starts from the float model's initial weights for the same seed, quantized, and visits the
+    samples in the same order as the float model with the same seed and batch size 1.
+    """
+
+    batch_size = 1
+
+    def __init__(self, cfg: Config, data: Dataset) -> None:
+        from .golden import GoldenModel, quantize_inputs
+
+        self.cfg = cfg
+        self.generator = torch.Generator().manual_seed(cfg.training.seed)
+        self.model = GoldenModel.from_float(cfg, init_params(cfg.network, self.generator, torch.float64))
+        self.params = self.model.params  # updated in place as the model learns
+        self.x_tr, self.l_tr = quantize_inputs(self.model.arith, data.x_train), np.asarray(data.y_train)
+        self.x_te, self.l_te = quantize_inputs(self.model.arith, data.x_test), np.asarray(data.y_test)
+        self.n_train = len(self.x_tr)
+
+    def shuffle(self) -> np.ndarray:
+        return torch.randperm(self.n_train, generator=self.generator).numpy()
+
+    def learn(self, idx: np.ndarray) -> None:
+        for i in idx:
+            self.model.train_sample(self.x_tr[i], int(self.l_tr[i]))
+
+    def check(self, epoch: int) -> None:
+        """Integers cannot diverge: they saturate."""
+
+    def measure(self, epoch: int) -> dict:
+        from .golden import evaluate_fixed
+
+        row = {}
+        for split, x, labels in (("train", self.x_tr, self.l_tr), ("test", self.x_te, self.l_te)):
+            row.update({f"{split}_{k}": v for k, v in evaluate_fixed(self.model, x, labels).items()})
+        return row

@@ -47,7 +47,7 @@ def test_unknown_fields_and_sections_are_refused():
     with pytest.raises(ConfigError, match="unknown field.*gamma"):
         Config.from_dict(data)
     with pytest.raises(ConfigError, match="unknown configuration section"):
-        Config.from_dict({"hardware": {}})
+        Config.from_dict({"board": {}})
     with pytest.raises(ConfigError, match="not valid JSON"):
         Config.from_json("{")
 

@@ -70,7 +70,7 @@ def test_saturation_never_wraps():
     "kwargs, message",
     [
         ({"signed": True, "m": 0, "n": 8}, "needs m >= 1"),
-        ({"signed": True, "m": 20, "n": 20}, "40 bits wide"),
+        ({"signed": True, "m": 40, "n": 30}, "70 bits wide"),
         ({"signed": True, "m": 2, "n": -1}, "format.n"),
         ({"signed": True, "m": 2, "n": 8, "rounding": "stochastic"}, "rounding must be one of"),
         ({"signed": True, "m": 2, "n": 8, "overflow": "wrap"}, "always saturates"),
@@ -86,3 +86,22 @@ def test_bad_formats_are_refused(kwargs, message):
 def test_quantize_refuses_nan():
     with pytest.raises(ConfigError, match="NaN"):
         Format(True, 2, 8).quantize([0.0, float("nan")])
+
+
+def _signed(bits: int, width: int) -> int:
+    return bits - (1 << width) if bits >> (width - 1) else bits
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+def test_wide_datapath_values_round_and_saturate_like_fixedpoint(mode):
+    """The golden model's accumulators and update products: up to 57 bits, shifts up to 35."""
+    rng = np.random.default_rng(100 + ROUNDING_MODES.index(mode))
+    width = 57
+    for _ in range(N):
+        out_n, shift = int(rng.integers(0, 21)), int(rng.integers(1, 36))
+        src_n = out_n + shift
+        value = int(rng.integers(-(2 ** (width - 1)), 2 ** (width - 1)))
+        out = Format(True, int(rng.integers(2, 30)), out_n, rounding=mode)
+        x = FixedPoint(hex(value & ((1 << width) - 1)), signed=True, m=width - src_n, n=src_n)
+        x.resize(out.m, out.n, rounding=mode, overflow="clamp", alert="ignore")
+        assert int(requantize(np.array([value]), src_n, out)[0]) == _signed(x.bits, out.width), (value, src_n, out)

@@ -39,3 +39,12 @@ def test_low_bits_are_roughly_uniform():
 def test_bad_lfsr_configuration_is_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         Lfsr(**kwargs)
+
+
+@pytest.mark.parametrize("width", [8, 16, 24])
+def test_draws_are_states_one_width_of_clocks_apart(width):
+    lfsr = Lfsr(width, MAXIMAL_TAPS[width], seed=0x3C % (1 << width))
+    draws = lfsr.draws(start=5, count=300)  # tabulated for 8 and 16 bits, jumped for 24
+    expected = [lfsr.state_after((5 + i + 1) * width) for i in range(0, 300, 37)]
+    np.testing.assert_array_equal(draws[::37], expected)
+    assert draws.dtype == np.int64
