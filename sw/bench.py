@@ -9,8 +9,14 @@ Sections:
 * ``homeostasis``: C-VF with and without homeostasis, same seeds, on digits and MNIST-1D with one
   and two hidden layers: accuracy, gradient cosine to BPTT and Jacobian symmetry over training,
   with a PNG of the curves.
+* ``fixed``: the chip's arithmetic (the golden model): fixed-point C-EP trained from scratch
+  against float C-EP with the same preset over seeds, accuracy against weight and state widths
+  and learning bits (table and PNG), and the accuracy a float-trained checkpoint keeps when
+  quantized.
+* ``cycles``: cycles per sample from the cycle-count formula against the lower bound, for
+  several lane counts P (table and PNG).
 * ``throughput``: C-EP training samples per second at batch 1 and batch 64 (medians over
-  repeats, on CPU and, when present, CUDA).
+  repeats, on CPU and, when present, CUDA), and the golden model's at batch 1 beside them.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from .network import init_params
 from .report import markdown_table, mean_std, pct
 from .train import one_hot, rule_direction, train
 
-SECTIONS = ("theory", "accuracy", "homeostasis", "throughput")
+SECTIONS = ("theory", "accuracy", "homeostasis", "fixed", "cycles", "throughput")
 ACCURACY_PRESETS = ("digits-mlp", "digits-bptt", "digits-ep", "digits-cep", "digits-cvf", "digits-cvf-homeostasis")
 QUICK_EPOCHS = 2
 
@@ -143,14 +149,26 @@ def bench_homeostasis(seeds: int, quick: bool, progress: bool):
     return data, markdown_table(headers, rows) + "\n\n![homeostasis](homeostasis.png)", {"homeostasis.png": _plot_homeostasis(curves)}
 
 
-def _plot_homeostasis(curves: dict) -> bytes:
-    import io
-
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _png(fig) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def _plot_homeostasis(curves: dict) -> bytes:
+    plt = _pyplot()
     metrics = (("test_accuracy", "test accuracy"), ("gradient_cosine_mean", "cos(update, -BPTT grad)"), ("jacobian_symmetry", "Jacobian symmetry"))
     groups = sorted({k.rsplit(" ", 1)[0] for k in curves})
     fig, axes = plt.subplots(len(groups), len(metrics), figsize=(4 * len(metrics), 2.6 * len(groups)), squeeze=False)
@@ -166,10 +184,118 @@ def _plot_homeostasis(curves: dict) -> bytes:
             if row == 0 and col == 0:
                 ax.legend(fontsize=7)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)
+
+
+# -- fixed point -------------------------------------------------------------------------------
+
+#: (weight bits, state bits) of the width sweep: each axis from 8 to 16 with the other at 16.
+WIDTH_SWEEP = [(w, 16) for w in (16, 14, 12, 10, 8)] + [(16, s) for s in (14, 12, 10, 8)]
+LEARN_BITS_SWEEP = (0, 4, 8)
+QUANTIZE_WIDTHS = (16, 12, 10, 8)
+
+
+def bench_fixed(seeds: int, quick: bool, progress: bool):
+    from .quantize import quantize_checkpoint, with_widths
+
+    chip = _with_epochs(presets.get("digits-cep-chip"), quick).replace(training={"probe_samples": 0})
+    fixed = chip.replace(training={"arith": "fixed"})
+    data: dict = {}
+    md = []
+
+    # fixed-point training from scratch against float, same preset and seeds
+    runs = {"float": _seed_runs(chip, seeds, progress), "fixed": _seed_runs(fixed, seeds, progress)}
+    rows = []
+    for arith, results in runs.items():
+        tests = [r.final["test_accuracy"] for r in results]
+        rates = [r.history[1]["samples_per_second"] for r in results]
+        data[f"digits-cep-chip {arith}"] = {"test_accuracy": tests, "samples_per_second_epoch1": rates}
+        rows.append([f"digits-cep-chip, {arith}", pct(*mean_std(tests)), len(tests)])
+    gap = statistics.fmean(data["digits-cep-chip float"]["test_accuracy"]) - statistics.fmean(data["digits-cep-chip fixed"]["test_accuracy"])
+    data["fixed_gap_points"] = 100 * gap
+    md.append(markdown_table(["C-EP on digits (batch 1, as the chip)", "test accuracy %", "seeds"], rows))
+    md.append(f"float minus fixed point: {100 * gap:+.2f} points of test accuracy (mean of {seeds} seeds).")
+
+    # widths and learning bits, seed 0
+    sweep_rows, sweep = [], {}
+    for weight_bits, state_bits in WIDTH_SWEEP:
+        cfg = with_widths(chip, weight_bits, state_bits).replace(training={"arith": "fixed"})
+        result = train(cfg, progress=progress)
+        sweep[f"{weight_bits},{state_bits}"] = result.final["test_accuracy"]
+        sweep_rows.append([weight_bits, state_bits, chip.fixed.learn_bits, f"{100 * result.final['test_accuracy']:.2f}"])
+    for learn_bits in LEARN_BITS_SWEEP:
+        if learn_bits == chip.fixed.learn_bits:
+            continue
+        result = train(fixed.replace(fixed={"learn_bits": learn_bits}), progress=progress)
+        data[f"learn_bits {learn_bits}"] = result.final["test_accuracy"]
+        sweep_rows.append([16, 16, learn_bits, f"{100 * result.final['test_accuracy']:.2f}"])
+    data["width_sweep"] = sweep
+    md.append(markdown_table(["weight bits", "state bits", "learn bits", "test accuracy % (seed 0)"], sweep_rows))
+    md.append("![accuracy against width](fixed_widths.png)")
+
+    # quantizing float-trained checkpoints (inference)
+    float_cfg = _with_epochs(presets.get("digits-cep"), quick).replace(training={"probe_samples": 0})
+    losses: dict[int, list[float]] = {bits: [] for bits in QUANTIZE_WIDTHS}
+    dataset = load_dataset("digits")
+    for run in _seed_runs(float_cfg, seeds, progress, dataset):
+        arrays = {k: v.detach().cpu().numpy() for k, v in run.params.items()}
+        for bits in QUANTIZE_WIDTHS:
+            _, _, report = quantize_checkpoint(with_widths(float_cfg, bits, bits), arrays, dataset)
+            losses[bits].append(100 * report["test_accuracy_loss"])
+    data["quantize_loss_points"] = {str(b): v for b, v in losses.items()}
+    md.append(markdown_table(
+        ["digits-cep float checkpoint quantized to (weight = state bits)", "test accuracy lost, points", "seeds"],
+        [[bits, "%.2f ± %.2f" % mean_std(v), len(v)] for bits, v in losses.items()],
+    ))
+    float_mean = statistics.fmean(data["digits-cep-chip float"]["test_accuracy"])
+    return data, "\n\n".join(md), {"fixed_widths.png": _plot_widths(sweep, float_mean)}
+
+
+def _plot_widths(sweep: dict, float_mean: float) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for axis, label in ((0, "weight bits (states 16)"), (1, "state bits (weights 16)")):
+        points = sorted((int(k.split(",")[axis]), v) for k, v in sweep.items() if int(k.split(",")[1 - axis]) == 16)
+        ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o", label=label)
+    ax.axhline(100 * float_mean, color="gray", linestyle="--", label="float, same preset")
+    ax.set_xlabel("bits")
+    ax.set_ylabel("test accuracy %")
+    ax.set_title("fixed-point C-EP trained from scratch on digits", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# -- cycles ------------------------------------------------------------------------------------
+
+CYCLE_LANES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def bench_cycles(seeds: int, quick: bool, progress: bool):
+    from .schedule import cycle_count
+
+    rows, data = [], {}
+    for name in ("digits-cep", "digits-cvf-homeostasis"):
+        counts = [cycle_count(presets.get(name), p) for p in CYCLE_LANES]
+        data[name] = [c.to_dict() for c in counts]
+        rows += [[name, c.lanes, f"{c.total:.0f}", f"{c.bound:.0f}", f"{c.ratio:.3f}", c.inference] for c in counts]
+    table = markdown_table(["preset", "P", "cycles/sample", "lower bound", "ratio", "cycles/inference"], rows)
+    return data, table + "\n\n![cycles against P](cycles.png)", {"cycles.png": _plot_cycles(data)}
+
+
+def _plot_cycles(data: dict) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, counts in data.items():
+        line = ax.plot([c["lanes"] for c in counts], [c["total"] for c in counts], marker="o", label=f"{name}: formula")
+        ax.plot([c["lanes"] for c in counts], [c["bound"] for c in counts], linestyle="--", color=line[0].get_color(), label=f"{name}: lower bound")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("MAC lanes P")
+    ax.set_ylabel("cycles per training sample")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    return _png(fig)
 
 
 # -- throughput --------------------------------------------------------------------------------
@@ -197,8 +323,26 @@ def training_rate(cfg: Config, batch: int, samples: int, device: str, repeats: i
     return statistics.median(rates)
 
 
+def golden_training_rate(cfg: Config, samples: int, repeats: int) -> float:
+    """Median training samples per second of the golden model (batch 1, as the chip)."""
+    from .golden import GoldenModel, quantize_inputs
+
+    data = load_dataset("digits")
+    fixed = cfg.replace(training={"arith": "fixed"})
+    model = GoldenModel.from_float(fixed, init_params(cfg.network, torch.Generator().manual_seed(0), torch.float64))
+    x = quantize_inputs(model.arith, data.x_train)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(samples):
+            model.train_sample(x[i % len(x)], int(data.y_train[i % len(x)]))
+        rates.append(samples / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
 def bench_throughput(seeds: int, quick: bool, progress: bool):
-    """C-EP training rate on each device, batch 1 and 64; on CPU with one torch thread and with torch's default."""
+    """C-EP training rate on each device, batch 1 and 64; on CPU with one torch thread and with torch's default.
+    The golden model's batch-1 rate is measured in the same run, beside the float model's."""
     cfg = presets.get("digits-cep")
     default_threads = torch.get_num_threads()
     settings = [("cpu", n) for n in sorted({1, default_threads})] + ([("cuda", default_threads)] if torch.cuda.is_available() else [])
@@ -211,9 +355,23 @@ def bench_throughput(seeds: int, quick: bool, progress: bool):
                 rate = training_rate(cfg, batch, samples, device, repeats=3 if quick else 5)
                 data[f"{device} threads {threads} batch {batch}"] = rate
                 rows.append([device, threads, batch, "x".join(map(str, cfg.network.sizes)), f"{rate:.0f}"])
+        torch.set_num_threads(1)
+        golden_rate = golden_training_rate(cfg, 64 if quick else 512, repeats=3 if quick else 5)
     finally:
         torch.set_num_threads(default_threads)
-    return data, markdown_table(["device", "torch threads", "batch", "sizes", "C-EP training samples/s (median)"], rows), {}
+    data["golden batch 1"] = golden_rate
+    data["float_over_golden_batch_1"] = data["cpu threads 1 batch 1"] / golden_rate
+    rows.append(["golden model (numpy int64)", "-", 1, "x".join(map(str, cfg.network.sizes)), f"{golden_rate:.0f}"])
+    table = markdown_table(["device", "torch threads", "batch", "sizes", "C-EP training samples/s (median)"], rows)
+    note = f"The golden model trains {data['float_over_golden_batch_1']:.2f}x slower than the float model at batch 1 (1 thread)."
+    return data, table + "\n\n" + note, {}
 
 
-_RUNNERS = {"theory": bench_theory, "accuracy": bench_accuracy, "homeostasis": bench_homeostasis, "throughput": bench_throughput}
+_RUNNERS = {
+    "theory": bench_theory,
+    "accuracy": bench_accuracy,
+    "homeostasis": bench_homeostasis,
+    "fixed": bench_fixed,
+    "cycles": bench_cycles,
+    "throughput": bench_throughput,
+}

@@ -286,7 +286,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .bench import SECTIONS
 
-    parser = _Parser(prog="eqprop", description="Equilibrium propagation: float reference model, training and benchmarks.")
+    parser = _Parser(prog="eqprop", description="Equilibrium propagation: float reference model, the chip's fixed-point golden model, training and benchmarks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a network and write a checkpoint", description="Train a network (default: the tuned C-EP preset on digits).")
@@ -332,13 +332,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", metavar="NAME", help="print this preset's configuration JSON")
     p.set_defaults(func=cmd_presets)
 
-    p = sub.add_parser("demo", help="train the reference on digits and print a result table", description="Train the float reference on digits (C-EP, C-VF with homeostasis, and the BP MLP baseline), print a result table and write report.md, report.json and the C-EP checkpoint.")
+    p = sub.add_parser(
+        "demo",
+        help="train float and fixed point on digits and print a result table",
+        description="Train the float reference on digits (C-EP, C-VF with homeostasis, and the BP MLP baseline), quantize "
+        "the C-EP checkpoint, train C-EP from scratch in the chip's fixed point, print a result table with the cycles per "
+        "sample, and write report.md, report.json and the float and fixed C-EP checkpoints.",
+    )
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="run folder for report.json and report.md (default: runs/demo)")
     p.add_argument("--quick", action="store_true", help="fewer epochs: a smoke run, not the quality bar")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("bench", help="measure accuracy over seeds, homeostasis and throughput", description="Benchmarks: accuracy over seeds, the homeostasis study and training throughput; writes bench.md and bench.json.")
+    p = sub.add_parser(
+        "bench",
+        help="measure accuracy, fixed point, cycles and throughput",
+        description="Benchmarks: theory checks, accuracy over seeds, the homeostasis study, fixed point against float "
+        "(widths, quantization), cycles per sample against the bound, training throughput; writes bench.md and bench.json.",
+    )
     p.add_argument("--out", default="runs/bench", metavar="DIR")
     p.add_argument("--only", type=lambda s: s.split(","), default=list(SECTIONS), metavar="SECTION[,...]", help=f"sections to run: {', '.join(SECTIONS)}")
     p.add_argument("--seeds", type=int, default=3, help="seeds per accuracy figure (default 3)")

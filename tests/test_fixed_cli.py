@@ -1,0 +1,167 @@
+"""The fixed-point commands: ``train --arith fixed``, ``quantize``, ``eval`` of integer checkpoints, ``cycles``."""
+
+import json
+
+import numpy as np
+import pytest
+
+from eqprop.checkpoint import load_checkpoint
+from eqprop.config import Config
+from eqprop.golden import Arith
+from eqprop.schedule import PASS_LATENCY, cycle_count
+
+from test_cli import FAST, run
+
+
+@pytest.fixture(scope="module")
+def float_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("float") / "run"
+    from eqprop.cli import main
+
+    assert main(["train", "--out", str(out), "--hidden", "32", "--epochs", "2", "--T1", "15", "--T2", "6", "--no-progress"]) == 0
+    return out
+
+
+def test_train_fixed_writes_an_integer_checkpoint_that_eval_reads(tmp_path, capsys):
+    out = tmp_path / "fx"
+    code, stdout, err = run(capsys, "train", "--arith", "fixed", "--lr", "0.01,0.005", "--out", str(out), "--json", *FAST)
+    assert code == 0, err
+    final = json.loads(stdout)
+    ck = np.load(out / "checkpoint.npz", allow_pickle=False)
+    formats = json.loads(str(ck["formats"]))
+    assert str(ck["arith"]) == "fixed" and ck["W0"].dtype == np.int64
+    assert formats["W0"] == {"signed": True, "m": 2, "n": 22, "rounding": "nearest", "overflow": "clamp"}
+    cfg, arrays = load_checkpoint(out)
+    assert cfg.training.arith == "fixed" and cfg.fixed.learn_bits == 8
+    code, stdout, _ = run(capsys, "eval", "--checkpoint", str(out), "--json")
+    assert code == 0 and json.loads(stdout)["test_accuracy"] == pytest.approx(final["test_accuracy"])
+
+
+def test_quantize_calibrates_converts_and_keeps_accuracy(float_run, tmp_path, capsys):
+    out = tmp_path / "q"
+    code, stdout, err = run(capsys, "quantize", "--checkpoint", str(float_run), "--out", str(out), "--json")
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["test_accuracy_loss"] <= 0.01
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "config.json", "quantize.json"]
+    cfg, arrays = load_checkpoint(out)
+    _, floats = load_checkpoint(float_run)
+    step = 2.0 ** -Arith.from_config(cfg).weight_store.n
+    np.testing.assert_allclose(arrays["W1"] * step, floats["W1"], atol=step / 2 + 1e-12)  # nearest rounding
+    largest, m = max(float(np.abs(floats[k]).max()) for k in ("W0", "W1")), cfg.fixed.weight.m
+    assert largest < 2 ** (m - 1) and (m == 1 or largest >= 2 ** (m - 2))  # the fewest integer bits that hold it
+    assert cfg.fixed.weight.width == 16
+    code, stdout, _ = run(capsys, "eval", "--checkpoint", str(out), "--json")
+    assert json.loads(stdout)["test_accuracy"] == pytest.approx(report["fixed_test_accuracy"])
+
+    code, stdout, _ = run(capsys, "quantize", "--checkpoint", str(float_run), "--out", str(tmp_path / "q6"), "--weight-bits", "4", "--json")
+    assert code == 0 and json.loads(stdout)["fixed_test_accuracy"] < report["fixed_test_accuracy"]
+
+
+def test_quantize_with_formats_from_a_configuration(float_run, tmp_path, capsys):
+    fixed = tmp_path / "fixed.json"
+    cfg, _ = load_checkpoint(float_run)
+    fixed.write_text(cfg.replace(fixed={"learn_bits": 4}).to_json())
+    code, stdout, err = run(capsys, "quantize", "--checkpoint", str(float_run), "--out", str(tmp_path / "q"), "--fixed-config", str(fixed), "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["calibrated"] is False
+    cfg, _ = load_checkpoint(tmp_path / "q")
+    assert cfg.fixed.learn_bits == 4 and str(cfg.fixed.weight) == "sQ2.14"
+
+
+def _rewrite(path, **changes):
+    with np.load(path) as z:
+        entries = {k: z[k] for k in z.files}
+    entries.update(changes)
+    np.savez(path, **entries)
+
+
+def test_bad_fixed_point_input_is_one_error_line_and_writes_nothing(float_run, tmp_path, capsys):
+    out = tmp_path / "fx"
+    assert run(capsys, "train", "--arith", "fixed", "--out", str(out), *FAST)[0] == 0
+    good = (out / "checkpoint.npz").read_bytes()
+    cfg, arrays = load_checkpoint(out)
+    too_big = arrays["W0"].copy()
+    too_big[0, 0] = Arith.from_config(cfg).weight_store.max_int + 1
+    cases = [
+        (dict(W0=too_big), "W0 holds values outside its format sQ2.22"),
+        (dict(W0=arrays["W0"].astype(np.float64)), "W0 must hold integers"),
+        (dict(formats=np.array("{}")), "formats entry does not match"),
+        (dict(arith=np.array("float")), "arith entry says float but its configuration says fixed"),
+    ]
+    for changes, message in cases:
+        (out / "checkpoint.npz").write_bytes(good)
+        _rewrite(out / "checkpoint.npz", **changes)
+        code, _, err = run(capsys, "eval", "--checkpoint", str(out))
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (message, err)
+    (out / "checkpoint.npz").write_bytes(good)
+
+    nan_run = tmp_path / "nan"
+    nan_run.mkdir()
+    (nan_run / "checkpoint.npz").write_bytes((float_run / "checkpoint.npz").read_bytes())
+    _rewrite(nan_run / "checkpoint.npz", b1=np.full(32, np.nan, np.float32))
+    bad_config = tmp_path / "bad.json"
+    data = Config().to_dict()
+    data["fixed"]["weight"]["rounding"] = "banker"
+    bad_config.write_text(json.dumps(data))
+    target = tmp_path / "never"
+    for argv, message in [
+        (["quantize", "--checkpoint", str(nan_run), "--out", str(target)], "b1 must hold finite"),
+        (["quantize", "--checkpoint", str(out), "--out", str(target)], "holds fixed arithmetic; this command reads float"),
+        (["quantize", "--checkpoint", str(float_run), "--out", str(target), "--weight-bits", "2"], "no fraction bits"),
+        (["quantize", "--checkpoint", str(float_run), "--out", str(target), "--fixed-config", str(bad_config)], "fixed.weight.rounding must be one of"),
+        (["train", "--arith", "fixed", "--beta", "0.01", "--out", str(target)], "fixed.factor uQ1.15 cannot hold"),
+        (["train", "--arith", "fixed", "--rule", "ep", "--out", str(target)], "cep (tied) or cvf"),
+        (["train", "--arith", "fixed", "--state-bits", "2", "--out", str(target)], "no fraction bits"),
+        (["cycles", "--lanes", "0"], "positive integer"),
+    ]:
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
+        assert not target.exists()
+
+
+def test_narrower_states_and_weights_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "fx"
+    code, _, err = run(capsys, "train", "--arith", "fixed", "--weight-bits", "10", "--state-bits", "9", "--out", str(out), *FAST)
+    assert code == 0, err
+    cfg, _ = load_checkpoint(out)
+    assert str(cfg.fixed.weight) == "sQ2.8" and str(cfg.fixed.state) == "sQ2.7"
+    assert cfg.fixed.accumulator.n == 15  # exact products of 8 + max(7, 7) fraction bits
+
+
+def test_cycles_command_prints_the_formula_for_each_lane_count(capsys):
+    code, stdout, _ = run(capsys, "cycles", "--lanes", "1,4,16", "--json")
+    assert code == 0
+    rows = json.loads(stdout)
+    assert [r["lanes"] for r in rows] == [1, 4, 16]
+    assert rows[0] == cycle_count(Config(), 1).to_dict()
+    code, stdout, _ = run(capsys, "cycles", "--preset", "digits-cvf-homeostasis")
+    assert code == 0 and "lower bound" in stdout and "homeostasis" in stdout
+
+
+@pytest.mark.parametrize("preset", ["digits-cep", "digits-cvf-homeostasis"])
+def test_cycle_formula_at_one_lane_is_the_work_plus_pipeline_drains(preset):
+    """At P = 1 every beat does one MAC or one read-modify-write, so only the drains are extra."""
+    from eqprop import presets
+
+    cfg = presets.get(preset)
+    count = cycle_count(cfg, 1)
+    learn = cfg.learning
+    nudged = 2 * learn.T2 if learn.nudging == "symmetric" else learn.T2
+    drains = PASS_LATENCY * (1 + learn.T1 + 2 * nudged + (1 / learn.homeostasis_period if learn.homeostasis == "local" else 0))
+    assert count.total == pytest.approx(count.bound + drains)
+
+
+def test_cycles_never_beat_the_lower_bound_and_fall_with_lanes():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        sizes = [int(v) for v in rng.integers(1, 200, rng.integers(2, 5))]
+        tied = bool(rng.integers(2))
+        cfg = Config().replace(
+            network={"sizes": sizes, "tied": tied},
+            learning={"rule": "cep" if tied else "cvf", "lr": [0.01] * (len(sizes) - 1), "nudging": str(rng.choice(["one-sided", "symmetric"]))},
+        )
+        totals = [cycle_count(cfg, p).total for p in (1, 2, 3, 8, 64)]
+        for p, total in zip((1, 2, 3, 8, 64), totals):
+            assert total >= cycle_count(cfg, p).bound
+        assert totals == sorted(totals, reverse=True)
