@@ -61,8 +61,8 @@ class Lfsr:
     def _square(self, columns: np.ndarray) -> np.ndarray:
         return self._apply(columns, columns)
 
-    def _power_columns(self, clocks: int) -> np.ndarray:
-        """Columns of the transition applied ``clocks`` times."""
+    def power_columns(self, clocks: int) -> np.ndarray:
+        """Columns of the transition applied ``clocks`` times: column b is the image of state bit b (the HDL builds its XOR network from these)."""
         result = np.array([1 << bit for bit in range(self.width)], dtype=np.uint64)
         columns = self._unit_columns()
         while clocks:
@@ -73,12 +73,12 @@ class Lfsr:
 
     def state_after(self, clocks: int) -> int:
         """The state after ``clocks`` clocks from the seed."""
-        return int(self._apply(self._power_columns(clocks), np.array([self.seed], dtype=np.uint64))[0])
+        return int(self._apply(self.power_columns(clocks), np.array([self.seed], dtype=np.uint64))[0])
 
     def states(self, count: int, start: int = 0, stride: int = 1) -> np.ndarray:
         """The states after clocks ``(start + i + 1) * stride``, i = 0..count-1 (uint64), vectorized by doubling."""
         out = np.array([self.state_after((start + 1) * stride)], dtype=np.uint64)
-        columns = self._power_columns(stride)  # one stride; squared as the stretch doubles
+        columns = self.power_columns(stride)  # one stride; squared as the stretch doubles
         while len(out) < count:
             out = np.concatenate([out, self._apply(columns, out)])
             columns = self._square(columns)
