@@ -162,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _summary_line(cfg: Config, final: dict) -> str:
     return (
-        f"{cfg.learning.rule} on {cfg.training.dataset} {cfg.network.sizes}: "
+        f"{cfg.learning.rule} ({cfg.training.arith}) on {cfg.training.dataset} {cfg.network.sizes}: "
         f"train accuracy {final['train_accuracy']:.4f}, test accuracy {final['test_accuracy']:.4f} "
         f"after {final['epoch']} epochs"
     )

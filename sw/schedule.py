@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import Config
+from .config import CONTINUAL_RULES, Config
 from .errors import ConfigError
 from .golden import phase_count
 
@@ -85,6 +85,8 @@ def cycle_count(cfg: Config, lanes: int | None = None) -> CycleCount:
     P = cfg.hardware.lanes if lanes is None else lanes
     if not isinstance(P, int) or P < 1:
         raise ConfigError(f"the number of MAC lanes P must be a positive integer, got {P!r}")
+    if cfg.learning.rule not in CONTINUAL_RULES:
+        raise ConfigError(f"the chip learns with cep (tied) or cvf (untied); learning.rule is {cfg.learning.rule!r}")
     n, L = cfg.network.sizes, cfg.network.n_layers
     learn, tied = cfg.learning, cfg.network.tied
     nudged_steps = phase_count(learn.nudging) * learn.T2

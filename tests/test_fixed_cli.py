@@ -114,6 +114,7 @@ def test_bad_fixed_point_input_is_one_error_line_and_writes_nothing(float_run, t
         (["train", "--arith", "fixed", "--rule", "ep", "--out", str(target)], "cep (tied) or cvf"),
         (["train", "--arith", "fixed", "--state-bits", "2", "--out", str(target)], "no fraction bits"),
         (["cycles", "--lanes", "0"], "positive integer"),
+        (["cycles", "--rule", "bptt"], "the chip learns with cep (tied) or cvf"),
     ]:
         code, _, err = run(capsys, *argv)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
