@@ -38,8 +38,9 @@ from .config import CONTINUAL_RULES, Config
 from .errors import ConfigError
 from .golden import phase_count
 
-#: Cycles from a pass's last read to its last write (memory read, multiply, add, write back).
-PASS_LATENCY = 3
+#: Cycles from a pass's last beat to its last write: the memories answer and the lanes
+#: accumulate (stage 1), then rho is applied and the state written (stage 2). See eqprop.hw.core.
+PASS_LATENCY = 2
 
 
 @dataclass(frozen=True)
