@@ -259,6 +259,28 @@ def cmd_cycles(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verilog(args: argparse.Namespace) -> int:
+    from . import checkpoint
+
+    params = None
+    if args.checkpoint:
+        if args.config or args.preset:
+            raise ConfigError("--checkpoint brings its own configuration: give it without --config or --preset")
+        cfg, params = checkpoint.load_checkpoint(args.checkpoint, arith="fixed")
+    else:
+        cfg = config_from_args(args)
+    if args.lanes is not None:
+        cfg = cfg.replace(hardware={"lanes": args.lanes})
+    cfg = cfg.replace(training={"arith": "fixed"})
+    from .hw.verilog import core_verilog
+
+    text = core_verilog(cfg, params)
+    out = Path(args.out)
+    checkpoint.write_run(out.parent, {out.name: text, out.with_suffix(".json").name: cfg.to_json() + "\n"})
+    print(f"wrote {out} ({len(text.splitlines())} lines) and {out.with_suffix('.json')}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from . import presets
 
@@ -327,6 +349,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", dest="lane_counts", type=_int_list, metavar="P[,P...]", help="MAC lanes (default: hardware.lanes of the configuration)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cycles)
+
+    p = sub.add_parser(
+        "verilog",
+        help="write the core's Verilog and its configuration JSON",
+        description="Generate the core's Verilog (Amaranth + Yosys) for a configuration, with the configuration JSON "
+        "beside it. The core runs inference (the free phase) so far; learning on chip is being built.",
+    )
+    add_config_options(p)
+    p.add_argument("--checkpoint", metavar="PATH", help="a fixed-point run (eqprop quantize / train --arith fixed): its configuration, and its weights as the memories' initial contents")
+    p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
+    p.add_argument("--out", default="build/core.v", metavar="FILE", help="Verilog file; the configuration goes beside it as .json (default: build/core.v)")
+    p.set_defaults(func=cmd_verilog)
 
     p = sub.add_parser("presets", help="list the presets, or print one as configuration JSON")
     p.add_argument("--show", metavar="NAME", help="print this preset's configuration JSON")

@@ -166,3 +166,26 @@ def test_cycles_never_beat_the_lower_bound_and_fall_with_lanes():
         for p, total in zip((1, 2, 3, 8, 64), totals):
             assert total >= cycle_count(cfg, p).bound
         assert totals == sorted(totals, reverse=True)
+
+
+def test_verilog_is_written_with_its_configuration_beside_it(tmp_path, capsys):
+    fx = tmp_path / "fx"
+    assert run(capsys, "train", "--arith", "fixed", "--out", str(fx), *FAST)[0] == 0
+    code, stdout, err = run(capsys, "verilog", "--checkpoint", str(fx), "--lanes", "2", "--out", str(tmp_path / "build" / "core.v"))
+    assert code == 0, err
+    text = (tmp_path / "build" / "core.v").read_text()
+    assert "module eqprop_core" in text and "x__payload" in text and "prediction__payload" in text
+    written = Config.load(tmp_path / "build" / "core.json")
+    cfg, _ = load_checkpoint(fx)
+    assert written == cfg.replace(hardware={"lanes": 2})
+    code, _, _ = run(capsys, "verilog", "--config", str(tmp_path / "build" / "core.json"), "--out", str(tmp_path / "blank.v"))
+    assert code == 0 and (tmp_path / "blank.v").read_text() != text  # zero weights instead of the trained ones
+
+    for argv, message in [
+        (["verilog", "--lanes", "0"], "hardware.lanes must be a positive integer"),
+        (["verilog", "--rule", "ep"], "cep (tied) or cvf"),
+        (["verilog", "--checkpoint", str(fx), "--preset", "digits-cep"], "without --config or --preset"),
+    ]:
+        code, _, err = run(capsys, *argv, "--out", str(tmp_path / "bad" / "core.v"))
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
+        assert not (tmp_path / "bad").exists()
