@@ -163,6 +163,8 @@ class Core(wiring.Component):
         state_rd = {key: [mem.read_port() for mem in banks] for key, banks in self.states.items()}
         state_wr = {key: [mem.write_port() for mem in banks] for key, banks in self.states.items()}
         w0x_rd, w0x_wr = self.w0x.read_port(), self.w0x.write_port()
+        # Every state and W_0 x write, by memory: what a scoreboard watches (see eqprop.schedule).
+        self.write_ports = {("w0x", 0): [w0x_wr], **{(f"s{l}", buf): ports for (l, buf), ports in state_wr.items()}}
 
         w0x_parts, step_parts = self._parts()
         parts = w0x_parts + step_parts

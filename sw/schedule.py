@@ -122,3 +122,48 @@ def cycle_count(cfg: Config, lanes: int | None = None) -> CycleCount:
     weights = sum(n[l] * n[l + 1] for l in range(L)) + (0 if tied else pairs)
     rmws = nudged_steps * (weights + sum(n[1:])) + (pairs / learn.homeostasis_period if homeostasis_on else 0.0)
     return CycleCount(P, phases, input_drive + learn.T1 * step, macs, rmws)
+
+
+@dataclass(frozen=True)
+class Write:
+    """One memory word written by the chip: in which cycle of the sample, where, what."""
+
+    #: Cycles since the sample's first beat (the cycle counter's value in that cycle).
+    cycle: int
+    #: ``w0x`` or ``s{l}`` (states of layer l).
+    memory: str
+    #: The state buffer (0 or 1) for states; 0 for ``w0x``.
+    buffer: int
+    index: int
+    value: int
+
+
+def inference_writes(model, x) -> list[Write]:
+    """Every write of one inference of ``x`` (quantized inputs, one sample), in cycle order.
+
+    ``model`` is a :class:`eqprop.golden.GoldenModel`; the values are its, the cycles follow the
+    pipeline of :mod:`eqprop.hw.core`: a neuron's state is written two cycles after its last beat
+    is issued, and the passes follow each other as :func:`cycle_count` counts them.
+    """
+    import numpy as np
+
+    cfg, P = model.arith.cfg, model.arith.cfg.hardware.lanes
+    n, L = cfg.network.sizes, cfg.network.n_layers
+    beats = lambda width: math.ceil(width / P)  # noqa: E731
+    x = np.asarray(x, dtype=np.int64).reshape(1, -1)
+    writes, cycle = [], 0
+    w0x = model.input_drive(x)
+    for i in range(n[1]):
+        cycle += beats(n[0])
+        writes.append(Write(cycle + 1, "w0x", 0, i, int(w0x[0, i])))
+    cycle += PASS_LATENCY
+    s = model.zero_states(x)
+    for t in range(cfg.learning.T1):
+        s = model.step(s, w0x)
+        for l in range(1, L + 1):
+            per_neuron = max(1, (beats(n[l - 1]) if l >= 2 else 0) + (beats(n[l + 1]) if l < L else 0))
+            for i in range(n[l]):
+                cycle += per_neuron
+                writes.append(Write(cycle + 1, f"s{l}", (t + 1) % 2, i, int(s[l][0, i])))
+        cycle += PASS_LATENCY
+    return writes

@@ -9,7 +9,7 @@ from eqprop import network
 from eqprop.config import Config
 from eqprop.golden import GoldenModel
 from eqprop.hw.core import Core, skewed_banks, unskew
-from eqprop.schedule import cycle_count
+from eqprop.schedule import Write, cycle_count, inference_writes
 
 
 def small_config(sizes, tied, lanes, T1=4) -> Config:
@@ -74,3 +74,33 @@ def test_inference_matches_the_golden_model_in_the_predicted_cycles(sizes, tied,
             assert states[l] == expected[l][0].tolist(), l
         assert prediction == int(expected[-1][0].argmax())
         assert cycles == expected_cycles
+
+
+@pytest.mark.parametrize("sizes, tied, lanes", [([5, 4, 3], True, 2), ([6, 5, 4, 3], False, 3)], ids=["tied-P2", "untied-P3"])
+def test_every_write_lands_in_the_cycle_the_schedule_gives(sizes, tied, lanes):
+    """The cycle-by-cycle contract: memory, buffer, address, value and cycle of every write."""
+    cfg = small_config(sizes, tied, lanes)
+    golden = GoldenModel.from_float(cfg, network.init_params(cfg.network, torch.Generator().manual_seed(5), torch.float64))
+    x = np.random.default_rng(9).integers(0, cfg.fixed.input.max_int + 1, sizes[0])
+    dut = Core(cfg, golden.params)
+    seen = []
+
+    async def bench(ctx):
+        for value in x:
+            ctx.set(dut.x.valid, 1)
+            ctx.set(dut.x.payload, int(value))
+            await ctx.tick()
+        ctx.set(dut.x.valid, 0)
+        while not ctx.get(dut.prediction.valid):
+            for (memory, buffer), ports in dut.write_ports.items():
+                for bank, port in enumerate(ports):
+                    if ctx.get(port.en):
+                        index = ctx.get(port.addr) * (lanes if memory != "w0x" else 1) + (bank if memory != "w0x" else 0)
+                        seen.append(Write(ctx.get(dut.cycles), memory, buffer, index, ctx.get(port.data)))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == inference_writes(golden, x)
