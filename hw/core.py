@@ -1,10 +1,11 @@
-"""The on-chip core: the golden model's free phase (inference), time-multiplexed over P MAC lanes.
+"""The on-chip core: the golden model's inference and continual learning over P MAC lanes.
 
-This first part of the core runs inference exactly as :meth:`eqprop.golden.GoldenModel.free_phase`
-computes it, in the cycles :func:`eqprop.schedule.cycle_count` predicts (``tests/test_hw_core.py``
-checks both). The learning passes (nudged phases, continual updates, homeostasis), the weight
-register interface and Verilog generation from the command line are still to come; they extend
-the same controller and datapath.
+The core computes what :class:`eqprop.golden.GoldenModel` computes, bit for bit, in the cycles
+:func:`eqprop.schedule.cycle_count` predicts (``tests/test_hw_core.py`` checks both): the free
+phase (inference), and for a training sample the nudged phase(s) with a continual C-EP / C-VF
+update of every weight and bias after every nudged step. Not yet on chip: homeostasis,
+stochastic rounding and random-sign nudging (refused by the constructor), and the weight
+register interface.
 
 Memories (``amaranth.lib.memory``, so they map to block RAM):
 
@@ -12,15 +13,18 @@ Memories (``amaranth.lib.memory``, so they map to block RAM):
   in bank ``(r + c) mod P`` at address ``r * ceil(C / P) + c // P``. A row segment (P consecutive
   columns) and a column segment (P consecutive rows) then each touch every bank once, so the
   forward pass (rows of ``W_{l-1}``) and the tied backward pass (columns of ``W_l``) both read P
-  weights per beat. Lane t reads bank ``(t + i) mod P`` for neuron i;
-* states of every layer in P banks (element j in bank ``j mod P``), two buffers for layers 1..L
-  that ping-pong between steps (a step reads one and writes the other), one for x;
-* biases of every layer in P banks; ``W_0 x`` in one memory at accumulator width.
+  weights per beat. Lane t works on bank ``(t + r) mod P`` for row (or column) r;
+* states of every layer in P banks (element j in bank ``j mod P``), three buffers for layers 1..L:
+  a step reads one and writes another; during the nudged phases the third keeps ``s*``;
+* biases and the per-neuron learning factors (``u, v`` tied, ``d, e`` untied) of every layer in P
+  banks; ``W_0 x`` in one memory at accumulator width; x in P banks.
 
-Pipeline: a beat's addresses are issued in one cycle (stage 0), the memories answer in the next
-(stage 1: multiply, align to the accumulator, adder tree, accumulate), and after a neuron's last
-beat stage 2 applies rho and writes the state. A pass (the ``W_0 x`` pass, a relaxation step)
-issues one beat per cycle and ends with :data:`eqprop.schedule.PASS_LATENCY` cycles of drain.
+Pipeline: a beat's addresses are issued in one cycle (stage 0); the memories answer in the next
+(stage 1: multiply, align to the accumulator, adder tree, accumulate; or, in an update pass, the
+increment, its rounding and the write back); after a neuron's last beat stage 2 applies rho (and
+the nudge) and writes the state and its learning factors. Every pass (``W_0 x``, a relaxation
+step, an update pass) issues one beat per cycle and ends with :data:`eqprop.schedule.PASS_LATENCY`
+cycles of drain, because the next pass reads what it wrote.
 """
 
 from __future__ import annotations
@@ -29,17 +33,18 @@ import math
 from functools import reduce
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from eqprop.config import Config
 from eqprop.errors import ConfigError
-from eqprop.golden import Arith
+from eqprop.golden import Arith, phase_count
+from eqprop.network import param_shapes
 from eqprop.schedule import PASS_LATENCY
 
-from .arith import requantize, shape_of, shift_round
+from .arith import requantize, saturate, shape_of, shift_round
 
 
 def skewed_banks(matrix: np.ndarray, lanes: int) -> list[np.ndarray]:
@@ -65,272 +70,401 @@ def unskew(banks: list[list[int]], rows: int, cols: int) -> np.ndarray:
 
 def striped_banks(vector: np.ndarray, lanes: int) -> list[np.ndarray]:
     """Element j in bank ``j mod P`` at address ``j // P``."""
-    depth = math.ceil(len(vector) / lanes)
+    depth = max(1, math.ceil(len(vector) / lanes))
     banks = [np.zeros(depth, dtype=np.int64) for _ in range(lanes)]
     for j, value in enumerate(vector):
         banks[j % lanes][j // lanes] = value
     return banks
 
 
-class _Part:
-    """One kind of beat sequence of a pass: which matrix, read how, against which presynaptic layer."""
+def unstripe(banks: list[list[int]], length: int) -> np.ndarray:
+    lanes = len(banks)
+    return np.array([banks[j % lanes][j // lanes] for j in range(length)], dtype=np.int64)
 
-    def __init__(self, name: str, layer: int, matrix: str | None, column: bool, pre: int | None, length: int, neurons: int, lanes: int):
-        self.name, self.layer, self.matrix, self.column, self.pre = name, layer, matrix, column, pre
-        self.length, self.neurons = length, neurons
-        self.segments = max(1, math.ceil(length / lanes)) if matrix else 1
+
+class _Part:
+    """One run of beats: ``rows`` rows (neurons) of ``segments`` beats each.
+
+    ``kind`` is ``w0x`` (the input drive), ``step`` (a relaxation step: neuron ``layer``'s dot
+    product with ``matrix``, by row or by column, against the states of layer ``pre``) or
+    ``update`` (``target`` W, B or b of weight layer ``layer``).
+    """
+
+    def __init__(self, kind, name, layer, matrix, column, pre, length, rows, lanes, target=None):
+        self.kind, self.name, self.layer, self.matrix, self.column = kind, name, layer, matrix, column
+        self.pre, self.length, self.rows, self.target = pre, length, rows, target
+        self.segments = max(1, math.ceil(length / lanes)) if length else 1
 
 
 class Core(wiring.Component):
-    """Inference on chip: stream x in, get the prediction out, read the cycle counter.
+    """The learning core: stream x and a label in, get the (free-phase) prediction out.
 
-    ``params`` are the golden model's stored integers (the memories' initial contents).
+    ``params`` are the golden model's stored integers (the memories' initial contents). The
+    ``label`` stream's ``train`` bit chooses between learning the sample and inference only.
     """
 
     def __init__(self, cfg: Config, params: dict[str, np.ndarray] | None = None) -> None:
         self.cfg = cfg
         self.arith = Arith.from_config(cfg)
-        self.lanes = cfg.hardware.lanes
-        if not isinstance(self.lanes, int) or self.lanes < 1:
-            raise ConfigError(f"hardware.lanes must be a positive integer, got {self.lanes!r}")
-        fx, sizes, P = cfg.fixed, cfg.network.sizes, self.lanes
-        L = cfg.network.n_layers
-        from eqprop.network import param_shapes
-
+        self.lanes = P = cfg.hardware.lanes
+        if not isinstance(P, int) or P < 1:
+            raise ConfigError(f"hardware.lanes must be a positive integer, got {P!r}")
+        learn, fx = cfg.learning, cfg.fixed
+        if learn.homeostasis != "off" or fx.stochastic_rounding or learn.nudging == "random-sign":
+            raise ConfigError("the core does not run homeostasis, stochastic rounding or random-sign nudging yet")
+        sizes, L = cfg.network.sizes, cfg.network.n_layers
         shapes = param_shapes(cfg.network)
         params = params if params is not None else {k: np.zeros(s, dtype=np.int64) for k, s in shapes.items()}
-        store = shape_of(self.arith.weight_store)
-        self.weights = {
-            name: [Memory(shape=store, depth=max(1, len(b)), init=b.tolist()) for b in skewed_banks(np.asarray(params[name]), P)]
-            for name in shapes
-            if name[0] != "b"
-        }
-        self.biases = {
-            l: [Memory(shape=shape_of(self.arith.bias_store), depth=max(1, len(b)), init=b.tolist()) for b in striped_banks(np.asarray(params[f"b{l}"]), P)]
+        banks = lambda fmt, contents: [Memory(shape=shape_of(fmt), depth=len(b), init=b.tolist()) for b in contents]  # noqa: E731
+        zeros = lambda n: np.zeros(n, dtype=np.int64)  # noqa: E731
+        self.weights = {name: banks(self.arith.weight_store, skewed_banks(np.asarray(params[name]), P)) for name in shapes if name[0] != "b"}
+        self.biases = {l: banks(self.arith.bias_store, striped_banks(np.asarray(params[f"b{l}"]), P)) for l in range(1, L + 1)}
+        self.inputs = banks(fx.input, striped_banks(zeros(sizes[0]), P))
+        self.states = {(l, buf): banks(fx.state, striped_banks(zeros(sizes[l]), P)) for l in range(1, L + 1) for buf in range(3)}
+        names = ("u", "v") if cfg.network.tied else ("d", "e")
+        self.factors = {
+            (name, l): banks(fx.update, striped_banks(zeros(sizes[l]), P))
             for l in range(1, L + 1)
-        }
-        depth = lambda n: max(1, math.ceil(n / P))  # noqa: E731
-        self.inputs = [Memory(shape=shape_of(fx.input), depth=depth(sizes[0]), init=[]) for _ in range(P)]
-        self.states = {
-            (l, buf): [Memory(shape=shape_of(fx.state), depth=depth(sizes[l]), init=[]) for _ in range(P)]
-            for l in range(1, L + 1)
-            for buf in range(2)
+            for name in names
+            if not (name == "e" and l == L)
         }
         self.w0x = Memory(shape=shape_of(fx.accumulator), depth=sizes[1], init=[])
+        label = data.StructLayout({"index": range(max(2, sizes[-1])), "train": 1})
         super().__init__({
             "x": In(stream.Signature(shape_of(fx.input))),
+            "label": In(stream.Signature(label)),
             "prediction": Out(stream.Signature(range(max(2, sizes[-1])))),
             "cycles": Out(32),
             "busy": Out(1),
         })
 
+    def weight_arrays(self, read) -> dict[str, np.ndarray]:
+        """The parameters held in the memories, read with ``read(memory_data, address)``."""
+        out = {}
+        for name, mems in self.weights.items():
+            rows, cols = param_shapes(self.cfg.network)[name]
+            out[name] = unskew([[read(m.data, a) for a in range(m.depth)] for m in mems], rows, cols)
+        for l, mems in self.biases.items():
+            out[f"b{l}"] = unstripe([[read(m.data, a) for a in range(m.depth)] for m in mems], self.cfg.network.sizes[l])
+        return out
+
     # -- the pass programs ---------------------------------------------------------------------
-    def _parts(self) -> tuple[list[_Part], list[_Part]]:
-        """The parts of the ``W_0 x`` pass and of a relaxation step, in issue order."""
+    def _parts(self) -> list[_Part]:
+        """Every part, in issue order: the ``W_0 x`` pass, a relaxation step, an update pass."""
         n, L, P, tied = self.cfg.network.sizes, self.cfg.network.n_layers, self.lanes, self.cfg.network.tied
-        w0x = [_Part("w0x", 1, "W0", False, 0, n[0], n[1], P)]
-        step = []
+        parts = [_Part("w0x", "w0x", 1, "W0", False, 0, n[0], n[1], P)]
         for l in range(1, L + 1):
-            parts = []
+            layer = []
             if l >= 2:
-                parts.append(_Part(f"l{l}fwd", l, f"W{l - 1}", False, l - 1, n[l - 1], n[l], P))
+                layer.append(_Part("step", f"l{l}fwd", l, f"W{l - 1}", False, l - 1, n[l - 1], n[l], P))
             if l < L:
-                parts.append(_Part(f"l{l}bwd", l, f"W{l}" if tied else f"B{l}", tied, l + 1, n[l + 1], n[l], P))
-            step += parts or [_Part(f"l{l}idle", l, None, False, None, 0, n[l], P)]
-        return w0x, step
+                layer.append(_Part("step", f"l{l}bwd", l, f"W{l}" if tied else f"B{l}", tied, l + 1, n[l + 1], n[l], P))
+            parts += layer or [_Part("step", f"l{l}idle", l, None, False, None, 0, n[l], P)]
+        for l in range(L):
+            parts.append(_Part("update", f"W{l}", l, f"W{l}", False, l, n[l], n[l + 1], P, target="W"))
+            if not tied and l >= 1:
+                parts.append(_Part("update", f"B{l}", l, f"B{l}", False, l + 1, n[l + 1], n[l], P, target="B"))
+            parts.append(_Part("update", f"b{l + 1}", l, None, False, None, n[l + 1], 1, P, target="b"))
+        return parts
 
     def elaborate(self, platform) -> Module:
         m = Module()
         cfg, fx, arith, P = self.cfg, self.cfg.fixed, self.arith, self.lanes
-        n, L = cfg.network.sizes, cfg.network.n_layers
-        for name, banks in self.weights.items():
-            for b, mem in enumerate(banks):
+        n, L, tied, learn = cfg.network.sizes, cfg.network.n_layers, cfg.network.tied, cfg.learning
+        any_of = lambda conditions: reduce(lambda a, b: a | b, conditions, 0)  # noqa: E731
+
+        for name, mems in self.weights.items():
+            for b, mem in enumerate(mems):
                 m.submodules[f"{name}_bank{b}"] = mem
-        for l, banks in self.biases.items():
-            for b, mem in enumerate(banks):
+        for l, mems in self.biases.items():
+            for b, mem in enumerate(mems):
                 m.submodules[f"b{l}_bank{b}"] = mem
         for b, mem in enumerate(self.inputs):
             m.submodules[f"x_bank{b}"] = mem
-        for (l, buf), banks in self.states.items():
-            for b, mem in enumerate(banks):
+        for (l, buf), mems in self.states.items():
+            for b, mem in enumerate(mems):
                 m.submodules[f"s{l}_buf{buf}_bank{b}"] = mem
+        for (name, l), mems in self.factors.items():
+            for b, mem in enumerate(mems):
+                m.submodules[f"{name}{l}_bank{b}"] = mem
         m.submodules.w0x = self.w0x
 
-        weight_rd = {name: [mem.read_port() for mem in banks] for name, banks in self.weights.items()}
-        bias_rd = {l: [mem.read_port() for mem in banks] for l, banks in self.biases.items()}
+        weight_rd = {k: [mem.read_port() for mem in v] for k, v in self.weights.items()}
+        weight_wr = {k: [mem.write_port() for mem in v] for k, v in self.weights.items()}
+        bias_rd = {k: [mem.read_port() for mem in v] for k, v in self.biases.items()}
+        bias_wr = {k: [mem.write_port() for mem in v] for k, v in self.biases.items()}
         input_rd = [mem.read_port() for mem in self.inputs]
         input_wr = [mem.write_port() for mem in self.inputs]
-        state_rd = {key: [mem.read_port() for mem in banks] for key, banks in self.states.items()}
-        state_wr = {key: [mem.write_port() for mem in banks] for key, banks in self.states.items()}
+        state_rd = {k: [mem.read_port() for mem in v] for k, v in self.states.items()}  # presynaptic segments
+        own_rd = {k: [mem.read_port() for mem in v] for k, v in self.states.items()}  # a neuron's old state
+        state_wr = {k: [mem.write_port() for mem in v] for k, v in self.states.items()}
+        factor_rd = {k: [mem.read_port() for mem in v] for k, v in self.factors.items()}
+        factor_wr = {k: [mem.write_port() for mem in v] for k, v in self.factors.items()}
         w0x_rd, w0x_wr = self.w0x.read_port(), self.w0x.write_port()
         # Every state and W_0 x write, by memory: what a scoreboard watches (see eqprop.schedule).
         self.write_ports = {("w0x", 0): [w0x_wr], **{(f"s{l}", buf): ports for (l, buf), ports in state_wr.items()}}
 
-        w0x_parts, step_parts = self._parts()
-        parts = w0x_parts + step_parts
+        parts = self._parts()
+        first_step_part = next(i for i, p in enumerate(parts) if p.kind == "step")
+        first_update_part = next(i for i, p in enumerate(parts) if p.kind == "update")
+        shapes = param_shapes(cfg.network)
 
         # -- controller state ------------------------------------------------------------------
-        neuron = Signal(range(max(n) + 1))
-        neuron_mod = Signal(range(P))  # neuron % P
-        neuron_div = Signal(range(max(n) // P + 2))  # neuron // P
+        row = Signal(range(max(n) + 1))
+        row_mod = Signal(range(P))  # row % P
+        row_div = Signal(range(max(n) // P + 2))  # row // P
         segment = Signal(range(max(p.segments for p in parts) + 1))
-        step = Signal(range(cfg.learning.T1 + 1))
-        current = Signal()  # the state buffer a step reads; it writes the other
-        drain = Signal(range(4))
+        step = Signal(range(max(learn.T1, learn.T2) + 1))
+        nudged = Signal()  # in the nudged phases (else the free phase)
+        phase = Signal(range(phase_count(learn.nudging) + 1))
+        negative = Signal()  # this phase nudges with -beta
+        read_buf, write_buf, star_buf = Signal(2), Signal(2, init=1), Signal(2, init=2)
+        train, label = Signal(), Signal(range(max(2, n[-1])))
+        drain = Signal(range(PASS_LATENCY + 1))
         loaded = Signal(range(n[0] + 1))
         loaded_mod, loaded_div = Signal(range(P)), Signal(range(n[0] // P + 2))
         best, best_index = Signal(shape_of(fx.state)), Signal(range(max(2, n[-1])))
+        issue = Signal()
+        part_index = Signal(range(len(parts)))
+        last_free_step = Signal()
+        m.d.comb += last_free_step.eq(~nudged & (step == learn.T1 - 1))
 
-        # -- stage 0 -> 1 pipeline registers ---------------------------------------------------
-        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+        # -- stage 0 -> 1 registers
+        s1_valid, s1_first, s1_last, s1_zero = Signal(), Signal(), Signal(), Signal()
         s1_part = Signal(range(len(parts)))
-        s1_rot = Signal(range(P))
         s1_mask = Signal(P)
-        s1_neuron, s1_mod, s1_div = Signal.like(neuron), Signal.like(neuron_mod), Signal.like(neuron_div)
-        s1_zero_states = Signal()  # the first free step reads states that are still 0
-        # -- stage 1 -> 2
+        s1_row, s1_mod, s1_div = Signal.like(row), Signal.like(row_mod), Signal.like(row_div)
+        s1_segment = Signal.like(segment)
+        s1_waddr = Signal(range(max(mems[0].depth for mems in self.weights.values()) + 1))
+        # -- stage 1 -> 2 registers
         s2_valid = Signal()
         s2_part = Signal.like(s1_part)
-        s2_neuron, s2_mod, s2_div = Signal.like(neuron), Signal.like(neuron_mod), Signal.like(neuron_div)
+        s2_row, s2_mod, s2_div = Signal.like(row), Signal.like(row_mod), Signal.like(row_div)
+        s2_old = Signal(shape_of(fx.state))
         acc = Signal(shape_of(fx.accumulator))
 
-        issue = Signal()  # a beat is issued this cycle
-        part_index = Signal(range(len(parts)))
-        first_step, last_step = Signal(), Signal()
-        m.d.comb += [first_step.eq(step == 0), last_step.eq(step == cfg.learning.T1 - 1)]
-
-        # stage 0: addresses of the beat (part, neuron, segment)
+        # -- stage 0: addresses --------------------------------------------------------------
         for index, part in enumerate(parts):
             with m.If(issue & (part_index == index)):
                 if part.matrix:
-                    per_row = math.ceil(self._matrix_shape(part.matrix)[1] / P)
+                    per_row = math.ceil(shapes[part.matrix][1] / P)
                     for b, port in enumerate(weight_rd[part.matrix]):
                         if part.column:
-                            # lane t = (b - neuron) mod P reads row segment * P + t, column `neuron`
-                            lane = Signal(range(P), name=f"{part.name}_lane{b}")
-                            m.d.comb += lane.eq(Mux(neuron_mod <= b, b - neuron_mod, b + P - neuron_mod))
-                            m.d.comb += port.addr.eq((segment * P + lane) * per_row + neuron_div)
+                            lane = Mux(row_mod <= b, b - row_mod, b + P - row_mod)
+                            m.d.comb += port.addr.eq((segment * P + lane) * per_row + row_div)
                         else:
-                            m.d.comb += port.addr.eq(neuron * per_row + segment)
-                    pre_ports = input_rd if part.pre == 0 else None
-                    if pre_ports is not None:
-                        for port in pre_ports:
+                            m.d.comb += port.addr.eq(row * per_row + segment)
+                    m.d.sync += s1_waddr.eq(row * per_row + segment)
+                if part.pre == 0:
+                    for port in input_rd:
+                        m.d.comb += port.addr.eq(segment)
+                elif part.pre is not None:
+                    for buf in range(3):
+                        for port in state_rd[(part.pre, buf)]:
                             m.d.comb += port.addr.eq(segment)
-                    else:
-                        for buf in range(2):
-                            with m.If(current == buf):
-                                for port in state_rd[(part.pre, buf)]:
-                                    m.d.comb += port.addr.eq(segment)
-                    mask = [(segment * P + t) < part.length for t in range(P)]
-                    m.d.sync += s1_mask.eq(reduce(lambda a, b: a | b, (bit << t for t, bit in enumerate(mask))))
-                else:
-                    m.d.sync += s1_mask.eq(0)
-                for port in bias_rd[part.layer]:
-                    m.d.comb += port.addr.eq(neuron_div)
-                m.d.comb += w0x_rd.addr.eq(neuron)
+                if part.kind == "step":
+                    for buf in range(3):
+                        for port in own_rd[(part.layer, buf)]:
+                            m.d.comb += port.addr.eq(row_div)
+                    for port in bias_rd[part.layer]:
+                        m.d.comb += port.addr.eq(row_div)
+                if part.kind == "update":
+                    post = part.layer if part.target == "B" else part.layer + 1
+                    for (_, l), ports in factor_rd.items():
+                        if l == post:
+                            for port in ports:
+                                m.d.comb += port.addr.eq(segment if part.target == "b" else row_div)
+                    if part.target == "b":
+                        for port in bias_rd[part.layer + 1]:
+                            m.d.comb += port.addr.eq(segment)
+                m.d.comb += w0x_rd.addr.eq(row)
                 starts = index == _siblings(parts, index)[0]
                 m.d.sync += [
                     s1_first.eq((segment == 0) if starts else 0),
                     s1_last.eq(segment == part.segments - 1),
+                    s1_mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0),
                 ]
         m.d.sync += [
             s1_valid.eq(issue),
             s1_part.eq(part_index),
-            s1_rot.eq(neuron_mod),
-            s1_neuron.eq(neuron),
-            s1_mod.eq(neuron_mod),
-            s1_div.eq(neuron_div),
-            s1_zero_states.eq(first_step),
+            s1_row.eq(row),
+            s1_mod.eq(row_mod),
+            s1_div.eq(row_div),
+            s1_segment.eq(segment),
+            s1_zero.eq(~nudged & (step == 0)),
         ]
 
-        # stage 1: lane data, products, adder tree, accumulate
-        lane_sums = []
-        bank_weight = [Signal(shape_of(arith.weight_store), name=f"bank{b}_weight") for b in range(P)]
-        lane_pre = [Signal(signed(max(fx.state.width, fx.input.width + 1)), name=f"lane{t}_pre") for t in range(P)]
-        with m.Switch(s1_part):
-            for index, part in enumerate(parts):
-                with m.Case(index):
-                    if part.matrix:
-                        for b in range(P):
-                            m.d.comb += bank_weight[b].eq(weight_rd[part.matrix][b].data)
-                        for t in range(P):
-                            if part.pre == 0:
-                                m.d.comb += lane_pre[t].eq(input_rd[t].data)
-                            else:
-                                data = Mux(current, state_rd[(part.pre, 1)][t].data, state_rd[(part.pre, 0)][t].data)
-                                m.d.comb += lane_pre[t].eq(Mux(s1_zero_states, 0, data))
-        is_w0x = s1_part == 0
-        for t in range(P):
-            weight = Signal(shape_of(arith.weight_store), name=f"lane{t}_stored")
-            with m.Switch(s1_rot):
-                for rot in range(P):
-                    with m.Case(rot):
-                        m.d.comb += weight.eq(bank_weight[(t + rot) % P])
-            mac_weight = requantize(weight, arith.weight_store.n, fx.weight)
-            product = mac_weight * lane_pre[t]
-            aligned = Mux(
-                is_w0x,
-                shift_round(product, fx.weight.n + fx.input.n - fx.accumulator.n, fx.accumulator.rounding),
-                shift_round(product, fx.weight.n + fx.state.n - fx.accumulator.n, fx.accumulator.rounding),
-            )
-            lane_sums.append(Mux(s1_mask[t], aligned, 0))
-        beat_sum = reduce(lambda a, b: a + b, lane_sums)
-        bias = Signal(shape_of(arith.bias_store))
-        with m.Switch(s1_part):
-            for index, part in enumerate(parts):
-                with m.Case(index):
-                    with m.Switch(s1_mod):
-                        for b in range(P):
-                            with m.Case(b):
-                                m.d.comb += bias.eq(bias_rd[part.layer][b].data)
+        # -- stage 1 -------------------------------------------------------------------------
+        def select(options: dict, selector):
+            """``options[key]`` for the ``selector`` value equal to ``key`` (a mux)."""
+            keys = list(options)
+            out = options[keys[0]]
+            for key in keys[1:]:
+                out = Mux(selector == key, options[key], out)
+            return out
+
+        def rotate(values, amount):
+            """Lane t gets ``values[(t + amount) % P]``."""
+            return [select({r: values[(t + r) % P] for r in range(P)}, amount) for t in range(P)]
+
+        in_part = lambda indices: any_of([s1_part == i for i in indices])  # noqa: E731
+        mac_acc = lambda product, pre_n: shift_round(product, fx.weight.n + pre_n - fx.accumulator.n, fx.accumulator.rounding)  # noqa: E731
+        mask = [s1_mask[t] for t in range(P)]
+
+        # presynaptic values of the lanes: the step's states (old buffer), or x
+        stage1_sum = 0
+        for index, part in enumerate(parts):
+            if part.kind == "update":
+                continue
+            if part.matrix is None:
+                continue
+            stored = rotate([port.data for port in weight_rd[part.matrix]], s1_mod)
+            if part.pre == 0:
+                pres, pre_n = [port.data for port in input_rd], fx.input.n
+            else:
+                pres = [Mux(s1_zero, 0, select({buf: state_rd[(part.pre, buf)][t].data for buf in range(3)}, read_buf)) for t in range(P)]
+                pre_n = fx.state.n
+            lanes = [Mux(mask[t], mac_acc(requantize(stored[t], arith.weight_store.n, fx.weight) * pres[t], pre_n), 0) for t in range(P)]
+            stage1_sum = Mux(s1_part == index, reduce(lambda a, b: a + b, lanes), stage1_sum)
+
+        # the update passes: increments, rounding, write back (and W_0 x from the new W_0)
+        for index, part in enumerate(parts):
+            if part.kind != "update":
+                continue
+            l = part.layer
+            if part.target == "b":
+                store, stored = arith.bias_store, [port.data for port in bias_rd[l + 1]]
+                factor_layer = l + 1
+                if tied:
+                    exact = [factor_rd[("u", factor_layer)][t].data - factor_rd[("v", factor_layer)][t].data for t in range(P)]
+                else:
+                    exact = [factor_rd[("d", factor_layer)][t].data for t in range(P)]
+                frac = fx.update.n
+            else:
+                store = arith.weight_store
+                stored = rotate([port.data for port in weight_rd[part.matrix]], s1_mod)
+                if part.pre == 0:
+                    old = new = [port.data for port in input_rd]
+                else:
+                    old = [select({buf: state_rd[(part.pre, buf)][t].data for buf in range(3)}, read_buf) for t in range(P)]
+                    new = [select({buf: state_rd[(part.pre, buf)][t].data for buf in range(3)}, write_buf) for t in range(P)]
+                row_factor = lambda name, layer: select({b: factor_rd[(name, layer)][b].data for b in range(P)}, s1_mod)  # noqa: E731
+                if part.target == "B":
+                    exact = [row_factor("e", l) * old[t] for t in range(P)]
+                    frac = fx.update.n + fx.state.n
+                elif tied:
+                    u, v = row_factor("u", l + 1), row_factor("v", l + 1)
+                    exact = [u * new[t] - v * old[t] for t in range(P)]
+                    frac = fx.update.n + arith.pre_frac(l)
+                else:
+                    exact = [row_factor("d", l + 1) * old[t] for t in range(P)]
+                    frac = fx.update.n + arith.pre_frac(l)
+            updated = []
+            for t in range(P):
+                signed_exact = Mux(negative, -exact[t], exact[t])
+                delta = shift_round(signed_exact, frac - store.n, store.rounding)
+                value = Signal(shape_of(store), name=f"{part.name}_lane{t}_new")
+                m.d.comb += value.eq(saturate(stored[t] + delta, store))
+                updated.append(value)
+            writing = s1_valid & (s1_part == index)
+            if part.target == "b":
+                for t, port in enumerate(bias_wr[l + 1]):
+                    m.d.comb += [port.addr.eq(s1_segment), port.data.eq(updated[t]), port.en.eq(writing & mask[t])]
+            else:
+                for b, port in enumerate(weight_wr[part.matrix]):
+                    lane = select({r: (b - r) % P for r in range(P)}, s1_mod)
+                    m.d.comb += [
+                        port.addr.eq(s1_waddr),
+                        port.data.eq(select({t: updated[t] for t in range(P)}, lane)),
+                        port.en.eq(writing & select({t: mask[t] for t in range(P)}, lane)),
+                    ]
+            if part.matrix == "W0":
+                x = [port.data for port in input_rd]
+                lanes = [Mux(mask[t], mac_acc(requantize(updated[t], store.n, fx.weight) * x[t], fx.input.n), 0) for t in range(P)]
+                stage1_sum = Mux(s1_part == index, reduce(lambda a, b: a + b, lanes), stage1_sum)
+
+        step_parts = [i for i, p in enumerate(parts) if p.kind == "step"]
+        bias = select(
+            {l: select({b: bias_rd[l][b].data for b in range(P)}, s1_mod) for l in range(1, L + 1)},
+            select({i: parts[i].layer for i in step_parts}, s1_part),
+        )
         bias_acc = shift_round(bias, arith.bias_store.n - fx.accumulator.n, fx.accumulator.rounding)
-        uses_w0x = Signal()
-        m.d.comb += uses_w0x.eq(reduce(lambda a, b: a | b, [s1_part == i for i, p in enumerate(parts) if p.layer == 1 and i > 0], Const(0)))
-        init = Mux(is_w0x, 0, bias_acc + Mux(uses_w0x, w0x_rd.data, 0))
+        layer1 = in_part([i for i in step_parts if parts[i].layer == 1])
+        init = Mux(in_part(step_parts), bias_acc + Mux(layer1, w0x_rd.data, 0), 0)
         with m.If(s1_valid):
-            m.d.sync += acc.eq(Mux(s1_first, init, acc) + beat_sum)
+            m.d.sync += acc.eq(Mux(s1_first, init, acc) + stage1_sum)
+        ends_row = any_of([s1_part == i for i in range(len(parts)) if i == _siblings(parts, i)[-1]])
+        own_old = select(
+            {l: select({buf: select({b: own_rd[(l, buf)][b].data for b in range(P)}, s1_mod) for buf in range(3)}, read_buf) for l in range(1, L + 1)},
+            select({i: parts[i].layer for i in step_parts}, s1_part),
+        )
+        with m.If(s1_valid & s1_last):
+            m.d.sync += s2_old.eq(own_old)
         m.d.sync += [
-            s2_valid.eq(s1_valid & s1_last & self._ends_neuron(parts, s1_part)),
+            s2_valid.eq(s1_valid & s1_last & ends_row),
             s2_part.eq(s1_part),
-            s2_neuron.eq(s1_neuron),
+            s2_row.eq(s1_row),
             s2_mod.eq(s1_mod),
             s2_div.eq(s1_div),
         ]
 
-        # stage 2: rho and the state write (or W_0 x)
-        state = Signal(shape_of(fx.state))
+        # -- stage 2: rho, the nudge, the state and its learning factors; W_0 x ----------------
+        refresh = [i for i, p in enumerate(parts) if p.kind == "w0x" or (p.kind == "update" and p.matrix == "W0")]
+        with m.If(s2_valid & any_of([s2_part == i for i in refresh])):
+            m.d.comb += [w0x_wr.addr.eq(s2_row), w0x_wr.data.eq(acc), w0x_wr.en.eq(1)]
         rounded = shift_round(acc, fx.accumulator.n - fx.state.n, fx.state.rounding)
-        m.d.comb += state.eq(Mux(rounded < 0, 0, Mux(rounded > arith.one, arith.one, rounded)))
-        with m.If(s2_valid & (s2_part == 0)):
-            m.d.comb += [w0x_wr.addr.eq(s2_neuron), w0x_wr.data.eq(acc), w0x_wr.en.eq(1)]
+        rho = Mux(rounded < 0, 0, Mux(rounded > arith.one, arith.one, rounded))
+        target = Mux(s2_row == label, arith.one, 0) - s2_old
+        pull = arith.beta * target
+        nudge = shift_round(Mux(negative, -pull, pull), fx.factor.n, fx.state.rounding)
+        factor = lambda rate, value: saturate(  # noqa: E731
+            shift_round(rate * value, fx.factor.n + fx.state.n - fx.update.n, fx.update.rounding), fx.update
+        )
         for l in range(1, L + 1):
-            layer_parts = [i for i, p in enumerate(parts) if i > 0 and p.layer == l]
-            with m.If(s2_valid & reduce(lambda a, b: a | b, [s2_part == i for i in layer_parts])):
-                for buf in range(2):
-                    with m.If(current != buf):
+            state = Signal(shape_of(fx.state), name=f"s{l}_new")
+            if l == L:
+                m.d.comb += state.eq(Mux(nudged, saturate(rho + nudge, fx.state), rho))
+            else:
+                m.d.comb += state.eq(rho)
+            with m.If(s2_valid & any_of([s2_part == i for i in step_parts if parts[i].layer == l])):
+                for buf in range(3):
+                    with m.If(write_buf == buf):
                         for b, port in enumerate(state_wr[(l, buf)]):
                             m.d.comb += [port.addr.eq(s2_div), port.data.eq(state), port.en.eq(s2_mod == b)]
+                if tied:
+                    values = {"u": factor(arith.rates[l - 1], state), "v": factor(arith.rates[l - 1], s2_old)}
+                else:
+                    values = {"d": factor(arith.rates[l - 1], state - s2_old)}
+                    if l < L:
+                        values["e"] = factor(arith.rates[l], state - s2_old)
+                for name, value in values.items():
+                    for b, port in enumerate(factor_wr[(name, l)]):
+                        m.d.comb += [port.addr.eq(s2_div), port.data.eq(value), port.en.eq(nudged & (s2_mod == b))]
                 if l == L:
-                    with m.If(last_step & ((s2_neuron == 0) | (state > best))):
-                        m.d.sync += [best.eq(state), best_index.eq(s2_neuron)]
+                    with m.If(last_free_step & ((s2_row == 0) | (state > best))):
+                        m.d.sync += [best.eq(state), best_index.eq(s2_row)]
 
-        # -- controller ------------------------------------------------------------------------
-        def next_neuron():
-            m.d.sync += [segment.eq(0), neuron.eq(neuron + 1)]
-            with m.If(neuron_mod == P - 1):
-                m.d.sync += [neuron_mod.eq(0), neuron_div.eq(neuron_div + 1)]
+        # -- controller ----------------------------------------------------------------------
+        def restart_rows():
+            m.d.sync += [segment.eq(0), row.eq(0), row_mod.eq(0), row_div.eq(0)]
+
+        def next_row():
+            m.d.sync += [segment.eq(0), row.eq(row + 1)]
+            with m.If(row_mod == P - 1):
+                m.d.sync += [row_mod.eq(0), row_div.eq(row_div + 1)]
             with m.Else():
-                m.d.sync += neuron_mod.eq(neuron_mod + 1)
+                m.d.sync += row_mod.eq(row_mod + 1)
 
-        def restart_neurons():
-            m.d.sync += [segment.eq(0), neuron.eq(0), neuron_mod.eq(0), neuron_div.eq(0)]
+        def third(a, b):
+            """The buffer that is neither ``a`` nor ``b``."""
+            return (3 - a - b)[:2]
 
         counting = Signal()
         with m.If(counting):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         m.d.comb += self.busy.eq(counting)
+        pass_kind = Signal(2)  # 0: W_0 x, 1: relaxation step, 2: update
 
-        after_w0x = Signal()  # the pass in flight is the W_0 x pass
         with m.FSM():
             with m.State("LOAD"):
                 m.d.comb += self.x.ready.eq(1)
@@ -338,15 +472,24 @@ class Core(wiring.Component):
                     m.d.comb += [port.addr.eq(loaded_div), port.data.eq(self.x.payload), port.en.eq(self.x.valid & (loaded_mod == b))]
                 with m.If(self.x.valid):
                     with m.If(loaded == n[0] - 1):
-                        m.d.sync += [loaded.eq(0), loaded_mod.eq(0), loaded_div.eq(0), step.eq(0), current.eq(0), self.cycles.eq(0), after_w0x.eq(1)]
-                        restart_neurons()
-                        m.next = "P0"
+                        m.d.sync += [loaded.eq(0), loaded_mod.eq(0), loaded_div.eq(0)]
+                        m.next = "LABEL"
                     with m.Else():
                         m.d.sync += loaded.eq(loaded + 1)
                         with m.If(loaded_mod == P - 1):
                             m.d.sync += [loaded_mod.eq(0), loaded_div.eq(loaded_div + 1)]
                         with m.Else():
                             m.d.sync += loaded_mod.eq(loaded_mod + 1)
+            with m.State("LABEL"):
+                m.d.comb += self.label.ready.eq(1)
+                with m.If(self.label.valid):
+                    m.d.sync += [
+                        label.eq(self.label.payload.index), train.eq(self.label.payload.train), self.cycles.eq(0),
+                        pass_kind.eq(0), step.eq(0), nudged.eq(0), phase.eq(0), negative.eq(0),
+                        read_buf.eq(0), write_buf.eq(1), star_buf.eq(2),
+                    ]
+                    restart_rows()
+                    m.next = "P0"
             for index, part in enumerate(parts):
                 with m.State(f"P{index}"):
                     m.d.comb += [issue.eq(1), part_index.eq(index), counting.eq(1)]
@@ -356,15 +499,15 @@ class Core(wiring.Component):
                             m.d.sync += segment.eq(0)
                             m.next = f"P{index + 1}"
                         else:
-                            with m.If(neuron == part.neurons - 1):
-                                restart_neurons()
-                                if index > 0 and index + 1 < len(parts):
+                            with m.If(row == part.rows - 1):
+                                restart_rows()
+                                if index + 1 < len(parts) and parts[index + 1].kind == part.kind:
                                     m.next = f"P{index + 1}"
                                 else:
                                     m.d.sync += drain.eq(0)
                                     m.next = "DRAIN"
                             with m.Else():
-                                next_neuron()
+                                next_row()
                                 m.next = f"P{siblings[0]}"
                     with m.Else():
                         m.d.sync += segment.eq(segment + 1)
@@ -372,33 +515,48 @@ class Core(wiring.Component):
                 m.d.comb += counting.eq(1)
                 m.d.sync += drain.eq(drain + 1)
                 with m.If(drain == PASS_LATENCY - 1):
-                    with m.If(after_w0x):
-                        m.d.sync += after_w0x.eq(0)
-                        m.next = "P1"
-                    with m.Else():
-                        m.d.sync += current.eq(~current)
-                        with m.If(last_step):
-                            m.next = "OUTPUT"
-                        with m.Else():
-                            m.d.sync += step.eq(step + 1)
-                            m.next = "P1"
+                    with m.Switch(pass_kind):
+                        with m.Case(0):  # W_0 x done: the free phase
+                            m.d.sync += pass_kind.eq(1)
+                            m.next = f"P{first_step_part}"
+                        with m.Case(1):
+                            with m.If(nudged):
+                                m.d.sync += pass_kind.eq(2)
+                                m.next = f"P{first_update_part}"
+                            with m.Elif(step != learn.T1 - 1):
+                                m.d.sync += [step.eq(step + 1), read_buf.eq(write_buf), write_buf.eq(third(star_buf, write_buf))]
+                                m.next = f"P{first_step_part}"
+                            with m.Elif(train):  # s* is in write_buf: keep it for every nudged phase
+                                m.d.sync += [
+                                    nudged.eq(1), step.eq(0), star_buf.eq(write_buf), read_buf.eq(write_buf),
+                                    write_buf.eq(Mux(write_buf == 2, 0, write_buf + 1)),
+                                ]
+                                m.next = f"P{first_step_part}"
+                            with m.Else():
+                                m.next = "OUTPUT"
+                        with m.Case(2):
+                            m.d.sync += pass_kind.eq(1)
+                            with m.If(step != learn.T2 - 1):
+                                m.d.sync += [step.eq(step + 1), read_buf.eq(write_buf), write_buf.eq(third(star_buf, write_buf))]
+                                m.next = f"P{first_step_part}"
+                            with m.Elif(phase != phase_count(learn.nudging) - 1):
+                                m.d.sync += [
+                                    phase.eq(phase + 1), negative.eq(1), step.eq(0), read_buf.eq(star_buf),
+                                    write_buf.eq(Mux(star_buf == 2, 0, star_buf + 1)),
+                                ]
+                                m.next = f"P{first_step_part}"
+                            with m.Else():
+                                m.next = "OUTPUT"
             with m.State("OUTPUT"):
                 m.d.comb += [self.prediction.valid.eq(1), self.prediction.payload.eq(best_index)]
                 with m.If(self.prediction.ready):
                     m.next = "LOAD"
         return m
 
-    def _matrix_shape(self, name: str) -> tuple[int, int]:
-        from eqprop.network import param_shapes
-
-        return param_shapes(self.cfg.network)[name]
-
-    @staticmethod
-    def _ends_neuron(parts: list[_Part], part_signal) -> object:
-        """Whether ``part_signal`` is the last part of its neuron's beats."""
-        return reduce(lambda a, b: a | b, [part_signal == i for i in range(len(parts)) if i == _siblings(parts, i)[-1]])
-
 
 def _siblings(parts: list[_Part], index: int) -> list[int]:
-    """The parts that make up one neuron's beats with part ``index`` (same pass, same layer)."""
-    return [i for i, p in enumerate(parts) if p.layer == parts[index].layer and (i == 0) == (index == 0)]
+    """The parts that make up one row's beats with part ``index`` (one neuron of a step)."""
+    part = parts[index]
+    if part.kind != "step":
+        return [index]
+    return [i for i, p in enumerate(parts) if p.kind == "step" and p.layer == part.layer]

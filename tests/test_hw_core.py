@@ -22,6 +22,19 @@ def small_config(sizes, tied, lanes, T1=4) -> Config:
     )
 
 
+async def send(ctx, dut, x, label: int, train: bool):
+    """Stream one sample's inputs, then its label and whether to learn it."""
+    for value in x:
+        ctx.set(dut.x.valid, 1)
+        ctx.set(dut.x.payload, int(value))
+        await ctx.tick()
+    ctx.set(dut.x.valid, 0)
+    ctx.set(dut.label.valid, 1)
+    ctx.set(dut.label.payload, {"index": label, "train": int(train)})
+    await ctx.tick()
+    ctx.set(dut.label.valid, 0)
+
+
 def test_skewed_layout_round_trips_and_spreads_rows_and_columns_over_banks():
     matrix = np.arange(7 * 5).reshape(7, 5)
     for lanes in (1, 2, 3, 4, 8):
@@ -47,11 +60,7 @@ def test_inference_matches_the_golden_model_in_the_predicted_cycles(sizes, tied,
 
     async def bench(ctx):
         for x in samples:
-            for value in x:
-                ctx.set(dut.x.valid, 1)
-                ctx.set(dut.x.payload, int(value))
-                await ctx.tick()
-            ctx.set(dut.x.valid, 0)
+            await send(ctx, dut, x, label=0, train=False)
             await ctx.tick().until(dut.prediction.valid)
             prediction, cycles = ctx.get(dut.prediction.payload), ctx.get(dut.cycles)
             ctx.set(dut.prediction.ready, 1)
@@ -86,11 +95,7 @@ def test_every_write_lands_in_the_cycle_the_schedule_gives(sizes, tied, lanes):
     seen = []
 
     async def bench(ctx):
-        for value in x:
-            ctx.set(dut.x.valid, 1)
-            ctx.set(dut.x.payload, int(value))
-            await ctx.tick()
-        ctx.set(dut.x.valid, 0)
+        await send(ctx, dut, x, label=0, train=False)
         while not ctx.get(dut.prediction.valid):
             for (memory, buffer), ports in dut.write_ports.items():
                 for bank, port in enumerate(ports):
@@ -104,3 +109,47 @@ def test_every_write_lands_in_the_cycle_the_schedule_gives(sizes, tied, lanes):
     sim.add_testbench(bench)
     sim.run()
     assert seen == inference_writes(golden, x)
+
+
+@pytest.mark.parametrize(
+    "sizes, tied, nudging, lanes",
+    [
+        ([5, 4, 3], True, "symmetric", 1),
+        ([6, 5, 3], True, "one-sided", 2),
+        ([6, 5, 4, 3], False, "one-sided", 3),
+        ([5, 4, 3], False, "symmetric", 2),
+        ([7, 3, 2], True, "symmetric", 4),
+    ],
+    ids=["cep-symmetric-P1", "cep-one-sided-P2", "cvf-deep-P3", "cvf-symmetric-P2", "narrow-P4"],
+)
+def test_learning_matches_the_golden_model_weight_for_weight(sizes, tied, nudging, lanes):
+    cfg = small_config(sizes, tied, lanes).replace(learning={"nudging": nudging, "T2": 3, "lr": [0.1] * (len(sizes) - 1)})
+    golden = GoldenModel.from_float(cfg, network.init_params(cfg.network, torch.Generator().manual_seed(4), torch.float64))
+    dut = Core(cfg, golden.params)
+    rng = np.random.default_rng(lanes + 10)
+    samples = [(rng.integers(0, cfg.fixed.input.max_int + 1, sizes[0]), int(rng.integers(sizes[-1]))) for _ in range(3)]
+    start = {k: v.copy() for k, v in golden.params.items()}
+    results = []
+
+    async def bench(ctx):
+        for x, label in samples:
+            await send(ctx, dut, x, label, train=True)
+            await ctx.tick().until(dut.prediction.valid)
+            results.append((ctx.get(dut.prediction.payload), ctx.get(dut.cycles)))
+            ctx.set(dut.prediction.ready, 1)
+            await ctx.tick()
+            ctx.set(dut.prediction.ready, 0)
+        results.append(dut.weight_arrays(lambda data, address: ctx.get(data[address])))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    for (x, label), (prediction, cycles) in zip(samples, results):
+        assert prediction == int(golden.free_phase(x.reshape(1, -1))[-1][0].argmax())  # predicts before learning
+        golden.train_sample(x, label)
+        assert cycles == cycle_count(cfg).total
+    weights = results[-1]
+    assert any(not np.array_equal(golden.params[k], start[k]) for k in start)  # learning happened
+    for name, value in golden.params.items():
+        np.testing.assert_array_equal(weights[name], value, err_msg=name)
