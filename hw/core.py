@@ -2,10 +2,10 @@
 
 The core computes what :class:`eqprop.golden.GoldenModel` computes, bit for bit, in the cycles
 :func:`eqprop.schedule.cycle_count` predicts (``tests/test_hw_core.py`` checks both): the free
-phase (inference), and for a training sample the nudged phase(s) with a continual C-EP / C-VF
-update of every weight and bias after every nudged step. Not yet on chip: homeostasis,
-stochastic rounding and random-sign nudging (refused by the constructor), and the weight
-register interface.
+phase (inference), and for a training sample the nudged phase(s) (one-sided, symmetric, random
+sign) with a continual C-EP / C-VF update of every weight and bias after every nudged step
+(rounded by the formats' modes or stochastically with the LFSR unit's words), and the local
+homeostasis pass every ``homeostasis_period`` samples. Not yet: the weight register interface.
 
 Memories (``amaranth.lib.memory``, so they map to block RAM):
 
@@ -45,6 +45,7 @@ from eqprop.network import param_shapes
 from eqprop.schedule import PASS_LATENCY
 
 from .arith import requantize, saturate, shape_of, shift_round
+from .lfsr import LfsrUnit
 
 
 def skewed_banks(matrix: np.ndarray, lanes: int) -> list[np.ndarray]:
@@ -109,9 +110,7 @@ class Core(wiring.Component):
         self.lanes = P = cfg.hardware.lanes
         if not isinstance(P, int) or P < 1:
             raise ConfigError(f"hardware.lanes must be a positive integer, got {P!r}")
-        learn, fx = cfg.learning, cfg.fixed
-        if learn.homeostasis != "off" or fx.stochastic_rounding or learn.nudging == "random-sign":
-            raise ConfigError("the core does not run homeostasis, stochastic rounding or random-sign nudging yet")
+        fx = cfg.fixed
         sizes, L = cfg.network.sizes, cfg.network.n_layers
         shapes = param_shapes(cfg.network)
         params = params if params is not None else {k: np.zeros(s, dtype=np.int64) for k, s in shapes.items()}
@@ -150,7 +149,7 @@ class Core(wiring.Component):
 
     # -- the pass programs ---------------------------------------------------------------------
     def _parts(self) -> list[_Part]:
-        """Every part, in issue order: the ``W_0 x`` pass, a relaxation step, an update pass."""
+        """Every part, in issue order: the ``W_0 x`` pass, a relaxation step, an update pass, a homeostasis pass."""
         n, L, P, tied = self.cfg.network.sizes, self.cfg.network.n_layers, self.lanes, self.cfg.network.tied
         parts = [_Part("w0x", "w0x", 1, "W0", False, 0, n[0], n[1], P)]
         for l in range(1, L + 1):
@@ -165,6 +164,9 @@ class Core(wiring.Component):
             if not tied and l >= 1:
                 parts.append(_Part("update", f"B{l}", l, f"B{l}", False, l + 1, n[l + 1], n[l], P, target="B"))
             parts.append(_Part("update", f"b{l + 1}", l, None, False, None, n[l + 1], 1, P, target="b"))
+        if self.cfg.learning.homeostasis == "local":
+            for l in range(1, L):
+                parts.append(_Part("homeostasis", f"H{l}", l, f"W{l}", False, None, n[l], n[l + 1], P))
         return parts
 
     def elaborate(self, platform) -> Module:
@@ -204,7 +206,9 @@ class Core(wiring.Component):
         # Every state and W_0 x write, by memory: what a scoreboard watches (see eqprop.schedule).
         self.write_ports = {("w0x", 0): [w0x_wr], **{(f"s{l}", buf): ports for (l, buf), ports in state_wr.items()}}
 
+        m.submodules.lfsr = lfsr = LfsrUnit(fx.lfsr, P)
         parts = self._parts()
+        first_homeostasis_part = next((i for i, p in enumerate(parts) if p.kind == "homeostasis"), None)
         first_step_part = next(i for i, p in enumerate(parts) if p.kind == "step")
         first_update_part = next(i for i, p in enumerate(parts) if p.kind == "update")
         shapes = param_shapes(cfg.network)
@@ -236,6 +240,7 @@ class Core(wiring.Component):
         s1_row, s1_mod, s1_div = Signal.like(row), Signal.like(row_mod), Signal.like(row_div)
         s1_segment = Signal.like(segment)
         s1_waddr = Signal(range(max(mems[0].depth for mems in self.weights.values()) + 1))
+        s1_baddr = [Signal.like(s1_waddr, name=f"s1_baddr{b}") for b in range(P)]  # B_l, read by column
         # -- stage 1 -> 2 registers
         s2_valid = Signal()
         s2_part = Signal.like(s1_part)
@@ -255,6 +260,13 @@ class Core(wiring.Component):
                         else:
                             m.d.comb += port.addr.eq(row * per_row + segment)
                     m.d.sync += s1_waddr.eq(row * per_row + segment)
+                if part.kind == "homeostasis":  # the partner B_l[j, r] of W_l[r, j], a column of B_l
+                    per_row_b = math.ceil(shapes[f"B{part.layer}"][1] / P)
+                    for b, port in enumerate(weight_rd[f"B{part.layer}"]):
+                        lane = Mux(row_mod <= b, b - row_mod, b + P - row_mod)
+                        address = (segment * P + lane) * per_row_b + row_div
+                        m.d.comb += port.addr.eq(address)
+                        m.d.sync += s1_baddr[b].eq(address)
                 if part.pre == 0:
                     for port in input_rd:
                         m.d.comb += port.addr.eq(segment)
@@ -314,9 +326,7 @@ class Core(wiring.Component):
         # presynaptic values of the lanes: the step's states (old buffer), or x
         stage1_sum = 0
         for index, part in enumerate(parts):
-            if part.kind == "update":
-                continue
-            if part.matrix is None:
+            if part.kind not in ("w0x", "step") or part.matrix is None:
                 continue
             stored = rotate([port.data for port in weight_rd[part.matrix]], s1_mod)
             if part.pre == 0:
@@ -326,6 +336,25 @@ class Core(wiring.Component):
                 pre_n = fx.state.n
             lanes = [Mux(mask[t], mac_acc(requantize(stored[t], arith.weight_store.n, fx.weight) * pres[t], pre_n), 0) for t in range(P)]
             stage1_sum = Mux(s1_part == index, reduce(lambda a, b: a + b, lanes), stage1_sum)
+
+        def to_store(exact, shift, store, index):
+            """An exact increment rounded to storage: the format's mode, or LFSR bits when stochastic."""
+            if shift > 0 and fx.stochastic_rounding:
+                with m.If(s1_valid & (s1_part == index)):
+                    m.d.comb += lfsr.advance.eq(sum(mask[t] for t in range(P)))
+                return [(exact[t] + lfsr.words[t][:shift]) >> shift for t in range(P)]
+            return [shift_round(exact[t], shift, store.rounding) for t in range(P)]
+
+        def write_row(matrix, values, addresses, index):
+            """Lane t's ``values[t]`` into bank ``(t + row) mod P`` of ``matrix`` (padding lanes write nothing)."""
+            with m.If(s1_valid & (s1_part == index)):
+                for b, port in enumerate(weight_wr[matrix]):
+                    lane = select({r: (b - r) % P for r in range(P)}, s1_mod)
+                    m.d.comb += [
+                        port.addr.eq(addresses[b]),
+                        port.data.eq(select({t: values[t] for t in range(P)}, lane)),
+                        port.en.eq(select({t: mask[t] for t in range(P)}, lane)),
+                    ]
 
         # the update passes: increments, rounding, write back (and W_0 x from the new W_0)
         for index, part in enumerate(parts):
@@ -359,29 +388,40 @@ class Core(wiring.Component):
                 else:
                     exact = [row_factor("d", l + 1) * old[t] for t in range(P)]
                     frac = fx.update.n + arith.pre_frac(l)
+            deltas = to_store([Mux(negative, -exact[t], exact[t]) for t in range(P)], frac - store.n, store, index)
             updated = []
             for t in range(P):
-                signed_exact = Mux(negative, -exact[t], exact[t])
-                delta = shift_round(signed_exact, frac - store.n, store.rounding)
                 value = Signal(shape_of(store), name=f"{part.name}_lane{t}_new")
-                m.d.comb += value.eq(saturate(stored[t] + delta, store))
+                m.d.comb += value.eq(saturate(stored[t] + deltas[t], store))
                 updated.append(value)
-            writing = s1_valid & (s1_part == index)
             if part.target == "b":
-                for t, port in enumerate(bias_wr[l + 1]):
-                    m.d.comb += [port.addr.eq(s1_segment), port.data.eq(updated[t]), port.en.eq(writing & mask[t])]
+                with m.If(s1_valid & (s1_part == index)):
+                    for t, port in enumerate(bias_wr[l + 1]):
+                        m.d.comb += [port.addr.eq(s1_segment), port.data.eq(updated[t]), port.en.eq(mask[t])]
             else:
-                for b, port in enumerate(weight_wr[part.matrix]):
-                    lane = select({r: (b - r) % P for r in range(P)}, s1_mod)
-                    m.d.comb += [
-                        port.addr.eq(s1_waddr),
-                        port.data.eq(select({t: updated[t] for t in range(P)}, lane)),
-                        port.en.eq(writing & select({t: mask[t] for t in range(P)}, lane)),
-                    ]
+                write_row(part.matrix, updated, [s1_waddr] * P, index)
             if part.matrix == "W0":
                 x = [port.data for port in input_rd]
                 lanes = [Mux(mask[t], mac_acc(requantize(updated[t], store.n, fx.weight) * x[t], fx.input.n), 0) for t in range(P)]
                 stage1_sum = Mux(s1_part == index, reduce(lambda a, b: a + b, lanes), stage1_sum)
+
+        # homeostasis: W_l[r, j] -= lambda (W - B^T), B_l[j, r] += the same, for one row of pairs per beat
+        for index, part in enumerate(parts):
+            if part.kind != "homeostasis":
+                continue
+            store = arith.weight_store
+            forward = rotate([port.data for port in weight_rd[part.matrix]], s1_mod)
+            backward = rotate([port.data for port in weight_rd[f"B{part.layer}"]], s1_mod)
+            deltas = to_store([arith.lam * (forward[t] - backward[t]) for t in range(P)], fx.factor.n, store, index)
+            pulled = {}
+            for name, values, sign in ((part.matrix, forward, -1), (f"B{part.layer}", backward, 1)):
+                pulled[name] = []
+                for t in range(P):
+                    value = Signal(shape_of(store), name=f"{part.name}_{name}_lane{t}")
+                    m.d.comb += value.eq(saturate(values[t] + sign * deltas[t], store))
+                    pulled[name].append(value)
+            write_row(part.matrix, pulled[part.matrix], [s1_waddr] * P, index)
+            write_row(f"B{part.layer}", pulled[f"B{part.layer}"], s1_baddr, index)
 
         step_parts = [i for i, p in enumerate(parts) if p.kind == "step"]
         bias = select(
@@ -463,7 +503,28 @@ class Core(wiring.Component):
         with m.If(counting):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         m.d.comb += self.busy.eq(counting)
-        pass_kind = Signal(2)  # 0: W_0 x, 1: relaxation step, 2: update
+        pass_kind = Signal(2)  # 0: W_0 x, 1: relaxation step, 2: update, 3: homeostasis
+        period = learn.homeostasis_period
+        since = Signal(range(period + 1))  # training samples since the last homeostasis pass
+
+        def start_phase(first: bool):
+            """The sign of a nudged phase: symmetric alternates, random-sign draws bit 0 of an LFSR word."""
+            if learn.nudging == "random-sign":
+                m.d.comb += lfsr.advance.eq(1)
+                m.d.sync += negative.eq(lfsr.words[0][0])
+            else:
+                m.d.sync += negative.eq(0 if first else 1)
+
+        def finish_sample():
+            if first_homeostasis_part is None:
+                m.next = "OUTPUT"
+                return
+            with m.If(since == period - 1):
+                m.d.sync += [since.eq(0), pass_kind.eq(3)]
+                m.next = f"P{first_homeostasis_part}"
+            with m.Else():
+                m.d.sync += since.eq(since + 1)
+                m.next = "OUTPUT"
 
         with m.FSM():
             with m.State("LOAD"):
@@ -531,6 +592,7 @@ class Core(wiring.Component):
                                     nudged.eq(1), step.eq(0), star_buf.eq(write_buf), read_buf.eq(write_buf),
                                     write_buf.eq(Mux(write_buf == 2, 0, write_buf + 1)),
                                 ]
+                                start_phase(first=True)
                                 m.next = f"P{first_step_part}"
                             with m.Else():
                                 m.next = "OUTPUT"
@@ -541,12 +603,15 @@ class Core(wiring.Component):
                                 m.next = f"P{first_step_part}"
                             with m.Elif(phase != phase_count(learn.nudging) - 1):
                                 m.d.sync += [
-                                    phase.eq(phase + 1), negative.eq(1), step.eq(0), read_buf.eq(star_buf),
+                                    phase.eq(phase + 1), step.eq(0), read_buf.eq(star_buf),
                                     write_buf.eq(Mux(star_buf == 2, 0, star_buf + 1)),
                                 ]
+                                start_phase(first=False)
                                 m.next = f"P{first_step_part}"
                             with m.Else():
-                                m.next = "OUTPUT"
+                                finish_sample()
+                        with m.Case(3):
+                            m.next = "OUTPUT"
             with m.State("OUTPUT"):
                 m.d.comb += [self.prediction.valid.eq(1), self.prediction.payload.eq(best_index)]
                 with m.If(self.prediction.ready):

@@ -354,8 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verilog",
         help="write the core's Verilog and its configuration JSON",
         description="Generate the core's Verilog (Amaranth + Yosys) for a configuration, with the configuration JSON "
-        "beside it. The core runs inference and continual C-EP / C-VF learning; homeostasis, stochastic rounding and "
-        "random-sign nudging on chip are not built yet and are refused.",
+        "beside it. The core runs inference and continual C-EP / C-VF learning with homeostasis, as the golden model does.",
     )
     add_config_options(p)
     p.add_argument("--checkpoint", metavar="PATH", help="a fixed-point run (eqprop quantize / train --arith fixed): its configuration, and its weights as the memories' initial contents")

@@ -55,6 +55,9 @@ class CycleCount:
     inference: int
     macs: int
     rmws: float
+    #: Cycles of one homeostasis pass (0 when homeostasis is off); it follows every
+    #: ``homeostasis_period``-th training sample.
+    homeostasis_pass: int = 0
 
     @property
     def total(self) -> float:
@@ -77,6 +80,7 @@ class CycleCount:
             "inference": self.inference,
             "macs": self.macs,
             "rmws": self.rmws,
+            "homeostasis_pass": self.homeostasis_pass,
             "bound": self.bound,
             "ratio": self.ratio,
         }
@@ -122,7 +126,7 @@ def cycle_count(cfg: Config, lanes: int | None = None) -> CycleCount:
     macs = n[1] * n[0] + (learn.T1 + nudged_steps) * sum(2 * n[l] * n[l + 1] for l in range(1, L))
     weights = sum(n[l] * n[l + 1] for l in range(L)) + (0 if tied else pairs)
     rmws = nudged_steps * (weights + sum(n[1:])) + (pairs / learn.homeostasis_period if homeostasis_on else 0.0)
-    return CycleCount(P, phases, input_drive + learn.T1 * step, macs, rmws)
+    return CycleCount(P, phases, input_drive + learn.T1 * step, macs, rmws, homeostasis_pass if homeostasis_on else 0)
 
 
 @dataclass(frozen=True)

@@ -111,19 +111,27 @@ def test_every_write_lands_in_the_cycle_the_schedule_gives(sizes, tied, lanes):
     assert seen == inference_writes(golden, x)
 
 
+HOMEOSTASIS = {"homeostasis": "local", "homeostasis_coef": 0.1, "homeostasis_period": 2}
+STOCHASTIC = {"stochastic_rounding": True, "learn_bits": 4}
+
+
 @pytest.mark.parametrize(
-    "sizes, tied, nudging, lanes",
+    "sizes, tied, learn, fixed, lanes",
     [
-        ([5, 4, 3], True, "symmetric", 1),
-        ([6, 5, 3], True, "one-sided", 2),
-        ([6, 5, 4, 3], False, "one-sided", 3),
-        ([5, 4, 3], False, "symmetric", 2),
-        ([7, 3, 2], True, "symmetric", 4),
+        ([5, 4, 3], True, {"nudging": "symmetric"}, {}, 1),
+        ([6, 5, 3], True, {"nudging": "one-sided"}, {}, 2),
+        ([6, 5, 4, 3], False, {"nudging": "one-sided"}, {}, 3),
+        ([5, 4, 3], False, {"nudging": "symmetric"}, {}, 2),
+        ([7, 3, 2], True, {"nudging": "symmetric"}, {}, 4),
+        ([6, 5, 4, 3], False, {"nudging": "symmetric", **HOMEOSTASIS}, {}, 2),
+        ([5, 4, 3], False, {"nudging": "random-sign", **HOMEOSTASIS}, STOCHASTIC, 3),
+        ([6, 5, 3], True, {"nudging": "random-sign"}, STOCHASTIC, 1),
     ],
-    ids=["cep-symmetric-P1", "cep-one-sided-P2", "cvf-deep-P3", "cvf-symmetric-P2", "narrow-P4"],
+    ids=["cep-symmetric-P1", "cep-one-sided-P2", "cvf-deep-P3", "cvf-symmetric-P2", "narrow-P4",
+         "cvf-homeostasis-P2", "cvf-random-sign-stochastic-homeostasis-P3", "cep-random-sign-stochastic-P1"],
 )
-def test_learning_matches_the_golden_model_weight_for_weight(sizes, tied, nudging, lanes):
-    cfg = small_config(sizes, tied, lanes).replace(learning={"nudging": nudging, "T2": 3, "lr": [0.1] * (len(sizes) - 1)})
+def test_learning_matches_the_golden_model_weight_for_weight(sizes, tied, learn, fixed, lanes):
+    cfg = small_config(sizes, tied, lanes).replace(learning={"T2": 3, "lr": [0.1] * (len(sizes) - 1), **learn}, fixed=fixed)
     golden = GoldenModel.from_float(cfg, network.init_params(cfg.network, torch.Generator().manual_seed(4), torch.float64))
     dut = Core(cfg, golden.params)
     rng = np.random.default_rng(lanes + 10)
@@ -145,10 +153,12 @@ def test_learning_matches_the_golden_model_weight_for_weight(sizes, tied, nudgin
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+    count = cycle_count(cfg)
     for (x, label), (prediction, cycles) in zip(samples, results):
         assert prediction == int(golden.free_phase(x.reshape(1, -1))[-1][0].argmax())  # predicts before learning
         golden.train_sample(x, label)
-        assert cycles == cycle_count(cfg).total
+        due = count.homeostasis_pass if cfg.learning.homeostasis == "local" and golden.samples % cfg.learning.homeostasis_period == 0 else 0
+        assert cycles == count.total - count.phases["homeostasis"] + due
     weights = results[-1]
     assert any(not np.array_equal(golden.params[k], start[k]) for k in start)  # learning happened
     for name, value in golden.params.items():
