@@ -5,7 +5,8 @@ The core computes what :class:`eqprop.golden.GoldenModel` computes, bit for bit,
 phase (inference), and for a training sample the nudged phase(s) (one-sided, symmetric, random
 sign) with a continual C-EP / C-VF update of every weight and bias after every nudged step
 (rounded by the formats' modes or stochastically with the LFSR unit's words), and the local
-homeostasis pass every ``homeostasis_period`` samples. Not yet: the weight register interface.
+homeostasis pass every ``homeostasis_period`` samples. Between samples the ``param`` port loads
+and reads the stored weights and biases word by word (:func:`parameter_words`).
 
 Memories (``amaranth.lib.memory``, so they map to block RAM):
 
@@ -33,7 +34,7 @@ import math
 from functools import reduce
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -41,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.golden import Arith, phase_count
-from eqprop.network import param_shapes
+from eqprop.network import param_names, param_shapes
 from eqprop.schedule import PASS_LATENCY
 
 from .arith import requantize, saturate, shape_of, shift_round
@@ -81,6 +82,34 @@ def striped_banks(vector: np.ndarray, lanes: int) -> list[np.ndarray]:
 def unstripe(banks: list[list[int]], length: int) -> np.ndarray:
     lanes = len(banks)
     return np.array([banks[j % lanes][j // lanes] for j in range(length)], dtype=np.int64)
+
+
+def parameter_words(cfg: Config, params: dict[str, np.ndarray]) -> list[tuple[int, int, int, int]]:
+    """``(memory, bank, address, value)`` of every stored parameter word, padding included.
+
+    Memories are numbered in checkpoint order (:func:`eqprop.network.param_names`); weight
+    matrices are skewed, biases striped over the P banks. This is what the core's ``param`` port
+    takes to load a network and what the host writes over the link.
+    """
+    words = []
+    for memory, name in enumerate(param_names(cfg.network)):
+        value = np.asarray(params[name])
+        banks = striped_banks(value, cfg.hardware.lanes) if name[0] == "b" else skewed_banks(value, cfg.hardware.lanes)
+        words += [(memory, bank, address, int(v)) for bank, contents in enumerate(banks) for address, v in enumerate(contents)]
+    return words
+
+
+def parameters_from_words(cfg: Config, read) -> dict[str, np.ndarray]:
+    """The parameters, reading each stored word with ``read(memory, bank, address)``."""
+    out, P = {}, cfg.hardware.lanes
+    for memory, (name, shape) in enumerate(param_shapes(cfg.network).items()):
+        if name[0] == "b":
+            depth = max(1, math.ceil(shape[0] / P))
+            out[name] = unstripe([[read(memory, b, a) for a in range(depth)] for b in range(P)], shape[0])
+        else:
+            depth = shape[0] * math.ceil(shape[1] / P)
+            out[name] = unskew([[read(memory, b, a) for a in range(depth)] for b in range(P)], *shape)
+    return out
 
 
 class _Part:
@@ -129,7 +158,19 @@ class Core(wiring.Component):
         }
         self.w0x = Memory(shape=shape_of(fx.accumulator), depth=sizes[1], init=[])
         label = data.StructLayout({"index": range(max(2, sizes[-1])), "train": 1})
+        # the parameter memories in checkpoint order, for the param port
+        self.parameter_memories = [self.biases[int(k[1:])] if k[0] == "b" else self.weights[k] for k in param_names(cfg.network)]
+        word = signed(max(self.arith.weight_store.width, self.arith.bias_store.width))
+        access = data.StructLayout({
+            "memory": range(max(2, len(self.parameter_memories))),
+            "bank": range(max(2, P)),
+            "address": range(max(mems[0].depth for mems in self.parameter_memories) + 1),
+            "write": 1,
+            "data": word,
+        })
         super().__init__({
+            "param": In(stream.Signature(access)),
+            "param_read": Out(stream.Signature(word)),
             "x": In(stream.Signature(shape_of(fx.input))),
             "label": In(stream.Signature(label)),
             "prediction": Out(stream.Signature(range(max(2, sizes[-1])))),
@@ -138,14 +179,8 @@ class Core(wiring.Component):
         })
 
     def weight_arrays(self, read) -> dict[str, np.ndarray]:
-        """The parameters held in the memories, read with ``read(memory_data, address)``."""
-        out = {}
-        for name, mems in self.weights.items():
-            rows, cols = param_shapes(self.cfg.network)[name]
-            out[name] = unskew([[read(m.data, a) for a in range(m.depth)] for m in mems], rows, cols)
-        for l, mems in self.biases.items():
-            out[f"b{l}"] = unstripe([[read(m.data, a) for a in range(m.depth)] for m in mems], self.cfg.network.sizes[l])
-        return out
+        """The parameters held in the memories, read with ``read(memory_data, address)`` (for simulators)."""
+        return parameters_from_words(self.cfg, lambda memory, bank, address: read(self.parameter_memories[memory][bank].data, address))
 
     # -- the pass programs ---------------------------------------------------------------------
     def _parts(self) -> list[_Part]:
@@ -503,6 +538,21 @@ class Core(wiring.Component):
         with m.If(counting):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         m.d.comb += self.busy.eq(counting)
+        # the param port's read replies: the word is captured the cycle after its request
+        reply_pending, reply_capture = Signal(), Signal()
+        reply_memory, reply_bank = Signal.like(self.param.payload.memory), Signal.like(self.param.payload.bank)
+        reply_word = Signal.like(self.param_read.payload)
+        m.d.sync += reply_capture.eq(0)
+        with m.If(reply_capture):
+            for memory, name in enumerate(param_names(cfg.network)):
+                reads = bias_rd[int(name[1:])] if name[0] == "b" else weight_rd[name]
+                with m.If(reply_memory == memory):
+                    for b in range(P):
+                        with m.If(reply_bank == b):
+                            m.d.sync += reply_word.eq(reads[b].data)
+        m.d.comb += [self.param_read.valid.eq(reply_pending & ~reply_capture), self.param_read.payload.eq(reply_word)]
+        with m.If(self.param_read.valid & self.param_read.ready):
+            m.d.sync += reply_pending.eq(0)
         pass_kind = Signal(2)  # 0: W_0 x, 1: relaxation step, 2: update, 3: homeostasis
         period = learn.homeostasis_period
         since = Signal(range(period + 1))  # training samples since the last homeostasis pass
@@ -528,7 +578,18 @@ class Core(wiring.Component):
 
         with m.FSM():
             with m.State("LOAD"):
-                m.d.comb += self.x.ready.eq(1)
+                m.d.comb += [self.x.ready.eq(1), self.param.ready.eq(~reply_pending)]
+                request = self.param.payload
+                with m.If(self.param.valid & ~reply_pending):
+                    for memory, (name, mems) in enumerate(zip(param_names(cfg.network), self.parameter_memories)):
+                        reads, writes = (bias_rd[int(name[1:])], bias_wr[int(name[1:])]) if name[0] == "b" else (weight_rd[name], weight_wr[name])
+                        with m.If(request.memory == memory):
+                            for b in range(P):
+                                with m.If(request.bank == b):
+                                    m.d.comb += [reads[b].addr.eq(request.address), writes[b].addr.eq(request.address), writes[b].data.eq(request.data)]
+                                    m.d.comb += writes[b].en.eq(request.write)
+                    with m.If(~request.write):
+                        m.d.sync += [reply_pending.eq(1), reply_capture.eq(1), reply_memory.eq(request.memory), reply_bank.eq(request.bank)]
                 for b, port in enumerate(input_wr):
                     m.d.comb += [port.addr.eq(loaded_div), port.data.eq(self.x.payload), port.en.eq(self.x.valid & (loaded_mod == b))]
                 with m.If(self.x.valid):

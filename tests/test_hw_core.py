@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 from eqprop import network
 from eqprop.config import Config
 from eqprop.golden import GoldenModel
-from eqprop.hw.core import Core, skewed_banks, unskew
+from eqprop.hw.core import Core, parameter_words, parameters_from_words, skewed_banks, unskew
 from eqprop.schedule import Write, cycle_count, inference_writes
 
 
@@ -163,3 +163,45 @@ def test_learning_matches_the_golden_model_weight_for_weight(sizes, tied, learn,
     assert any(not np.array_equal(golden.params[k], start[k]) for k in start)  # learning happened
     for name, value in golden.params.items():
         np.testing.assert_array_equal(weights[name], value, err_msg=name)
+
+
+def test_param_port_loads_and_reads_back_the_weights_around_learning():
+    cfg = small_config([6, 5, 4, 3], False, 2).replace(learning={"T2": 2, "lr": [0.1] * 3, **HOMEOSTASIS})
+    golden = GoldenModel.from_float(cfg, network.init_params(cfg.network, torch.Generator().manual_seed(8), torch.float64))
+    dut = Core(cfg)  # zero weights: everything comes through the port
+    x = np.random.default_rng(2).integers(0, cfg.fixed.input.max_int + 1, 6)
+    read_back = {}
+
+    async def access(ctx, memory, bank, address, write=False, value=0):
+        ctx.set(dut.param.valid, 1)
+        ctx.set(dut.param.payload, {"memory": memory, "bank": bank, "address": address, "write": int(write), "data": value})
+        await ctx.tick().until(dut.param.ready)
+        ctx.set(dut.param.valid, 0)
+        if write:
+            return None
+        ctx.set(dut.param_read.ready, 1)
+        (word,) = await ctx.tick().sample(dut.param_read.payload).until(dut.param_read.valid)
+        ctx.set(dut.param_read.ready, 0)
+        return word
+
+    async def bench(ctx):
+        for memory, bank, address, value in parameter_words(cfg, golden.params):
+            await access(ctx, memory, bank, address, write=True, value=value)
+        for _ in range(2):
+            await send(ctx, dut, x, label=1, train=True)
+            await ctx.tick().until(dut.prediction.valid)
+            ctx.set(dut.prediction.ready, 1)
+            await ctx.tick()
+            ctx.set(dut.prediction.ready, 0)
+        for memory, bank, address, _ in parameter_words(cfg, golden.params):
+            read_back[memory, bank, address] = await access(ctx, memory, bank, address)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    for _ in range(2):
+        golden.train_sample(x, 1)
+    got = parameters_from_words(cfg, lambda memory, bank, address: read_back[memory, bank, address])
+    for name, value in golden.params.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
