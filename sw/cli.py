@@ -171,7 +171,7 @@ def _summary_line(cfg: Config, final: dict) -> str:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .data import load_dataset
-    from .train import check_fits
+    from .train import check_fits, evaluate_arrays
 
     cfg, arrays = load_checkpoint(args.checkpoint)
     dataset = args.dataset or cfg.training.dataset
@@ -186,23 +186,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(f"{args.checkpoint} ({cfg.training.arith}): train accuracy {result['train_accuracy']:.4f}, test accuracy {result['test_accuracy']:.4f}")
     return 0
-
-
-def evaluate_arrays(cfg: Config, arrays: dict, x, labels) -> dict:
-    """Loss and accuracy of checkpoint arrays: the float model, or the golden model for integers."""
-    import numpy as np
-    import torch
-
-    if cfg.training.arith == "fixed":
-        from .golden import GoldenModel, evaluate_fixed, Arith, quantize_inputs
-
-        model = GoldenModel(Arith.from_config(cfg), arrays)
-        return evaluate_fixed(model, quantize_inputs(model.arith, x), np.asarray(labels))
-    from .train import evaluate
-
-    dtype = getattr(torch, cfg.training.dtype)
-    params = {k: torch.as_tensor(v).to(dtype) for k, v in arrays.items()}
-    return evaluate(cfg, params, torch.as_tensor(x).to(dtype), torch.as_tensor(labels))
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:

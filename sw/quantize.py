@@ -9,14 +9,13 @@ and the accumulator is then sized to the worst-case drive (:func:`fit_accumulato
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from .config import Config
 from .data import Dataset
 from .errors import ConfigError
 from .fixed import Format, bits_for
-from .golden import GoldenModel, evaluate_fixed, quantize_inputs, worst_drives
-from .train import evaluate
+from .golden import GoldenModel, worst_drives
+from .train import evaluate_arrays
 
 
 def with_format(fmt: Format, m: int | None = None, n: int | None = None) -> dict:
@@ -67,13 +66,9 @@ def quantize_checkpoint(cfg: Config, params: dict[str, np.ndarray], data: Datase
     fixed_cfg = calibrate(cfg, params) if calibrated else cfg
     fixed_cfg = fixed_cfg.replace(training={"arith": "fixed"})
     model = GoldenModel.from_float(fixed_cfg, params)
-    dtype = getattr(torch, cfg.training.dtype)
-    tensors = {k: torch.as_tensor(v).to(dtype) for k, v in params.items()}
     report: dict = {"formats": {k: str(v) for k, v in fixed_cfg.fixed.formats().items()}, "learn_bits": fixed_cfg.fixed.learn_bits}
     for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
-        float_m = evaluate(cfg, tensors, torch.as_tensor(x).to(dtype), torch.as_tensor(y))
-        fixed_m = evaluate_fixed(model, quantize_inputs(model.arith, x), np.asarray(y))
-        report[f"float_{split}_accuracy"] = float_m["accuracy"]
-        report[f"fixed_{split}_accuracy"] = fixed_m["accuracy"]
+        report[f"float_{split}_accuracy"] = evaluate_arrays(cfg, params, x, y)["accuracy"]
+        report[f"fixed_{split}_accuracy"] = evaluate_arrays(fixed_cfg, model.params, x, y)["accuracy"]
     report["test_accuracy_loss"] = report["float_test_accuracy"] - report["fixed_test_accuracy"]
     return fixed_cfg, model, report

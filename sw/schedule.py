@@ -44,6 +44,15 @@ from .golden import phase_count
 PASS_LATENCY = 2
 
 
+def neuron_beats(sizes: list[int], l: int, lanes: int) -> int:
+    """Beats one neuron of layer l takes in a relaxation step: its ``W_{l-1}`` row (layer 1 reuses
+    the cached ``W_0 x``) and its ``B_l`` row, at least one beat to apply rho."""
+    L = len(sizes) - 1
+    forward = math.ceil(sizes[l - 1] / lanes) if l >= 2 else 0
+    backward = math.ceil(sizes[l + 1] / lanes) if l < L else 0
+    return max(1, forward + backward)
+
+
 @dataclass(frozen=True)
 class CycleCount:
     """Cycles per sample of one configuration at P lanes, by phase, and the work behind the bound."""
@@ -100,12 +109,7 @@ def cycle_count(cfg: Config, lanes: int | None = None) -> CycleCount:
     def beats(width: int) -> int:
         return math.ceil(width / P)
 
-    def neuron_beats(l: int) -> int:
-        forward = beats(n[l - 1]) if l >= 2 else 0  # layer 1 reads the cached W_0 x
-        backward = beats(n[l + 1]) if l < L else 0
-        return max(1, forward + backward)
-
-    step = sum(n[l] * neuron_beats(l) for l in range(1, L + 1)) + PASS_LATENCY
+    step = sum(n[l] * neuron_beats(n, l, P) for l in range(1, L + 1)) + PASS_LATENCY
     update = PASS_LATENCY
     for l in range(L):
         update += n[l + 1] * beats(n[l]) + beats(n[l + 1])
@@ -154,19 +158,18 @@ def inference_writes(model, x) -> list[Write]:
 
     cfg, P = model.arith.cfg, model.arith.cfg.hardware.lanes
     n, L = cfg.network.sizes, cfg.network.n_layers
-    beats = lambda width: math.ceil(width / P)  # noqa: E731
     x = np.asarray(x, dtype=np.int64).reshape(1, -1)
     writes, cycle = [], 0
     w0x = model.input_drive(x)
     for i in range(n[1]):
-        cycle += beats(n[0])
+        cycle += math.ceil(n[0] / P)
         writes.append(Write(cycle + 1, "w0x", 0, i, int(w0x[0, i])))
     cycle += PASS_LATENCY
     s = model.zero_states(x)
     for t in range(cfg.learning.T1):
         s = model.step(s, w0x)
         for l in range(1, L + 1):
-            per_neuron = max(1, (beats(n[l - 1]) if l >= 2 else 0) + (beats(n[l + 1]) if l < L else 0))
+            per_neuron = neuron_beats(n, l, P)
             for i in range(n[l]):
                 cycle += per_neuron
                 writes.append(Write(cycle + 1, f"s{l}", (t + 1) % 2, i, int(s[l][0, i])))

@@ -85,6 +85,19 @@ def evaluate(cfg: Config, params: Params, x: torch.Tensor, labels: torch.Tensor)
     return result
 
 
+def evaluate_arrays(cfg: Config, arrays: dict, x, labels) -> dict:
+    """Loss and accuracy of checkpoint arrays on a split: the float model, or the golden model
+    when ``cfg.training.arith`` is ``fixed`` (the arrays are then its stored integers)."""
+    if cfg.training.arith == "fixed":
+        from .golden import Arith, GoldenModel, evaluate_fixed, quantize_inputs
+
+        model = GoldenModel(Arith.from_config(cfg), arrays)
+        return evaluate_fixed(model, quantize_inputs(model.arith, x), np.asarray(labels))
+    dtype = getattr(torch, cfg.training.dtype)
+    params = {k: torch.as_tensor(v).to(dtype) for k, v in arrays.items()}
+    return evaluate(cfg, params, torch.as_tensor(x).to(dtype), torch.as_tensor(labels))
+
+
 def rule_direction(cfg: Config, params: Params, x, y, generator, lr=None) -> dict[str, torch.Tensor]:
     """One learning step of the configured rule (in place when ``lr`` is given); returns its direction."""
     net, learn = cfg.network, cfg.learning
