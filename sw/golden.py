@@ -235,9 +235,6 @@ class GoldenModel:
             else:
                 self._mac[name] = self._align_to_acc(self.params[name], self.arith.bias_store.n)
 
-    def mac_weight(self, name: str) -> np.ndarray:
-        return self._mac[name]
-
     def _align_to_acc(self, values: np.ndarray, frac: int) -> np.ndarray:
         acc = self.arith.cfg.fixed.accumulator
         return shift_round(values, frac - acc.n, acc.rounding)
