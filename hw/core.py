@@ -238,8 +238,14 @@ class Core(wiring.Component):
         factor_rd = {k: [mem.read_port() for mem in v] for k, v in self.factors.items()}
         factor_wr = {k: [mem.write_port() for mem in v] for k, v in self.factors.items()}
         w0x_rd, w0x_wr = self.w0x.read_port(), self.w0x.write_port()
-        # Every state and W_0 x write, by memory: what a scoreboard watches (see eqprop.schedule).
-        self.write_ports = {("w0x", 0): [w0x_wr], **{(f"s{l}", buf): ports for (l, buf), ports in state_wr.items()}}
+        # Every state, W_0 x, weight and bias write, by memory and buffer: what a scoreboard watches
+        # (eqprop.schedule.sample_writes gives each one's cycle and value).
+        self.write_ports = {
+            ("w0x", 0): [w0x_wr],
+            **{(f"s{l}", buf): ports for (l, buf), ports in state_wr.items()},
+            **{(name, 0): ports for name, ports in weight_wr.items()},
+            **{(f"b{l}", 0): ports for l, ports in bias_wr.items()},
+        }
 
         m.submodules.lfsr = lfsr = LfsrUnit(fx.lfsr, P)
         parts = self._parts()

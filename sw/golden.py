@@ -276,12 +276,20 @@ class GoldenModel:
     def zero_states(self, x: np.ndarray) -> list[np.ndarray]:
         return [x] + [np.zeros((len(x), n), dtype=np.int64) for n in self.arith.cfg.network.sizes[1:]]
 
-    def free_phase(self, x: np.ndarray) -> list[np.ndarray]:
-        """T1 steps from zero states with the input ``x`` (integers in the input format, ``(batch, n_0)``)."""
+    def free_phase(self, x: np.ndarray, observe=None) -> list[np.ndarray]:
+        """T1 steps from zero states with the input ``x`` (integers in the input format, ``(batch, n_0)``).
+
+        ``observe(event, value)``, when given, sees ``("w0x", W_0 x)`` and ``("free", states)`` after
+        every step: what :mod:`eqprop.schedule` turns into the chip's writes.
+        """
         x = np.asarray(x, dtype=np.int64)
         s, w0x = self.zero_states(x), self.input_drive(x)
+        if observe:
+            observe("w0x", w0x)
         for _ in range(self.arith.cfg.learning.T1):
             s = self.step(s, w0x)
+            if observe:
+                observe("free", s)
         return s
 
     def predict(self, x: np.ndarray, chunk: int = 1024) -> np.ndarray:
@@ -297,24 +305,33 @@ class GoldenModel:
             return [1, -1]
         return [-1 if int(self._draw(1)[0]) & 1 else 1]
 
-    def train_sample(self, x: np.ndarray, label: int) -> None:
-        """Learn one sample on chip: free phase, nudged phase(s) with continual updates, homeostasis."""
+    def train_sample(self, x: np.ndarray, label: int, observe=None) -> None:
+        """Learn one sample on chip: free phase, nudged phase(s) with continual updates, homeostasis.
+
+        ``observe(event, value)``, when given, also sees ``("nudged", states)`` after every nudged
+        step, ``("update", (params, W_0 x))`` after every update pass and ``("homeostasis", params)``.
+        """
         arith = self.arith
         learn = arith.cfg.learning
         x = np.asarray(x, dtype=np.int64).reshape(1, -1)
         y = np.zeros((1, arith.cfg.network.sizes[-1]), dtype=np.int64)
         y[0, label] = arith.one
-        s_free = self.free_phase(x)
+        s_free = self.free_phase(x, observe)
         for sign in self.phase_signs():
             s, w0x = s_free, self.input_drive(x)
             for _ in range(learn.T2):
                 s_next = self.step(s, w0x, sign * arith.beta, y)
                 self._update(s_next, s, sign)
                 w0x = self.input_drive(x)
+                if observe:
+                    observe("nudged", s_next)
+                    observe("update", (dict(self.params), w0x))
                 s = s_next
         self.samples += 1
         if arith.lam and self.samples % learn.homeostasis_period == 0:
             self.homeostasis()
+            if observe:
+                observe("homeostasis", dict(self.params))
 
     def _row_factor(self, c: int, values: np.ndarray) -> np.ndarray:
         fx = self.arith.cfg.fixed

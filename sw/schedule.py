@@ -1,5 +1,5 @@
 """How many clock cycles the chip takes per sample, per phase, the lower bound it is held to, and
-which memory word it writes in which cycle (:func:`inference_writes`).
+which memory word it writes in which cycle (:func:`sample_writes`).
 
 The datapath is time-multiplexed over P MAC lanes. A *beat* is one clock in which the P lanes
 each handle one synapse of the same row: a row of n synapses takes ``ceil(n / P)`` beats (the
@@ -147,31 +147,99 @@ class Write:
     value: int
 
 
-def inference_writes(model, x) -> list[Write]:
-    """Every write of one inference of ``x`` (quantized inputs, one sample), in cycle order.
+def sample_writes(model, x, label: int = 0, train: bool = False) -> list[Write]:
+    """Every state, ``W_0 x``, weight and bias write the chip makes for one sample, in cycle order.
 
-    ``model`` is a :class:`eqprop.golden.GoldenModel`; the values are its, the cycles follow the
-    pipeline of :mod:`eqprop.hw.core`: a neuron's state is written two cycles after its last beat
-    is issued, and the passes follow each other as :func:`cycle_count` counts them.
+    ``model`` is a :class:`eqprop.golden.GoldenModel` (it learns the sample when ``train``); the
+    values are its, the cycles follow the pipeline of :mod:`eqprop.hw.core`: a beat issued in
+    cycle c writes a weight in cycle c + 1 (update and homeostasis passes), a row's last beat
+    issued in cycle c writes its state (or ``W_0 x``) in cycle c + 2, and the passes follow each
+    other as :func:`cycle_count` counts them. Weights and biases are indexed row-major.
     """
     import numpy as np
 
     cfg, P = model.arith.cfg, model.arith.cfg.hardware.lanes
-    n, L = cfg.network.sizes, cfg.network.n_layers
+    n, L, tied, learn = cfg.network.sizes, cfg.network.n_layers, cfg.network.tied, cfg.learning
     x = np.asarray(x, dtype=np.int64).reshape(1, -1)
-    writes, cycle = [], 0
-    w0x = model.input_drive(x)
-    for i in range(n[1]):
-        cycle += math.ceil(n[0] / P)
-        writes.append(Write(cycle + 1, "w0x", 0, i, int(w0x[0, i])))
-    cycle += PASS_LATENCY
-    s = model.zero_states(x)
-    for t in range(cfg.learning.T1):
-        s = model.step(s, w0x)
-        for l in range(1, L + 1):
-            per_neuron = neuron_beats(n, l, P)
-            for i in range(n[l]):
-                cycle += per_neuron
-                writes.append(Write(cycle + 1, f"s{l}", (t + 1) % 2, i, int(s[l][0, i])))
+    writes: list[Write] = []
+    cycle = 0  # the next issue cycle
+    free_steps = 0
+    buffers = {"write": 1, "star": 2}
+
+    def beats_of(rows: int, length: int, row_end=None, beat=None):
+        nonlocal cycle
+        for r in range(rows):
+            for k in range(max(1, math.ceil(length / P))):
+                if beat:
+                    beat(cycle, r, k)
+                cycle += 1
+            if row_end:
+                row_end(cycle - 1, r)
+
+    def end_pass():
+        nonlocal cycle
         cycle += PASS_LATENCY
-    return writes
+
+    def relaxation(states, buffer):
+        nonlocal cycle
+        for l in range(1, L + 1):
+            for i in range(n[l]):
+                cycle += neuron_beats(n, l, P)
+                writes.append(Write(cycle + 1, f"s{l}", buffer, i, int(states[l][0, i])))
+        end_pass()
+
+    def lanes_of(k, length):
+        return range(k * P, min((k + 1) * P, length))
+
+    def weight_pass(params, w0x):
+        for l in range(L):
+            name, cols = f"W{l}", n[l]
+            beats_of(n[l + 1], cols, beat=lambda c, r, k, name=name, cols=cols: writes.extend(
+                Write(c + 1, name, 0, r * cols + j, int(params[name][r, j])) for j in lanes_of(k, cols)),
+                row_end=(lambda c, r: writes.append(Write(c + 2, "w0x", 0, r, int(w0x[0, r])))) if l == 0 else None)
+            if not tied and l >= 1:
+                name, cols = f"B{l}", n[l + 1]
+                beats_of(n[l], cols, beat=lambda c, r, k, name=name, cols=cols: writes.extend(
+                    Write(c + 1, name, 0, r * cols + j, int(params[name][r, j])) for j in lanes_of(k, cols)))
+            name = f"b{l + 1}"
+            beats_of(1, n[l + 1], beat=lambda c, r, k, name=name, size=n[l + 1]: writes.extend(
+                Write(c + 1, name, 0, j, int(params[name][j])) for j in lanes_of(k, size)))
+        end_pass()
+
+    def homeostasis_pass(params):
+        for l in range(1, L):
+            beats_of(n[l + 1], n[l], beat=lambda c, r, k, l=l: writes.extend(
+                w for j in lanes_of(k, n[l]) for w in (
+                    Write(c + 1, f"W{l}", 0, r * n[l] + j, int(params[f"W{l}"][r, j])),
+                    Write(c + 1, f"B{l}", 0, j * n[l + 1] + r, int(params[f"B{l}"][j, r])),
+                )))
+        end_pass()
+
+    def observe(event, value):
+        nonlocal free_steps
+        if event == "w0x":
+            beats_of(n[1], n[0], row_end=lambda c, r: writes.append(Write(c + 2, "w0x", 0, r, int(value[0, r]))))
+            end_pass()
+        elif event == "free":
+            free_steps += 1
+            relaxation(value, free_steps % 2)
+            if free_steps == learn.T1:  # s* stays in this buffer through the nudged phases
+                buffers["star"] = free_steps % 2
+                buffers["write"] = (buffers["star"] + 1) % 3
+                buffers["steps"] = 0
+        elif event == "nudged":
+            if buffers["steps"] % learn.T2 == 0:
+                buffers["write"] = (buffers["star"] + 1) % 3
+            relaxation(value, buffers["write"])
+            buffers["write"] = 3 - buffers["star"] - buffers["write"]
+            buffers["steps"] += 1
+        elif event == "update":
+            weight_pass(*value)
+        elif event == "homeostasis":
+            homeostasis_pass(value)
+
+    if train:
+        model.train_sample(x, label, observe)
+    else:
+        model.free_phase(x, observe)
+    return sorted(writes, key=lambda w: (w.cycle, w.memory, w.buffer, w.index))

@@ -9,7 +9,8 @@ from eqprop import network
 from eqprop.config import Config
 from eqprop.golden import GoldenModel
 from eqprop.hw.core import Core, parameter_words, parameters_from_words, skewed_banks, unskew
-from eqprop.schedule import Write, cycle_count, inference_writes
+from eqprop.network import param_shapes
+from eqprop.schedule import Write, cycle_count, sample_writes
 
 
 def small_config(sizes, tied, lanes, T1=4) -> Config:
@@ -85,22 +86,45 @@ def test_inference_matches_the_golden_model_in_the_predicted_cycles(sizes, tied,
         assert cycles == expected_cycles
 
 
-@pytest.mark.parametrize("sizes, tied, lanes", [([5, 4, 3], True, 2), ([6, 5, 4, 3], False, 3)], ids=["tied-P2", "untied-P3"])
-def test_every_write_lands_in_the_cycle_the_schedule_gives(sizes, tied, lanes):
+def written_index(cfg: Config, memory: str, bank: int, address: int) -> int:
+    """The element a write port's (bank, address) holds: row-major for weights."""
+    P = cfg.hardware.lanes
+    if memory == "w0x":
+        return address
+    if memory[0] in "WB":
+        cols = param_shapes(cfg.network)[memory][1]
+        per_row = -(-cols // P)
+        r = address // per_row
+        return r * cols + (address % per_row) * P + (bank - r) % P
+    return address * P + bank
+
+
+@pytest.mark.parametrize(
+    "sizes, tied, learn, fixed, lanes, train",
+    [
+        ([5, 4, 3], True, {}, {}, 2, False),
+        ([6, 5, 4, 3], False, {}, {}, 3, False),
+        ([5, 4, 3], True, {"nudging": "symmetric"}, {}, 2, True),
+        ([6, 5, 4, 3], False, {"nudging": "random-sign", "homeostasis": "local", "homeostasis_coef": 0.1, "homeostasis_period": 1},
+         {"stochastic_rounding": True, "learn_bits": 4}, 3, True),
+    ],
+    ids=["inference-tied-P2", "inference-untied-P3", "training-cep-symmetric-P2", "training-cvf-random-sign-stochastic-homeostasis-P3"],
+)
+def test_every_write_lands_in_the_cycle_the_schedule_gives(sizes, tied, learn, fixed, lanes, train):
     """The cycle-by-cycle contract: memory, buffer, address, value and cycle of every write."""
-    cfg = small_config(sizes, tied, lanes)
+    cfg = small_config(sizes, tied, lanes).replace(learning={"T2": 2, "lr": [0.1] * (len(sizes) - 1), **learn}, fixed=fixed)
     golden = GoldenModel.from_float(cfg, network.init_params(cfg.network, torch.Generator().manual_seed(5), torch.float64))
     x = np.random.default_rng(9).integers(0, cfg.fixed.input.max_int + 1, sizes[0])
     dut = Core(cfg, golden.params)
     seen = []
 
     async def bench(ctx):
-        await send(ctx, dut, x, label=0, train=False)
+        await send(ctx, dut, x, label=1, train=train)
         while not ctx.get(dut.prediction.valid):
             for (memory, buffer), ports in dut.write_ports.items():
                 for bank, port in enumerate(ports):
                     if ctx.get(port.en):
-                        index = ctx.get(port.addr) * (lanes if memory != "w0x" else 1) + (bank if memory != "w0x" else 0)
+                        index = written_index(cfg, memory, bank, ctx.get(port.addr))
                         seen.append(Write(ctx.get(dut.cycles), memory, buffer, index, ctx.get(port.data)))
             await ctx.tick()
 
@@ -108,7 +132,9 @@ def test_every_write_lands_in_the_cycle_the_schedule_gives(sizes, tied, lanes):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    assert seen == inference_writes(golden, x)
+    expected = sample_writes(golden, x, label=1, train=train)
+    assert any(w.memory[0] in "WBb" for w in expected) == train
+    assert sorted(seen, key=lambda w: (w.cycle, w.memory, w.buffer, w.index)) == expected
 
 
 HOMEOSTASIS = {"homeostasis": "local", "homeostasis_coef": 0.1, "homeostasis_period": 2}
