@@ -46,6 +46,7 @@ from eqprop.network import param_names, param_shapes
 from eqprop.schedule import PASS_LATENCY
 
 from .arith import requantize, saturate, shape_of, shift_round
+from .devices import check_device
 from .lfsr import LfsrUnit
 
 
@@ -82,6 +83,15 @@ def striped_banks(vector: np.ndarray, lanes: int) -> list[np.ndarray]:
 def unstripe(banks: list[list[int]], length: int) -> np.ndarray:
     lanes = len(banks)
     return np.array([banks[j % lanes][j // lanes] for j in range(length)], dtype=np.int64)
+
+
+def check_buildable(cfg: Config) -> Arith:
+    """Refuse, before any HDL is built, a configuration the core cannot be built for; returns its constants."""
+    arith = Arith.from_config(cfg)
+    if not isinstance(cfg.hardware.lanes, int) or cfg.hardware.lanes < 1:
+        raise ConfigError(f"hardware.lanes must be a positive integer, got {cfg.hardware.lanes!r}")
+    check_device(cfg)
+    return arith
 
 
 def parameter_words(cfg: Config, params: dict[str, np.ndarray]) -> list[tuple[int, int, int, int]]:
@@ -135,10 +145,8 @@ class Core(wiring.Component):
 
     def __init__(self, cfg: Config, params: dict[str, np.ndarray] | None = None) -> None:
         self.cfg = cfg
-        self.arith = Arith.from_config(cfg)
+        self.arith = check_buildable(cfg)
         self.lanes = P = cfg.hardware.lanes
-        if not isinstance(P, int) or P < 1:
-            raise ConfigError(f"hardware.lanes must be a positive integer, got {P!r}")
         fx = cfg.fixed
         sizes, L = cfg.network.sizes, cfg.network.n_layers
         shapes = param_shapes(cfg.network)

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import ACTIVATIONS, ARITHS, DATASETS, DTYPES, HOMEOSTASIS_MODES, NUDGINGS, RULES, SECTIONS, UNTIED_INITS, Config, rule_is_tied
+from .config import ACTIVATIONS, ARITHS, DATASETS, DTYPES, FPGAS, HOMEOSTASIS_MODES, NUDGINGS, RULES, SECTIONS, UNTIED_INITS, Config, rule_is_tied
 from .errors import ConfigError, EqpropError
 
 EXIT_USER_ERROR = 2
@@ -252,8 +252,9 @@ def cmd_verilog(args: argparse.Namespace) -> int:
         cfg, params = checkpoint.load_checkpoint(args.checkpoint, arith="fixed")
     else:
         cfg = config_from_args(args)
-    if args.lanes is not None:
-        cfg = cfg.replace(hardware={"lanes": args.lanes})
+    for field in ("lanes", "fpga"):
+        if getattr(args, field) is not None:
+            cfg = cfg.replace(hardware={field: getattr(args, field)})
     cfg = cfg.replace(training={"arith": "fixed"})
     from .hw.verilog import core_verilog
 
@@ -342,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p)
     p.add_argument("--checkpoint", metavar="PATH", help="a fixed-point run (eqprop quantize / train --arith fixed): its configuration, and its weights as the memories' initial contents")
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
+    p.add_argument("--fpga", choices=FPGAS, help="check the configuration against this FPGA's DSPs and RAM first (hardware.fpga)")
     p.add_argument("--out", default="build/core.v", metavar="FILE", help="Verilog file; the configuration goes beside it as .json (default: build/core.v)")
     p.set_defaults(func=cmd_verilog)
 

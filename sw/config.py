@@ -36,6 +36,8 @@ DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist")
 DTYPES = ("float32", "float64")
 #: ``float``: the PyTorch reference model. ``fixed``: the integer golden model, the chip's arithmetic.
 ARITHS = ("float", "fixed")
+#: FPGAs with a resource budget the core is checked against (eqprop.hw.devices).
+FPGAS = ("generic", "ice40up5k", "ecp5-85f")
 
 
 def rule_is_tied(rule: str) -> bool | None:
@@ -170,6 +172,9 @@ class HardwareConfig:
 
     #: P, the number of parallel MAC lanes the datapath is time-multiplexed over.
     lanes: int = 1
+    #: The FPGA the core is built for (its DSP width and count, its RAM), checked before any HDL
+    #: is built: ``generic`` (no budget), ``ice40up5k``, ``ecp5-85f``.
+    fpga: str = "generic"
 
 
 @dataclass
@@ -309,6 +314,7 @@ class Config:
             raise ConfigError(f"fixed.stochastic_rounding must be true or false, got {fx.stochastic_rounding!r}")
         if not _is_int(self.hardware.lanes) or self.hardware.lanes < 1:
             raise ConfigError(f"hardware.lanes must be a positive integer (P, the MAC lanes), got {self.hardware.lanes!r}")
+        _check_choice("hardware.fpga", self.hardware.fpga, FPGAS)
         if train.arith == "fixed":
             from .golden import Arith  # the formats' range checks need the derived constants
 
