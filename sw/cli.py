@@ -355,8 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="train float and fixed point on digits and print a result table",
         description="Train the float reference on digits (C-EP, C-VF with homeostasis, and the BP MLP baseline), quantize "
-        "the C-EP checkpoint, train C-EP from scratch in the chip's fixed point, print a result table with the cycles per "
-        "sample, and write report.md, report.json and the float and fixed C-EP checkpoints.",
+        "the C-EP checkpoint, train C-EP from scratch in the chip's fixed point, write the core's Verilog with those weights, "
+        "print a result table with the cycles per sample, and write report.md, report.json, the float and fixed C-EP "
+        "checkpoints and verilog/core.v.",
     )
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="run folder for report.json and report.md (default: runs/demo)")
     p.add_argument("--quick", action="store_true", help="fewer epochs: a smoke run, not the quality bar")

@@ -3,18 +3,21 @@
 It trains the float reference model on digits (C-EP, C-VF with homeostasis, and the BP MLP
 baseline of the same shape), quantizes the C-EP checkpoint to the chip's 16-bit fixed point,
 trains C-EP from scratch in the chip's arithmetic (the golden model, one sample at a time),
-prints one result table with the cycles per sample the chip will take, and writes
-``report.json``, ``report.md``, the C-EP run and the fixed-point run into the run folder.
-Later stages (Verilog, co-simulation, bitstream, simulated board) append to the same table.
+writes the core's Verilog with those weights, prints one result table with the cycles per sample
+the chip will take, and writes ``report.json``, ``report.md``, the C-EP run, the fixed-point run
+and ``verilog/core.v`` (with ``core.json``) into the run folder. Later stages (co-simulation,
+bitstream, simulated board) append to the same table.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from . import presets
 from .checkpoint import CHECKPOINT_NAME, checkpoint_bytes, to_json, write_run
 from .data import load_dataset
+from .hw.verilog import core_verilog
 from .quantize import quantize_checkpoint
 from .report import markdown_table
 from .schedule import cycle_count
@@ -57,18 +60,24 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> int:
 
     chip = presets.get(CHIP_PRESET).replace(training={"arith": "fixed"})
     trained(f"{CHIP_PRESET} fixed", chip, "C-EP from scratch in the chip's fixed-point arithmetic (the golden model)")
+    chip_run = results[f"{CHIP_PRESET} fixed"]
+    print("writing the core's Verilog with the fixed-point weights", flush=True)
+    start = time.perf_counter()
+    verilog = core_verilog(chip_run.config, chip_run.params)
+    verilog_report = {"file": "verilog/core.v", "lines": len(verilog.splitlines()), "seconds": time.perf_counter() - start}
     cycles = cycle_count(chip)
-    report = {"quick": quick, "runs": runs, "cycles": cycles.to_dict()}
+    report = {"quick": quick, "runs": runs, "cycles": cycles.to_dict(), "verilog": verilog_report}
 
     headers = ["stage", "rule", "arith", "sizes", "train acc", "test acc", "cos to BPTT", "J symmetry", "train s", "samples/s"]
     table = markdown_table(headers, rows)
     cycle_line = (
         f"chip at P = {cycles.lanes} MAC lanes: {cycles.total:.0f} cycles per training sample "
-        f"({cycles.ratio:.3f}x the lower bound of {cycles.bound:.0f}), {cycles.inference} per inference"
+        f"({cycles.ratio:.3f}x the lower bound of {cycles.bound:.0f}), {cycles.inference} per inference; "
+        f"Verilog: {verilog_report['file']}, {verilog_report['lines']} lines in {verilog_report['seconds']:.1f} s"
     )
     write_run(out, {"report.json": to_json(report), "report.md": f"# eqprop demo\n\n{table}\n\n{cycle_line}\n"})
     write_run(out / "cep", {CHECKPOINT_NAME: checkpoint_bytes(cep.config, cep.params), "metrics.json": to_json({"history": cep.history})})
-    chip_run = results[f"{CHIP_PRESET} fixed"]
+    write_run(out / "verilog", {"core.v": verilog, "core.json": chip_run.config.to_json() + "\n"})
     write_run(out / "cep-fixed", {CHECKPOINT_NAME: checkpoint_bytes(chip_run.config, chip_run.params), "metrics.json": to_json({"history": chip_run.history})})
     print()
     print(table)

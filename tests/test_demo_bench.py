@@ -24,6 +24,9 @@ def test_demo_quick_writes_a_report_whose_numbers_come_from_the_runs(tmp_path, c
     cfg, arrays = load_checkpoint(out / "cep-fixed")
     assert cfg.training.arith == "fixed" and arrays["W0"].dtype.kind == "i"
     assert f"{report['cycles']['total']:.0f} cycles per training sample" in printed
+    verilog = (out / "verilog" / "core.v").read_text()
+    assert "module eqprop_core" in verilog and len(verilog.splitlines()) == report["verilog"]["lines"]
+    assert f"{report['verilog']['lines']} lines" in printed
 
 
 def test_bench_quick_writes_markdown_and_json(tmp_path, capsys):
