@@ -196,7 +196,7 @@ QUANTIZE_WIDTHS = (16, 12, 10, 8)
 
 
 def bench_fixed(seeds: int, quick: bool, progress: bool):
-    from .quantize import quantize_checkpoint, with_widths
+    from .quantize import quantize_checkpoint, resize
 
     chip = _with_epochs(presets.get("digits-cep-chip"), quick).replace(training={"probe_samples": 0})
     fixed = chip.replace(training={"arith": "fixed"})
@@ -219,7 +219,7 @@ def bench_fixed(seeds: int, quick: bool, progress: bool):
     # widths and learning bits, seed 0
     sweep_rows, sweep = [], {}
     for weight_bits, state_bits in WIDTH_SWEEP:
-        cfg = with_widths(chip, weight_bits, state_bits).replace(training={"arith": "fixed"})
+        cfg = resize(fixed, weight_bits=weight_bits, state_bits=state_bits)
         result = train(cfg, progress=progress)
         sweep[f"{weight_bits},{state_bits}"] = result.final["test_accuracy"]
         sweep_rows.append([weight_bits, state_bits, chip.fixed.learn_bits, f"{100 * result.final['test_accuracy']:.2f}", f"{result.final['test_loss']:.4f}"])
@@ -240,7 +240,7 @@ def bench_fixed(seeds: int, quick: bool, progress: bool):
     for run in _seed_runs(float_cfg, seeds, progress, dataset):
         arrays = {k: v.detach().cpu().numpy() for k, v in run.params.items()}
         for bits in QUANTIZE_WIDTHS:
-            _, _, report = quantize_checkpoint(with_widths(float_cfg, bits, bits), arrays, dataset)
+            _, _, report = quantize_checkpoint(resize(float_cfg, weight_bits=bits, state_bits=bits), arrays, dataset)
             losses[bits].append(100 * report["test_accuracy_loss"])
     data["quantize_loss_points"] = {str(b): v for b, v in losses.items()}
     md.append(markdown_table(

@@ -111,9 +111,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     changes["training"]["arith"] = "float"
     cfg = base.replace(**changes)
     if args.weight_bits is not None or args.state_bits is not None or "sizes" in changes.get("network", {}):
-        from .quantize import with_widths
+        from .quantize import resize
 
-        cfg = with_widths(cfg, args.weight_bits, args.state_bits)
+        cfg = resize(cfg, weight_bits=args.weight_bits, state_bits=args.state_bits)
     return cfg.replace(training={"arith": arith})
 
 
@@ -121,13 +121,10 @@ def fit_sizes_to_data(cfg: Config, args: argparse.Namespace, data) -> Config:
     """Input and output sizes follow the dataset unless ``--sizes`` fixed them all."""
     if args.sizes is not None:
         return cfg
-    from .quantize import fit_accumulator
+    from .quantize import resize
 
     sizes = [data.n_features, *cfg.network.sizes[1:-1], data.n_classes]
-    if sizes == cfg.network.sizes:
-        return cfg
-    resized = fit_accumulator(cfg.replace(network={"sizes": sizes}, training={"arith": "float"}))
-    return resized.replace(training={"arith": cfg.training.arith})
+    return cfg if sizes == cfg.network.sizes else resize(cfg, sizes=sizes)
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -198,9 +195,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if args.fixed_config:
         cfg = cfg.replace(fixed=Config.load(args.fixed_config).to_dict()["fixed"])
     if args.weight_bits is not None or args.state_bits is not None:
-        from .quantize import with_widths
+        from .quantize import resize
 
-        cfg = with_widths(cfg, args.weight_bits, args.state_bits)
+        cfg = resize(cfg, weight_bits=args.weight_bits, state_bits=args.state_bits)
     data = load_dataset(cfg.training.dataset, cfg.training.seed, cfg.training.data_dir)
     check_fits(cfg, data)
     fixed_cfg, model, report = quantize_checkpoint(cfg, arrays, data, calibrated=not args.fixed_config)
@@ -252,10 +249,8 @@ def cmd_verilog(args: argparse.Namespace) -> int:
         cfg, params = checkpoint.load_checkpoint(args.checkpoint, arith="fixed")
     else:
         cfg = config_from_args(args)
-    for field in ("lanes", "fpga"):
-        if getattr(args, field) is not None:
-            cfg = cfg.replace(hardware={field: getattr(args, field)})
-    cfg = cfg.replace(training={"arith": "fixed"})
+    hardware = {field: getattr(args, field) for field in ("lanes", "fpga") if getattr(args, field) is not None}
+    cfg = cfg.replace(hardware=hardware, training={"arith": "fixed"})
     from .hw.verilog import core_verilog
 
     text = core_verilog(cfg, params)

@@ -32,17 +32,22 @@ def fit_accumulator(cfg: Config) -> Config:
     return cfg.replace(fixed={"accumulator": with_format(fx.accumulator, m=bits_for(worst + 2.0 ** -n), n=n)})
 
 
-def with_widths(cfg: Config, weight_bits: int | None = None, state_bits: int | None = None) -> Config:
-    """``cfg`` with the weight and/or state formats resized (integer bits kept), accumulator refitted."""
-    fx, changes = cfg.fixed, {}
+def resize(cfg: Config, sizes: list[int] | None = None, weight_bits: int | None = None, state_bits: int | None = None) -> Config:
+    """``cfg`` with new layer sizes and/or weight and state widths (integer bits kept), the
+    accumulator refitted to them. The fixed-point formats are checked once, on the result, so a
+    fixed-point configuration can grow without passing through an accumulator too small for it."""
+    arith = cfg.training.arith
+    work = cfg.replace(training={"arith": "float"}, **({"network": {"sizes": sizes}} if sizes is not None else {}))
+    changes = {}
     for name, bits in (("weight", weight_bits), ("state", state_bits)):
         if bits is None:
             continue
-        fmt = getattr(fx, name)
+        fmt = getattr(work.fixed, name)
         if bits <= fmt.m:
             raise ConfigError(f"{name} width {bits} leaves no fraction bits beside the {fmt.m} integer bits of {fmt}")
         changes[name] = with_format(fmt, n=bits - fmt.m)
-    return fit_accumulator(cfg.replace(fixed=changes) if changes else cfg)
+    fitted = fit_accumulator(work.replace(fixed=changes) if changes else work)
+    return fitted.replace(training={"arith": arith})
 
 
 def calibrate(cfg: Config, params: dict[str, np.ndarray]) -> Config:
