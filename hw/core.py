@@ -20,6 +20,11 @@ Memories (``amaranth.lib.memory``, so they map to block RAM):
 * biases and the per-neuron learning factors (``u, v`` tied, ``d, e`` untied) of every layer in P
   banks; ``W_0 x`` in one memory at accumulator width; x in P banks.
 
+Every write to a state, ``W_0 x``, weight or bias memory is also driven onto the ``trace`` output
+(one ``en``/``addr``/``data`` group per memory bank, :func:`trace_ports`), like RISC-V's formal
+interface: verification watches the core through it (:mod:`eqprop.sim`), and a design that leaves it
+unconnected (the SoC) loses it in synthesis.
+
 Pipeline: a beat's addresses are issued in one cycle (stage 0); the memories answer in the next
 (stage 1: multiply, align to the accumulator, adder tree, accumulate; or, in an update pass, the
 increment, its rounding and the write back); after a neuron's last beat stage 2 applies rho (and
@@ -31,6 +36,7 @@ cycles of drain, because the next pass reads what it wrote.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import reduce
 
 import numpy as np
@@ -122,6 +128,90 @@ def parameters_from_words(cfg: Config, read) -> dict[str, np.ndarray]:
     return out
 
 
+@dataclass(frozen=True)
+class TracePort:
+    """One memory bank's write port as the ``trace`` output shows it (member ``name``)."""
+
+    name: str
+    #: ``w0x``, ``s{l}`` (states of layer l), ``W{l}``, ``B{l}`` or ``b{l}``: as in :class:`eqprop.schedule.Write`.
+    memory: str
+    #: The state buffer (0..2) for states, else 0.
+    buffer: int
+    bank: int
+    depth: int
+    width: int
+
+
+def trace_ports(cfg: Config) -> list[TracePort]:
+    """The core's traced write ports, in the order of its ``trace`` signature."""
+    arith, fx, P = Arith.from_config(cfg), cfg.fixed, cfg.hardware.lanes
+    n, L = cfg.network.sizes, cfg.network.n_layers
+    ports = [TracePort("w0x", "w0x", 0, 0, n[1], fx.accumulator.width)]
+    for l in range(1, L + 1):
+        for buf in range(3):
+            ports += [TracePort(f"s{l}_buf{buf}_bank{b}", f"s{l}", buf, b, max(1, math.ceil(n[l] / P)), fx.state.width) for b in range(P)]
+    for name, shape in param_shapes(cfg.network).items():
+        if name[0] == "b":
+            depth, width = max(1, math.ceil(shape[0] / P)), arith.bias_store.width
+        else:
+            depth, width = shape[0] * math.ceil(shape[1] / P), arith.weight_store.width
+        ports += [TracePort(f"{name}_bank{b}", name, 0, b, depth, width) for b in range(P)]
+    return ports
+
+
+def trace_location(cfg: Config, port: TracePort, address: int) -> int:
+    """The element a traced write at ``address`` of ``port`` writes: row-major for weights."""
+    P = cfg.hardware.lanes
+    if port.memory == "w0x":
+        return address
+    if port.memory[0] in "WB":
+        cols = param_shapes(cfg.network)[port.memory][1]
+        per_row = math.ceil(cols / P)
+        r = address // per_row
+        return r * cols + (address % per_row) * P + (port.bank - r) % P
+    return address * P + port.bank
+
+
+def trace_address(cfg: Config, memory: str, index: int) -> tuple[int, int]:
+    """``(bank, address)`` of element ``index`` of ``memory`` (the inverse of :func:`trace_location`)."""
+    P = cfg.hardware.lanes
+    if memory == "w0x":
+        return 0, index
+    if memory[0] in "WB":
+        cols = param_shapes(cfg.network)[memory][1]
+        r, c = divmod(index, cols)
+        return (r + c) % P, r * math.ceil(cols / P) + c // P
+    return index % P, index // P
+
+
+def core_signature(cfg: Config) -> wiring.Signature:
+    """The core's ports: its streams, the ``param`` access port, counters and the ``trace`` output."""
+    arith, sizes, P = Arith.from_config(cfg), cfg.network.sizes, cfg.hardware.lanes
+    word = signed(max(arith.weight_store.width, arith.bias_store.width))
+    parameter_depths = [port.depth for port in trace_ports(cfg) if port.memory[0] in "WBb"]
+    access = data.StructLayout({
+        "memory": range(max(2, len(param_names(cfg.network)))),
+        "bank": range(max(2, P)),
+        "address": range(max(parameter_depths) + 1),
+        "write": 1,
+        "data": word,
+    })
+    trace = wiring.Signature({
+        port.name: Out(wiring.Signature({"en": Out(1), "addr": Out(range(port.depth)), "data": Out(signed(port.width))}))
+        for port in trace_ports(cfg)
+    })
+    return wiring.Signature({
+        "trace": Out(trace),
+        "param": In(stream.Signature(access)),
+        "param_read": Out(stream.Signature(word)),
+        "x": In(stream.Signature(shape_of(cfg.fixed.input))),
+        "label": In(stream.Signature(data.StructLayout({"index": range(max(2, sizes[-1])), "train": 1}))),
+        "prediction": Out(stream.Signature(range(max(2, sizes[-1])))),
+        "cycles": Out(32),
+        "busy": Out(1),
+    })
+
+
 class _Part:
     """One run of beats: ``rows`` rows (neurons) of ``segments`` beats each.
 
@@ -165,26 +255,10 @@ class Core(wiring.Component):
             if not (name == "e" and l == L)
         }
         self.w0x = Memory(shape=shape_of(fx.accumulator), depth=sizes[1], init=[])
-        label = data.StructLayout({"index": range(max(2, sizes[-1])), "train": 1})
         # the parameter memories in checkpoint order, for the param port
         self.parameter_memories = [self.biases[int(k[1:])] if k[0] == "b" else self.weights[k] for k in param_names(cfg.network)]
-        word = signed(max(self.arith.weight_store.width, self.arith.bias_store.width))
-        access = data.StructLayout({
-            "memory": range(max(2, len(self.parameter_memories))),
-            "bank": range(max(2, P)),
-            "address": range(max(mems[0].depth for mems in self.parameter_memories) + 1),
-            "write": 1,
-            "data": word,
-        })
-        super().__init__({
-            "param": In(stream.Signature(access)),
-            "param_read": Out(stream.Signature(word)),
-            "x": In(stream.Signature(shape_of(fx.input))),
-            "label": In(stream.Signature(label)),
-            "prediction": Out(stream.Signature(range(max(2, sizes[-1])))),
-            "cycles": Out(32),
-            "busy": Out(1),
-        })
+        self.traced = trace_ports(cfg)
+        super().__init__(core_signature(cfg))
 
     def weight_arrays(self, read) -> dict[str, np.ndarray]:
         """The parameters held in the memories, read with ``read(memory_data, address)`` (for simulators)."""
@@ -246,14 +320,15 @@ class Core(wiring.Component):
         factor_rd = {k: [mem.read_port() for mem in v] for k, v in self.factors.items()}
         factor_wr = {k: [mem.write_port() for mem in v] for k, v in self.factors.items()}
         w0x_rd, w0x_wr = self.w0x.read_port(), self.w0x.write_port()
-        # Every state, W_0 x, weight and bias write, by memory and buffer: what a scoreboard watches
+        # Every state, W_0 x, weight and bias write on the trace output: what a scoreboard watches
         # (eqprop.schedule.sample_writes gives each one's cycle and value).
-        self.write_ports = {
-            ("w0x", 0): [w0x_wr],
-            **{(f"s{l}", buf): ports for (l, buf), ports in state_wr.items()},
-            **{(name, 0): ports for name, ports in weight_wr.items()},
-            **{(f"b{l}", 0): ports for l, ports in bias_wr.items()},
-        }
+        traced = {"w0x": w0x_wr}
+        traced |= {f"s{l}_buf{buf}_bank{b}": port for (l, buf), ports in state_wr.items() for b, port in enumerate(ports)}
+        traced |= {f"{name}_bank{b}": port for name, ports in weight_wr.items() for b, port in enumerate(ports)}
+        traced |= {f"b{l}_bank{b}": port for l, ports in bias_wr.items() for b, port in enumerate(ports)}
+        for port in self.traced:
+            out, write = getattr(self.trace, port.name), traced[port.name]
+            m.d.comb += [out.en.eq(write.en), out.addr.eq(write.addr), out.data.eq(write.data)]
 
         m.submodules.lfsr = lfsr = LfsrUnit(fx.lfsr, P)
         parts = self._parts()

@@ -35,6 +35,18 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _count_or_all(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'all', got {text!r}")
+    return value
+
+
 def _float_list(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
@@ -260,6 +272,82 @@ def cmd_verilog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cosim_job(args: argparse.Namespace):
+    """The configuration, initial stored parameters and training samples that ``eqprop cosim`` checks."""
+    import numpy as np
+    import torch
+
+    from . import checkpoint, network
+    from .data import load_dataset
+    from .golden import Arith, GoldenModel, quantize_inputs
+
+    if args.verilog:
+        if args.config or args.preset or args.checkpoint:
+            raise ConfigError("--verilog reads its configuration from the JSON beside it: give it without --config, --preset or --checkpoint")
+        beside = Path(args.verilog).with_suffix(".json")
+        if not Path(args.verilog).is_file():
+            raise ConfigError(f"no Verilog file {args.verilog}")
+        if not beside.is_file():
+            raise ConfigError(f"{args.verilog} has no configuration beside it ({beside}, as eqprop verilog writes it)")
+        cfg = Config.load(beside)
+    elif args.checkpoint:
+        if args.config or args.preset:
+            raise ConfigError("--checkpoint brings its own configuration: give it without --config or --preset")
+        cfg, params = checkpoint.load_checkpoint(args.checkpoint, arith="fixed")
+    else:
+        cfg = config_from_args(args)
+    if args.lanes is not None:
+        cfg = cfg.replace(hardware={"lanes": args.lanes})
+    cfg = cfg.replace(training={"arith": "fixed"})
+    if not args.checkpoint:
+        from .hw.core import check_buildable
+
+        check_buildable(cfg)
+        params = GoldenModel.from_float(cfg, network.init_params(cfg.network, torch.Generator().manual_seed(cfg.training.seed), torch.float64)).params
+    data = load_dataset(cfg.training.dataset, cfg.training.seed, cfg.training.data_dir)
+    if data.n_features != cfg.network.sizes[0] or data.n_classes != cfg.network.sizes[-1]:
+        raise ConfigError(f"the network's sizes {cfg.network.sizes} do not fit {data.name} ({data.n_features} inputs, {data.n_classes} classes)")
+    count = len(data.x_train) if args.samples in (None, "all") else args.samples
+    return cfg, params, quantize_inputs(Arith.from_config(cfg), data.x_train[:count]), np.asarray(data.y_train[:count])
+
+
+def cmd_cosim(args: argparse.Namespace) -> int:
+    from .sim.runner import cosim
+
+    if args.random:
+        return _cosim_random(args)
+    cfg, params, x, labels = _cosim_job(args)
+    result = cosim(cfg, params, x, labels, sim=args.sim, verilog=args.verilog, waves=args.waves, build_root=args.build_dir)
+    print(json.dumps(result.to_dict()) if args.json else result.summary())
+    return 0 if result.passed else 1
+
+
+def _cosim_random(args: argparse.Namespace) -> int:
+    from .sim.random_configs import random_job
+    from .sim.runner import cosim
+
+    if args.verilog or args.checkpoint or args.config or args.preset:
+        raise ConfigError("--random draws its own configurations: give it without --verilog, --checkpoint, --config or --preset")
+    samples = 3 if args.samples is None else args.samples
+    if samples == "all":
+        raise ConfigError("--random draws random samples: give --samples a number")
+    failed, results = 0, []
+    for seed in range(args.seed or 0, (args.seed or 0) + args.random):
+        cfg, params, x, labels = random_job(seed, samples)
+        result = cosim(cfg, params, x, labels, sim=args.sim, waves=args.waves, build_root=args.build_dir)
+        failed += not result.passed
+        n = cfg.network
+        results.append({"seed": seed, "sizes": n.sizes, "tied": n.tied, "lanes": cfg.hardware.lanes, **result.to_dict()})
+        if not args.json:
+            print(f"seed {seed}: sizes {n.sizes} {'tied' if n.tied else 'untied'} {cfg.learning.nudging} "
+                  f"homeostasis {cfg.learning.homeostasis} P={cfg.hardware.lanes}: {result.summary()}")
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print(f"{args.random - failed} of {args.random} random configurations passed")
+    return 1 if failed else 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from . import presets
 
@@ -341,6 +429,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fpga", choices=FPGAS, help="check the configuration against this FPGA's DSPs and RAM first (hardware.fpga)")
     p.add_argument("--out", default="build/core.v", metavar="FILE", help="Verilog file; the configuration goes beside it as .json (default: build/core.v)")
     p.set_defaults(func=cmd_verilog)
+
+    p = sub.add_parser(
+        "cosim",
+        help="co-simulate the core's Verilog against the golden model, cycle by cycle (cocotb)",
+        description="Train samples on the core's Verilog under Verilator or Icarus (cocotb) and check every state, W_0 x, "
+        "weight and bias write (address, value and cycle), every prediction and cycle count, and the weights read back "
+        "at the end against the golden model. Initial weights are the configuration's seeded ones (or a checkpoint's), "
+        "loaded through the core's parameter port; samples are the first N of the training split. The first mismatch "
+        "is reported with its cycle, phase, step, layer and neuron or synapse, and a waveform. Exit 0 only if all passed.",
+    )
+    add_config_options(p)
+    p.add_argument("--verilog", metavar="FILE", help="check this core Verilog file (as eqprop verilog writes it) against the configuration JSON beside it")
+    p.add_argument("--checkpoint", metavar="PATH", help="a fixed-point run: its configuration and weights")
+    p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
+    p.add_argument("--samples", type=_count_or_all, metavar="N|all", help="training samples to check (default: all of the training split; 3 with --random)")
+    p.add_argument("--sim", default="verilator", metavar="SIM", help="verilator (default) or icarus")
+    p.add_argument("--waves", action="store_true", help="write a waveform of the whole run (always written for a mismatch)")
+    p.add_argument("--random", type=int, metavar="N", help="check N random configurations drawn from seeds --seed, --seed+1, ...")
+    p.add_argument("--build-dir", default="build/cosim", metavar="DIR", help="simulator builds and waveforms (default: build/cosim)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_cosim)
 
     p = sub.add_parser("presets", help="list the presets, or print one as configuration JSON")
     p.add_argument("--show", metavar="NAME", help="print this preset's configuration JSON")

@@ -20,3 +20,7 @@ class DataError(EqpropError):
 
 class CheckpointError(EqpropError):
     """A checkpoint that is missing, corrupt, or does not match its configuration."""
+
+
+class SimulationError(EqpropError):
+    """A simulator that is missing or too old, or a design that does not match its configuration."""

@@ -35,6 +35,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .config import CONTINUAL_RULES, Config
 from .errors import ConfigError
 from .golden import phase_count
@@ -147,8 +149,40 @@ class Write:
     value: int
 
 
-def sample_writes(model, x, label: int = 0, train: bool = False) -> list[Write]:
-    """Every state, ``W_0 x``, weight and bias write the chip makes for one sample, in cycle order.
+@dataclass
+class WriteTrace:
+    """Every write of a sample as columns (one row per write, in no particular order)."""
+
+    #: ``memory`` holds indices into this list of memory names.
+    memories: list[str]
+    cycle: np.ndarray
+    memory: np.ndarray
+    buffer: np.ndarray
+    index: np.ndarray
+    value: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.cycle)
+
+    def of(self, memory: str) -> np.ndarray:
+        """A mask of the rows that write ``memory``."""
+        return self.memory == self.memories.index(memory)
+
+    def writes(self) -> list[Write]:
+        """As :class:`Write` objects, in cycle order (then memory, buffer, index)."""
+        rows = zip(self.cycle.tolist(), self.memory.tolist(), self.buffer.tolist(), self.index.tolist(), self.value.tolist())
+        return sorted((Write(c, self.memories[m], b, i, v) for c, m, b, i, v in rows), key=lambda w: (w.cycle, w.memory, w.buffer, w.index))
+
+
+def memory_names(cfg: Config) -> list[str]:
+    """The memories the chip writes while it works on a sample: ``w0x``, states ``s{l}``, then the parameters."""
+    from .network import param_names
+
+    return ["w0x"] + [f"s{l}" for l in range(1, cfg.network.n_layers + 1)] + param_names(cfg.network)
+
+
+def sample_trace(model, x, label: int = 0, train: bool = False) -> WriteTrace:
+    """Every state, ``W_0 x``, weight and bias write the chip makes for one sample, with its cycle.
 
     ``model`` is a :class:`eqprop.golden.GoldenModel` (it learns the sample when ``train``); the
     values are its, the cycles follow the pipeline of :mod:`eqprop.hw.core`: a beat issued in
@@ -156,70 +190,66 @@ def sample_writes(model, x, label: int = 0, train: bool = False) -> list[Write]:
     issued in cycle c writes its state (or ``W_0 x``) in cycle c + 2, and the passes follow each
     other as :func:`cycle_count` counts them. Weights and biases are indexed row-major.
     """
-    import numpy as np
-
     cfg, P = model.arith.cfg, model.arith.cfg.hardware.lanes
     n, L, tied, learn = cfg.network.sizes, cfg.network.n_layers, cfg.network.tied, cfg.learning
+    names = memory_names(cfg)
     x = np.asarray(x, dtype=np.int64).reshape(1, -1)
-    writes: list[Write] = []
+    chunks: list[tuple] = []
     cycle = 0  # the next issue cycle
     free_steps = 0
     buffers = {"write": 1, "star": 2}
 
-    def beats_of(rows: int, length: int, row_end=None, beat=None):
-        nonlocal cycle
-        for r in range(rows):
-            for k in range(max(1, math.ceil(length / P))):
-                if beat:
-                    beat(cycle, r, k)
-                cycle += 1
-            if row_end:
-                row_end(cycle - 1, r)
+    def beats(length: int) -> int:
+        return max(1, math.ceil(length / P))
 
-    def end_pass():
-        nonlocal cycle
-        cycle += PASS_LATENCY
+    def emit(cycles, memory: str, buffer: int, index, values) -> None:
+        cycles, index = np.broadcast_arrays(np.asarray(cycles, dtype=np.int64), np.asarray(index, dtype=np.int64))
+        chunks.append((cycles.ravel(), names.index(memory), buffer, index.ravel(), np.asarray(values, dtype=np.int64).ravel()))
 
-    def relaxation(states, buffer):
+    def matrix(name: str, values: np.ndarray, transposed: bool = False) -> int:
+        """A row-by-row read-modify-write pass over ``values`` (or its transpose) from ``cycle``; returns its beats per row."""
+        grid = values.T if transposed else values
+        rows, cols = grid.shape
+        per_row = beats(cols)
+        r, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+        emit(cycle + r * per_row + j // P + 1, name, 0, j * rows + r if transposed else r * cols + j, grid)
+        return per_row
+
+    def relaxation(states, buffer: int) -> None:
         nonlocal cycle
         for l in range(1, L + 1):
-            for i in range(n[l]):
-                cycle += neuron_beats(n, l, P)
-                writes.append(Write(cycle + 1, f"s{l}", buffer, i, int(states[l][0, i])))
-        end_pass()
+            per_neuron = neuron_beats(n, l, P)
+            emit(cycle + (np.arange(n[l]) + 1) * per_neuron + 1, f"s{l}", buffer, np.arange(n[l]), states[l][0])
+            cycle += n[l] * per_neuron
+        cycle += PASS_LATENCY
 
-    def lanes_of(k, length):
-        return range(k * P, min((k + 1) * P, length))
+    def w0x_rows(w0x, per_row: int) -> None:
+        emit(cycle + (np.arange(n[1]) + 1) * per_row + 1, "w0x", 0, np.arange(n[1]), w0x[0])
 
-    def weight_pass(params, w0x):
+    def weight_pass(params, w0x) -> None:
+        nonlocal cycle
         for l in range(L):
-            name, cols = f"W{l}", n[l]
-            beats_of(n[l + 1], cols, beat=lambda c, r, k, name=name, cols=cols: writes.extend(
-                Write(c + 1, name, 0, r * cols + j, int(params[name][r, j])) for j in lanes_of(k, cols)),
-                row_end=(lambda c, r: writes.append(Write(c + 2, "w0x", 0, r, int(w0x[0, r])))) if l == 0 else None)
+            per_row = matrix(f"W{l}", params[f"W{l}"])
+            if l == 0:
+                w0x_rows(w0x, per_row)
+            cycle += n[l + 1] * per_row
             if not tied and l >= 1:
-                name, cols = f"B{l}", n[l + 1]
-                beats_of(n[l], cols, beat=lambda c, r, k, name=name, cols=cols: writes.extend(
-                    Write(c + 1, name, 0, r * cols + j, int(params[name][r, j])) for j in lanes_of(k, cols)))
-            name = f"b{l + 1}"
-            beats_of(1, n[l + 1], beat=lambda c, r, k, name=name, size=n[l + 1]: writes.extend(
-                Write(c + 1, name, 0, j, int(params[name][j])) for j in lanes_of(k, size)))
-        end_pass()
+                cycle += n[l] * matrix(f"B{l}", params[f"B{l}"])
+            cycle += matrix(f"b{l + 1}", params[f"b{l + 1}"].reshape(1, -1))
+        cycle += PASS_LATENCY
 
-    def homeostasis_pass(params):
+    def homeostasis_pass(params) -> None:
+        nonlocal cycle
         for l in range(1, L):
-            beats_of(n[l + 1], n[l], beat=lambda c, r, k, l=l: writes.extend(
-                w for j in lanes_of(k, n[l]) for w in (
-                    Write(c + 1, f"W{l}", 0, r * n[l] + j, int(params[f"W{l}"][r, j])),
-                    Write(c + 1, f"B{l}", 0, j * n[l + 1] + r, int(params[f"B{l}"][j, r])),
-                )))
-        end_pass()
+            matrix(f"B{l}", params[f"B{l}"], transposed=True)  # B_l[j, r] with W_l[r, j], in the same beat
+            cycle += n[l + 1] * matrix(f"W{l}", params[f"W{l}"])
+        cycle += PASS_LATENCY
 
     def observe(event, value):
-        nonlocal free_steps
+        nonlocal free_steps, cycle
         if event == "w0x":
-            beats_of(n[1], n[0], row_end=lambda c, r: writes.append(Write(c + 2, "w0x", 0, r, int(value[0, r]))))
-            end_pass()
+            w0x_rows(value, beats(n[0]))
+            cycle += n[1] * beats(n[0]) + PASS_LATENCY
         elif event == "free":
             free_steps += 1
             relaxation(value, free_steps % 2)
@@ -242,4 +272,40 @@ def sample_writes(model, x, label: int = 0, train: bool = False) -> list[Write]:
         model.train_sample(x, label, observe)
     else:
         model.free_phase(x, observe)
-    return sorted(writes, key=lambda w: (w.cycle, w.memory, w.buffer, w.index))
+    columns = [
+        np.concatenate([c[0] for c in chunks]),
+        np.concatenate([np.full(len(c[0]), c[1]) for c in chunks]),
+        np.concatenate([np.full(len(c[0]), c[2]) for c in chunks]),
+        np.concatenate([c[3] for c in chunks]),
+        np.concatenate([c[4] for c in chunks]),
+    ]
+    return WriteTrace(names, *columns)
+
+
+def sample_writes(model, x, label: int = 0, train: bool = False) -> list[Write]:
+    """:func:`sample_trace` as a list of :class:`Write`, in cycle order."""
+    return sample_trace(model, x, label, train).writes()
+
+
+def locate(cfg: Config, cycle: int) -> str:
+    """The pass a cycle of a training sample falls in, in words (``nudged phase 2, step 3, weight update``).
+
+    Every write lands inside the pass that issued it (the pass's drain cycles are its own), so
+    this names the pass of a write from its cycle alone.
+    """
+    count, learn = cycle_count(cfg), cfg.learning
+    nudged_steps = phase_count(learn.nudging) * learn.T2
+    drive, step = int(count.phases["input_drive"]), int(count.phases["free"]) // learn.T1
+    update = int(count.phases["updates"]) // nudged_steps
+    if cycle < drive:
+        return "input drive (W_0 x)"
+    cycle -= drive
+    if cycle < learn.T1 * step:
+        return f"free phase, step {cycle // step + 1} of {learn.T1}"
+    cycle -= learn.T1 * step
+    if cycle < nudged_steps * (step + update):
+        k, within = divmod(cycle, step + update)
+        phase, t = divmod(k, learn.T2)
+        what = "relaxation" if within < step else "weight update"
+        return f"nudged phase {phase + 1}, step {t + 1} of {learn.T2}, {what}"
+    return "homeostasis pass"

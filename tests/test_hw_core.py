@@ -8,8 +8,7 @@ from amaranth.sim import Simulator
 from eqprop import network
 from eqprop.config import Config
 from eqprop.golden import GoldenModel
-from eqprop.hw.core import Core, parameter_words, parameters_from_words, skewed_banks, unskew
-from eqprop.network import param_shapes
+from eqprop.hw.core import Core, parameter_words, parameters_from_words, skewed_banks, trace_address, trace_location, trace_ports, unskew
 from eqprop.schedule import Write, cycle_count, sample_writes
 
 
@@ -43,6 +42,19 @@ def test_skewed_layout_round_trips_and_spreads_rows_and_columns_over_banks():
         np.testing.assert_array_equal(unskew([b.tolist() for b in banks], 7, 5), matrix)
         for r in range(7):  # a row segment and a column segment each touch P different banks
             assert len({(r + c) % lanes for c in range(min(lanes, 5))}) == min(lanes, 5)
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3, 5])
+def test_trace_addresses_and_element_indices_are_inverse(lanes):
+    cfg = small_config([6, 5, 4, 3], False, lanes)
+    sizes = {"w0x": 5, "s1": 5, "s2": 4, "s3": 3} | {k: int(np.prod(v)) for k, v in network.param_shapes(cfg.network).items()}
+    held = {}
+    for port in trace_ports(cfg):
+        for address in range(port.depth):
+            index = trace_location(cfg, port, address)
+            if index < sizes[port.memory] and trace_address(cfg, port.memory, index) == (port.bank, address):
+                held.setdefault(port.memory, set()).add(index)
+    assert held == {memory: set(range(size)) for memory, size in sizes.items()}  # every element has a word, padding aside
 
 
 @pytest.mark.parametrize(
@@ -86,19 +98,6 @@ def test_inference_matches_the_golden_model_in_the_predicted_cycles(sizes, tied,
         assert cycles == expected_cycles
 
 
-def written_index(cfg: Config, memory: str, bank: int, address: int) -> int:
-    """The element a write port's (bank, address) holds: row-major for weights."""
-    P = cfg.hardware.lanes
-    if memory == "w0x":
-        return address
-    if memory[0] in "WB":
-        cols = param_shapes(cfg.network)[memory][1]
-        per_row = -(-cols // P)
-        r = address // per_row
-        return r * cols + (address % per_row) * P + (bank - r) % P
-    return address * P + bank
-
-
 @pytest.mark.parametrize(
     "sizes, tied, learn, fixed, lanes, train",
     [
@@ -121,11 +120,11 @@ def test_every_write_lands_in_the_cycle_the_schedule_gives(sizes, tied, learn, f
     async def bench(ctx):
         await send(ctx, dut, x, label=1, train=train)
         while not ctx.get(dut.prediction.valid):
-            for (memory, buffer), ports in dut.write_ports.items():
-                for bank, port in enumerate(ports):
-                    if ctx.get(port.en):
-                        index = written_index(cfg, memory, bank, ctx.get(port.addr))
-                        seen.append(Write(ctx.get(dut.cycles), memory, buffer, index, ctx.get(port.data)))
+            for port in dut.traced:
+                signals = getattr(dut.trace, port.name)
+                if ctx.get(signals.en):
+                    index = trace_location(cfg, port, ctx.get(signals.addr))
+                    seen.append(Write(ctx.get(dut.cycles), port.memory, port.buffer, index, ctx.get(signals.data)))
             await ctx.tick()
 
     sim = Simulator(dut)

