@@ -10,8 +10,15 @@ WORKERS ?= 2
 
 .PHONY: demo test test-fast bench clean
 
+# Debian packages: venv, Icarus Verilog, and the C++ toolchain Verilator compiles its models with.
+
 $(STAMP): pyproject.toml Makefile
-	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update && apt-get install -y python3-venv; }
+	@missing=""; \
+	$(PYTHON) -m venv --help >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
+	command -v g++ >/dev/null || missing="$$missing g++"; \
+	command -v make >/dev/null || missing="$$missing make"; \
+	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "$(TORCH_PIN)"
 	$(BIN)/pip install --quiet -e ".[test]"

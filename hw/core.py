@@ -52,8 +52,9 @@ from eqprop.network import param_names, param_shapes
 from eqprop.schedule import PASS_LATENCY
 
 from .arith import requantize, saturate, shape_of, shift_round
-from .devices import check_device
+from .devices import check_device, spram_matrices
 from .lfsr import LfsrUnit
+from .memories import ParityStore
 
 
 def skewed_banks(matrix: np.ndarray, lanes: int) -> list[np.ndarray]:
@@ -230,10 +231,13 @@ class Core(wiring.Component):
     """The learning core: stream x and a label in, get the (free-phase) prediction out.
 
     ``params`` are the golden model's stored integers (the memories' initial contents). The
-    ``label`` stream's ``train`` bit chooses between learning the sample and inference only.
+    ``label`` stream's ``train`` bit chooses between learning the sample and inference only. On an
+    FPGA with SPRAM the weight matrices W_l live there (:mod:`eqprop.hw.memories`), built from
+    SB_SPRAM256KA instances when ``primitives`` (for Verilog) or from a model of them (for the
+    Amaranth simulator); SPRAM has no initial contents, so those weights come through ``param``.
     """
 
-    def __init__(self, cfg: Config, params: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(self, cfg: Config, params: dict[str, np.ndarray] | None = None, primitives: bool = False) -> None:
         self.cfg = cfg
         self.arith = check_buildable(cfg)
         self.lanes = P = cfg.hardware.lanes
@@ -243,7 +247,21 @@ class Core(wiring.Component):
         params = params if params is not None else {k: np.zeros(s, dtype=np.int64) for k, s in shapes.items()}
         banks = lambda fmt, contents: [Memory(shape=shape_of(fmt), depth=len(b), init=b.tolist()) for b in contents]  # noqa: E731
         zeros = lambda n: np.zeros(n, dtype=np.int64)  # noqa: E731
-        self.weights = {name: banks(self.arith.weight_store, skewed_banks(np.asarray(params[name]), P)) for name in shapes if name[0] != "b"}
+        in_spram = spram_matrices(cfg)
+        if any(np.any(params[name]) for name in in_spram):
+            raise ConfigError(
+                f"on the {cfg.hardware.fpga} the weights {', '.join(in_spram)} live in SPRAM, which has no initial "
+                "contents: load them through the param port instead"
+            )
+        self.weights = {
+            name: banks(self.arith.weight_store, skewed_banks(np.asarray(params[name]), P))
+            for name in shapes
+            if name[0] != "b" and name not in in_spram
+        }
+        # SPRAM-backed weights: one parity store per bank holds that bank of every such matrix
+        depths = {name: shapes[name][0] * math.ceil(shapes[name][1] / P) for name in in_spram}
+        self.weight_stores = [ParityStore(depths, shape_of(self.arith.weight_store), primitives) for _ in range(P)] if in_spram else []
+        self.weight_segments = {name: [store.segment_ports(name) for store in self.weight_stores] for name in in_spram}
         self.biases = {l: banks(self.arith.bias_store, striped_banks(np.asarray(params[f"b{l}"]), P)) for l in range(1, L + 1)}
         self.inputs = banks(fx.input, striped_banks(zeros(sizes[0]), P))
         self.states = {(l, buf): banks(fx.state, striped_banks(zeros(sizes[l]), P)) for l in range(1, L + 1) for buf in range(3)}
@@ -255,14 +273,16 @@ class Core(wiring.Component):
             if not (name == "e" and l == L)
         }
         self.w0x = Memory(shape=shape_of(fx.accumulator), depth=sizes[1], init=[])
-        # the parameter memories in checkpoint order, for the param port
-        self.parameter_memories = [self.biases[int(k[1:])] if k[0] == "b" else self.weights[k] for k in param_names(cfg.network)]
         self.traced = trace_ports(cfg)
         super().__init__(core_signature(cfg))
 
     def weight_arrays(self, read) -> dict[str, np.ndarray]:
-        """The parameters held in the memories, read with ``read(memory_data, address)`` (for simulators)."""
-        return parameters_from_words(self.cfg, lambda memory, bank, address: read(self.parameter_memories[memory][bank].data, address))
+        """The parameters held in the memories, read with ``read(memory_data, address)`` (for the Amaranth simulator;
+        SPRAM-backed weights are read through the ``param`` port instead)."""
+        if self.weight_stores:
+            raise ValueError("weights in SPRAM are read through the param port")
+        memories = [self.biases[int(k[1:])] if k[0] == "b" else self.weights[k] for k in param_names(self.cfg.network)]
+        return parameters_from_words(self.cfg, lambda memory, bank, address: read(memories[memory][bank].data, address))
 
     # -- the pass programs ---------------------------------------------------------------------
     def _parts(self) -> list[_Part]:
@@ -295,6 +315,8 @@ class Core(wiring.Component):
         for name, mems in self.weights.items():
             for b, mem in enumerate(mems):
                 m.submodules[f"{name}_bank{b}"] = mem
+        for b, store in enumerate(self.weight_stores):
+            m.submodules[f"weights_bank{b}"] = store
         for l, mems in self.biases.items():
             for b, mem in enumerate(mems):
                 m.submodules[f"b{l}_bank{b}"] = mem
@@ -309,7 +331,9 @@ class Core(wiring.Component):
         m.submodules.w0x = self.w0x
 
         weight_rd = {k: [mem.read_port() for mem in v] for k, v in self.weights.items()}
+        weight_rd |= {k: [segment.read for segment in v] for k, v in self.weight_segments.items()}
         weight_wr = {k: [mem.write_port() for mem in v] for k, v in self.weights.items()}
+        weight_wr |= {k: [segment.write for segment in v] for k, v in self.weight_segments.items()}
         bias_rd = {k: [mem.read_port() for mem in v] for k, v in self.biases.items()}
         bias_wr = {k: [mem.write_port() for mem in v] for k, v in self.biases.items()}
         input_rd = [mem.read_port() for mem in self.inputs]
@@ -363,7 +387,7 @@ class Core(wiring.Component):
         s1_mask = Signal(P)
         s1_row, s1_mod, s1_div = Signal.like(row), Signal.like(row_mod), Signal.like(row_div)
         s1_segment = Signal.like(segment)
-        s1_waddr = Signal(range(max(mems[0].depth for mems in self.weights.values()) + 1))
+        s1_waddr = Signal(range(max(shape[0] * math.ceil(shape[1] / P) for name, shape in shapes.items() if name[0] != "b") + 1))
         s1_baddr = [Signal.like(s1_waddr, name=f"s1_baddr{b}") for b in range(P)]  # B_l, read by column
         # -- stage 1 -> 2 registers
         s2_valid = Signal()
@@ -378,6 +402,7 @@ class Core(wiring.Component):
                 if part.matrix:
                     per_row = math.ceil(shapes[part.matrix][1] / P)
                     for b, port in enumerate(weight_rd[part.matrix]):
+                        m.d.comb += port.en.eq(1)  # SPRAM-backed weights read only when asked
                         if part.column:
                             lane = Mux(row_mod <= b, b - row_mod, b + P - row_mod)
                             m.d.comb += port.addr.eq((segment * P + lane) * per_row + row_div)
@@ -670,13 +695,13 @@ class Core(wiring.Component):
                 m.d.comb += [self.x.ready.eq(1), self.param.ready.eq(~reply_pending)]
                 request = self.param.payload
                 with m.If(self.param.valid & ~reply_pending):
-                    for memory, (name, mems) in enumerate(zip(param_names(cfg.network), self.parameter_memories)):
+                    for memory, name in enumerate(param_names(cfg.network)):
                         reads, writes = (bias_rd[int(name[1:])], bias_wr[int(name[1:])]) if name[0] == "b" else (weight_rd[name], weight_wr[name])
                         with m.If(request.memory == memory):
                             for b in range(P):
                                 with m.If(request.bank == b):
                                     m.d.comb += [reads[b].addr.eq(request.address), writes[b].addr.eq(request.address), writes[b].data.eq(request.data)]
-                                    m.d.comb += writes[b].en.eq(request.write)
+                                    m.d.comb += [reads[b].en.eq(~request.write), writes[b].en.eq(request.write)]
                     with m.If(~request.write):
                         m.d.sync += [reply_pending.eq(1), reply_capture.eq(1), reply_memory.eq(request.memory), reply_bank.eq(request.bank)]
                 for b, port in enumerate(input_wr):

@@ -1,12 +1,16 @@
 """FPGA devices the core is built for, and the check that a configuration fits one before any HDL is built.
 
-A device says how wide its multipliers (DSP blocks) are, how many it has, and how many bits of
-block RAM. The core's multiplier operands are the ``weight`` x presynaptic value products of the
+A device says how wide its multipliers (DSP blocks) are, how many it has, its block RAMs (count
+and the depth x width shapes one block can take) and its single-port SPRAMs. On the iCE40UP5K the
+weight matrices W_l live in its four SPRAMs (:mod:`eqprop.hw.memories`); everything else, and
+everywhere else, in block RAM. The core's multiplier operands are the ``weight`` x presynaptic value products of the
 dot products and the ``W_0 x`` refresh, and the ``update`` x state products of the weight updates;
 multiplications by the constants (beta, eta/beta, lambda) are shifts and adds, not DSPs. Wider
 operands would need several DSPs per product, a fallback the core does not build: such formats
-are refused. Memory is counted in bits (every memory of the core, padding included), a lower bound
-of what the device's RAM blocks must hold.
+are refused. Block RAM is counted in bits (every memory outside SPRAM, padding included, the state
+memories twice for their two read ports): a lower bound of what the RAM blocks must hold, since
+Yosys packs small memories into logic and shares blocks as it sees fit; the synthesis report has
+the real count.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from eqprop.errors import ConfigError
 from eqprop.golden import Arith
 from eqprop.network import param_shapes
 
+from .memories import spram_count
+
 
 @dataclass(frozen=True)
 class Device:
@@ -26,18 +32,29 @@ class Device:
     #: Operand width of one DSP multiplier (signed).
     dsp_width: int
     dsps: int
-    #: Block RAM the core can use, in bits.
-    ram_bits: int
+    ram_blocks: int
+    block_bits: int
     ram_kind: str
+    #: SB_SPRAM256KA blocks (16384 x 16) that hold the weight matrices W_l.
+    sprams: int = 0
 
 
 DEVICES = {  # one entry per name in eqprop.config.FPGAS
     "generic": None,
-    # 8 SB_MAC16 (16 x 16); 30 EBR of 4 Kbit. Its 4 SPRAMs (1 Mbit) are not used by the core yet.
-    "ice40up5k": Device("ice40up5k", 16, 8, 30 * 4096, "EBR (SB_RAM40_4K)"),
+    # 8 SB_MAC16 (16 x 16); 30 EBR of 4 Kbit; 4 SPRAM of 256 Kbit.
+    "ice40up5k": Device("ice40up5k", 16, 8, 30, 4096, "EBR (SB_RAM40_4K)", sprams=4),
     # 156 MULT18X18D; 208 DP16KD of 18 Kbit.
-    "ecp5-85f": Device("ecp5-85f", 18, 156, 208 * 18432, "DP16KD"),
+    "ecp5-85f": Device("ecp5-85f", 18, 156, 208, 18432, "DP16KD"),
 }
+
+
+def spram_matrices(cfg: Config) -> list[str]:
+    """The weight matrices the core keeps in SPRAM on ``hardware.fpga`` (B_l never: the homeostasis
+    pass writes it column by column, which a parity-split single-port store cannot follow)."""
+    device = DEVICES[cfg.hardware.fpga]
+    if device is None or not device.sprams:
+        return []
+    return [name for name in param_shapes(cfg.network) if name[0] == "W"]
 
 
 def multiplier_operands(cfg: Config) -> dict[str, int]:
@@ -52,22 +69,34 @@ def multiplier_operands(cfg: Config) -> dict[str, int]:
     }
 
 
-def memory_bits(cfg: Config) -> int:
-    """Bits of every memory of the core: weights and biases (stored widths), states, factors, W_0 x, x."""
+def memories(cfg: Config) -> list[tuple[str, int, int]]:
+    """``(name, depth, width)`` of every block-RAM memory of the core (one entry per bank and read port)."""
     arith, fx, P = Arith.from_config(cfg), cfg.fixed, cfg.hardware.lanes
     n, L = cfg.network.sizes, cfg.network.n_layers
-    striped = lambda length, width: P * max(1, math.ceil(length / P)) * width  # noqa: E731
-    bits = 0
+    striped = lambda length: max(1, math.ceil(length / P))  # noqa: E731
+    in_spram = spram_matrices(cfg)
+    out = []
     for name, shape in param_shapes(cfg.network).items():
         if name[0] == "b":
-            bits += striped(shape[0], arith.bias_store.width)
-        else:
-            bits += P * shape[0] * math.ceil(shape[1] / P) * arith.weight_store.width
-    bits += sum(3 * striped(n[l], fx.state.width) for l in range(1, L + 1))
-    factors_per_layer = lambda l: 2 if cfg.network.tied else (2 if l < L else 1)  # noqa: E731
-    bits += sum(factors_per_layer(l) * striped(n[l], fx.update.width) for l in range(1, L + 1))
-    bits += n[1] * fx.accumulator.width + striped(n[0], fx.input.width)
-    return bits
+            out += [(name, striped(shape[0]), arith.bias_store.width)] * P
+        elif name not in in_spram:
+            out += [(name, shape[0] * math.ceil(shape[1] / P), arith.weight_store.width)] * P
+    for l in range(1, L + 1):
+        out += [(f"s{l}", striped(n[l]), fx.state.width)] * (3 * 2 * P)  # three buffers, two read ports
+        factors = 2 if cfg.network.tied or l < L else 1
+        out += [(f"factors{l}", striped(n[l]), fx.update.width)] * (factors * P)
+    out += [("w0x", n[1], fx.accumulator.width)] + [("x", striped(n[0]), fx.input.width)] * P
+    return out
+
+
+def spram_blocks(cfg: Config) -> int:
+    """SPRAMs that the SPRAM-backed weights take: one parity store per bank."""
+    in_spram = spram_matrices(cfg)
+    if not in_spram:
+        return 0
+    shapes, P = param_shapes(cfg.network), cfg.hardware.lanes
+    depth = sum(shapes[name][0] * math.ceil(shapes[name][1] / P) for name in in_spram)
+    return P * spram_count(depth, Arith.from_config(cfg).weight_store.width)
 
 
 def check_device(cfg: Config) -> None:
@@ -81,11 +110,18 @@ def check_device(cfg: Config) -> None:
                 f"{name} makes {width}-bit multiplier operands; {device.name}'s DSPs take {device.dsp_width} "
                 f"(the core has no multi-DSP fallback): narrow the format"
             )
-    bits = memory_bits(cfg)
-    if bits > device.ram_bits:
+    sprams = spram_blocks(cfg)
+    if sprams > device.sprams:
         raise ConfigError(
-            f"the network needs at least {bits / 1024:.0f} Kbit of memory (weights with learn_bits, states, "
-            f"factors); {device.name} has {device.ram_bits / 1024:.0f} Kbit of {device.ram_kind}"
+            f"the weights {', '.join(spram_matrices(cfg))} need {sprams} SPRAMs ({cfg.hardware.lanes} banks of "
+            f"{Arith.from_config(cfg).weight_store.width}-bit words, each split over two by address parity); {device.name} has "
+            f"{device.sprams}: use fewer lanes, narrower weights or fewer learn_bits"
+        )
+    bits, budget = sum(depth * width for _, depth, width in memories(cfg)), device.ram_blocks * device.block_bits
+    if bits > budget:
+        raise ConfigError(
+            f"the network needs at least {bits / 1024:.0f} Kbit of {device.ram_kind} (weights with learn_bits, states, "
+            f"factors); {device.name} has {budget / 1024:.0f} Kbit"
         )
     # per lane: the dot product, two update products (one untied), and the W_0 x refresh
     per_lane = 4 if cfg.network.tied else 3

@@ -13,8 +13,11 @@ TOP = "eqprop_core"
 
 
 def core_verilog(cfg: Config, params: dict[str, np.ndarray] | None = None) -> str:
-    """Verilog of the core for ``cfg``; ``params`` (the golden model's stored integers) initialize its memories."""
+    """Verilog of the core for ``cfg``; ``params`` (the golden model's stored integers) initialize its memories.
+
+    On an FPGA with SPRAM (``hardware.fpga``) the weights are SB_SPRAM256KA instances: the Verilog
+    then needs the vendor's simulation model (:func:`eqprop.sim.runner.cosim` adds Yosys's)."""
     cfg = cfg.replace(training={"arith": "fixed"})  # the chip computes in fixed point: check its formats
     check_buildable(cfg)  # before the Core exists, so a refusal leaves no half-built elaboratable behind
-    core = Core(cfg, params)
+    core = Core(cfg, params, primitives=True)
     return verilog.convert(core, name=TOP, emit_src=False)

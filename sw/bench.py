@@ -17,6 +17,9 @@ Sections:
   several lane counts P (table and PNG).
 * ``throughput``: C-EP training samples per second at batch 1 and batch 64 (medians over
   repeats, on CPU and, when present, CUDA), and the golden model's at batch 1 beside them.
+* ``cosim``: co-simulation of the default digits network's Verilog under Verilator and Icarus
+  (:mod:`eqprop.sim`): samples checked write by write against the golden model, wall time and
+  simulated cycles per second of each simulator, the Verilog generation time.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from .network import init_params
 from .report import markdown_table, mean_std, pct
 from .train import one_hot, rule_direction, train
 
-SECTIONS = ("theory", "accuracy", "homeostasis", "fixed", "cycles", "throughput")
+SECTIONS = ("theory", "accuracy", "homeostasis", "fixed", "cycles", "throughput", "cosim")
+#: Training samples co-simulated per simulator (full, quick); Icarus is about 50 times slower.
+COSIM_SAMPLES = {"verilator": (20, 2), "icarus": (2, 1)}
 ACCURACY_PRESETS = ("digits-mlp", "digits-bptt", "digits-ep", "digits-cep", "digits-cvf", "digits-cvf-homeostasis")
 QUICK_EPOCHS = 2
 
@@ -367,6 +372,32 @@ def bench_throughput(seeds: int, quick: bool, progress: bool):
     return data, table + "\n\n" + note, {}
 
 
+# -- co-simulation -----------------------------------------------------------------------------
+
+
+def bench_cosim(seeds: int, quick: bool, progress: bool):
+    """The default digits network (``digits-cep``, P = 1) on both simulators, from its seeded weights."""
+    import tempfile
+
+    from .hw.verilog import core_verilog
+    from .sim.runner import cosim, initial_params, training_samples
+
+    cfg = presets.get("digits-cep").replace(training={"arith": "fixed"})
+    started = time.perf_counter()
+    core_verilog(cfg)
+    verilog_s = time.perf_counter() - started
+    params, rows, data = initial_params(cfg), [], {"verilog_s": verilog_s}
+    with tempfile.TemporaryDirectory() as build:
+        for sim, (full, short) in COSIM_SAMPLES.items():
+            x, labels = training_samples(cfg, short if quick else full)
+            result = cosim(cfg, params, x, labels, sim=sim, build_root=build)
+            data[sim] = result.to_dict()
+            rows.append([sim, result.samples, result.cycles_checked, result.writes_checked, "yes" if result.passed else "NO",
+                         f"{result.wall_s:.1f}", f"{result.cycles_per_second:,.0f}"])
+    table = markdown_table(["simulator", "samples", "cycles checked", "writes checked", "passed", "wall s", "simulated cycles/s"], rows)
+    return data, f"{table}\n\nVerilog generation (Amaranth + Yosys) of the core: {verilog_s:.1f} s.", {}
+
+
 _RUNNERS = {
     "theory": bench_theory,
     "accuracy": bench_accuracy,
@@ -374,4 +405,5 @@ _RUNNERS = {
     "fixed": bench_fixed,
     "cycles": bench_cycles,
     "throughput": bench_throughput,
+    "cosim": bench_cosim,
 }

@@ -274,13 +274,11 @@ def cmd_verilog(args: argparse.Namespace) -> int:
 
 def _cosim_job(args: argparse.Namespace):
     """The configuration, initial stored parameters and training samples that ``eqprop cosim`` checks."""
-    import numpy as np
-    import torch
+    from . import checkpoint
+    from .hw.core import check_buildable
+    from .sim.runner import initial_params, training_samples
 
-    from . import checkpoint, network
-    from .data import load_dataset
-    from .golden import Arith, GoldenModel, quantize_inputs
-
+    params = None
     if args.verilog:
         if args.config or args.preset or args.checkpoint:
             raise ConfigError("--verilog reads its configuration from the JSON beside it: give it without --config, --preset or --checkpoint")
@@ -299,16 +297,9 @@ def _cosim_job(args: argparse.Namespace):
     if args.lanes is not None:
         cfg = cfg.replace(hardware={"lanes": args.lanes})
     cfg = cfg.replace(training={"arith": "fixed"})
-    if not args.checkpoint:
-        from .hw.core import check_buildable
-
-        check_buildable(cfg)
-        params = GoldenModel.from_float(cfg, network.init_params(cfg.network, torch.Generator().manual_seed(cfg.training.seed), torch.float64)).params
-    data = load_dataset(cfg.training.dataset, cfg.training.seed, cfg.training.data_dir)
-    if data.n_features != cfg.network.sizes[0] or data.n_classes != cfg.network.sizes[-1]:
-        raise ConfigError(f"the network's sizes {cfg.network.sizes} do not fit {data.name} ({data.n_features} inputs, {data.n_classes} classes)")
-    count = len(data.x_train) if args.samples in (None, "all") else args.samples
-    return cfg, params, quantize_inputs(Arith.from_config(cfg), data.x_train[:count]), np.asarray(data.y_train[:count])
+    check_buildable(cfg)
+    x, labels = training_samples(cfg, None if args.samples in (None, "all") else args.samples)
+    return cfg, params if params is not None else initial_params(cfg), x, labels
 
 
 def cmd_cosim(args: argparse.Namespace) -> int:
@@ -472,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="measure accuracy, fixed point, cycles and throughput",
         description="Benchmarks: theory checks, accuracy over seeds, the homeostasis study, fixed point against float "
-        "(widths, quantization), cycles per sample against the bound, training throughput; writes bench.md and bench.json.",
+        "(widths, quantization), cycles per sample against the bound, training throughput, co-simulation speed; writes bench.md and bench.json.",
     )
     p.add_argument("--out", default="runs/bench", metavar="DIR")
     p.add_argument("--only", type=lambda s: s.split(","), default=list(SECTIONS), metavar="SECTION[,...]", help=f"sections to run: {', '.join(SECTIONS)}")

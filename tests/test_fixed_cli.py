@@ -180,14 +180,16 @@ def test_verilog_is_written_with_its_configuration_beside_it(tmp_path, capsys):
     assert written == cfg.replace(hardware={"lanes": 2})
     code, _, _ = run(capsys, "verilog", "--config", str(tmp_path / "build" / "core.json"), "--out", str(tmp_path / "blank.v"))
     assert code == 0 and (tmp_path / "blank.v").read_text() != text  # zero weights instead of the trained ones
-    code, _, err = run(capsys, "verilog", "--fpga", "ice40up5k", "--sizes", "16,16,4", "--learn-bits", "4", "--out", str(tmp_path / "small.v"))
-    assert code == 0, err  # a network that fits the iCE40's block RAM and DSPs
+    code, _, err = run(capsys, "verilog", "--fpga", "ice40up5k", "--out", str(tmp_path / "up5k.v"))
+    assert code == 0, err  # the default digits network fits the iCE40UP5K: its weights in SPRAM
+    assert (tmp_path / "up5k.v").read_text().count("SB_SPRAM256KA") == 4
 
     for argv, message in [
         (["verilog", "--lanes", "0"], "hardware.lanes must be a positive integer"),
         (["verilog", "--rule", "ep"], "cep (tied) or cvf"),
         (["verilog", "--checkpoint", str(fx), "--preset", "digits-cep"], "without --config or --preset"),
-        (["verilog", "--fpga", "ice40up5k"], "ice40up5k has 120 Kbit of EBR"),
+        (["verilog", "--fpga", "ice40up5k", "--lanes", "2"], "need 8 SPRAMs (2 banks of 24-bit words"),
+        (["verilog", "--fpga", "ice40up5k", "--sizes", "64,700,10", "--learn-bits", "0"], "ice40up5k has 120 Kbit"),
         (["verilog", "--fpga", "ice40up5k", "--sizes", "64,16,10", "--weight-bits", "18"], "fixed.weight makes 18-bit multiplier operands"),
         (["verilog", "--fpga", "ecp5-85f", "--lanes", "64"], "ecp5-85f has 156 DSPs"),
     ]:

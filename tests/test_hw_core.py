@@ -190,12 +190,29 @@ def test_learning_matches_the_golden_model_weight_for_weight(sizes, tied, learn,
         np.testing.assert_array_equal(weights[name], value, err_msg=name)
 
 
-def test_param_port_loads_and_reads_back_the_weights_around_learning():
-    cfg = small_config([6, 5, 4, 3], False, 2).replace(learning={"T2": 2, "lr": [0.1] * 3, **HOMEOSTASIS})
+@pytest.mark.parametrize(
+    "sizes, tied, lanes, fpga, learn, fixed",
+    [
+        ([6, 5, 4, 3], False, 2, "generic", {"nudging": "symmetric", **HOMEOSTASIS}, {}),
+        ([6, 5, 3], True, 1, "ice40up5k", {"nudging": "symmetric"}, {}),  # W_l in SPRAM parity stores
+        # 16-bit stored weights: one SPRAM per parity half, so two banks fit the four
+        ([6, 5, 3], False, 2, "ice40up5k", {"nudging": "random-sign", **HOMEOSTASIS}, {"learn_bits": 0}),
+    ],
+    ids=["block-ram-untied-P2", "spram-tied-P1", "spram-untied-homeostasis-P2"],
+)
+def test_param_port_loads_and_reads_back_the_weights_around_learning(sizes, tied, lanes, fpga, learn, fixed):
+    cfg = small_config(sizes, tied, lanes).replace(
+        learning={"T2": 2, "lr": [0.1] * (len(sizes) - 1), **learn}, hardware={"fpga": fpga}, fixed=fixed
+    )
     golden = GoldenModel.from_float(cfg, network.init_params(cfg.network, torch.Generator().manual_seed(8), torch.float64))
     dut = Core(cfg)  # zero weights: everything comes through the port
+    assert len(dut.weight_stores) == (lanes if fpga == "ice40up5k" else 0)
     x = np.random.default_rng(2).integers(0, cfg.fixed.input.max_int + 1, 6)
-    read_back = {}
+    read_back, conflicts = {}, []
+
+    async def watch(ctx):  # a single-port RAM asked for a read and a write in one cycle
+        async for _, _, *flags in ctx.tick().sample(*[store.conflict for store in dut.weight_stores]):
+            conflicts.extend(flag for flag in flags if flag)
 
     async def access(ctx, memory, bank, address, write=False, value=0):
         ctx.set(dut.param.valid, 1)
@@ -224,7 +241,9 @@ def test_param_port_loads_and_reads_back_the_weights_around_learning():
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
+    sim.add_process(watch)
     sim.run()
+    assert not conflicts
     for _ in range(2):
         golden.train_sample(x, 1)
     got = parameters_from_words(cfg, lambda memory, bank, address: read_back[memory, bank, address])
