@@ -3,7 +3,8 @@
 Each draw varies what the core is parameterized by: layer sizes (including layers narrower than
 P and sizes P does not divide), tied (C-EP) or untied (C-VF), nudging mode, homeostasis and its
 period, T1/T2, beta, learning rates, P, weight/state widths, learning bits, stochastic rounding
-and the rounding modes of the state, update and weight formats. Draws the chip cannot be built
+and the rounding modes of the state, update and weight formats, and the weights in block RAM or
+in the iCE40UP5K's SPRAM. Draws the chip cannot be built
 for (a format that cannot hold its values) are redrawn, so every seed gives a buildable design.
 """
 
@@ -27,7 +28,7 @@ def _draw(rng: np.random.Generator) -> Config:
     layers = int(rng.integers(1, 4))
     sizes = [int(rng.integers(2, 10))] + [int(rng.integers(1, 10)) for _ in range(layers - 1)] + [int(rng.integers(2, 7))]
     tied = bool(rng.integers(2))
-    homeostasis = not tied and layers >= 2 and bool(rng.integers(2))
+    homeostasis = not tied and layers >= 2 and rng.random() < 0.7
     pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
     cfg = Config().replace(
         network={"sizes": sizes, "tied": tied, "init_gain": float(rng.uniform(1.0, 2.5))},
@@ -42,7 +43,8 @@ def _draw(rng: np.random.Generator) -> Config:
             "homeostasis_coef": pick([0.05, 0.1, 0.25]) if homeostasis else 0.0,
             "homeostasis_period": int(rng.integers(1, 4)),
         },
-        hardware={"lanes": int(rng.integers(1, 6))},
+        # a quarter on the iCE40UP5K: W_l in SPRAM parity stores (redrawn when they do not fit)
+        hardware={"lanes": int(rng.integers(1, 6)), "fpga": "ice40up5k" if rng.random() < 0.25 else "generic"},
     )
     cfg = resize(cfg, weight_bits=int(rng.integers(8, 17)), state_bits=int(rng.integers(8, 17)))
     fx = cfg.fixed

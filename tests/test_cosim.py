@@ -65,6 +65,14 @@ def test_a_small_core_passes_under_both_simulators(sim, tmp_path):
     assert result.summary().startswith(f"PASS: 2 samples passed, {result.cycles_checked} cycles")
 
 
+def test_an_ice40_design_with_weights_in_spram_passes_with_yosys_model_of_it(tmp_path):
+    cfg, params, x, labels = small_job(lanes=1, nudging="symmetric")
+    cfg = cfg.replace(hardware={"fpga": "ice40up5k"})
+    result = cosim(cfg, params, x, labels, sim="icarus", build_root=tmp_path)
+    assert result.passed, result.summary()
+    assert any(path.name == "SB_SPRAM256KA.v" for path in tmp_path.glob("icarus-*/*.v"))
+
+
 def test_a_design_built_with_another_rounding_is_caught_at_its_first_divergent_write(tmp_path):
     """The bench can fail: the Verilog rounds states down where the configuration says nearest."""
     cfg, params, x, labels = small_job(lanes=1)
