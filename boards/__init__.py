@@ -1,1 +1,6 @@
-"""Board registry, bitstream build and flashing (SPEC section 7). Not yet built: see the open issues."""
+"""Boards and the host link (SPEC section 7).
+
+:mod:`eqprop.boards.protocol` is the framing the board's SoC and the host driver exchange over
+the UART. The board registry, the SoC, bitstream builds, flashing and the host driver are not
+built yet: see the open issues.
+"""
