@@ -4,9 +4,10 @@ A frame is ``SOF | length | ~length | sequence | command | payload | crc``:
 
 * ``SOF`` (0xA5) starts a frame; bytes before it are skipped, so a receiver resynchronizes on
   the next SOF after garbage or a broken frame;
-* ``length`` (one byte) counts the payload bytes, at most :data:`MAX_PAYLOAD`; its complement
-  follows it, so that a damaged length is caught at once instead of misframing what follows
-  (a CRC over a misframed span passes one time in 65536);
+* ``length`` (two bytes, big-endian) counts the payload bytes, at most :data:`MAX_PAYLOAD` (an
+  MNIST sample and its label fit); its complement follows it, so that a damaged length is
+  caught at once instead of misframing what follows (a CRC over a misframed span passes one
+  time in 65536);
 * ``sequence`` (one byte) is chosen by the host and echoed in the answer, so that a late answer
   to a retried request is told apart;
 * ``command`` (one byte): a request's :class:`Command`, or in an answer the command with bit 7
@@ -24,13 +25,13 @@ import enum
 from dataclasses import dataclass
 
 SOF = 0xA5
-MAX_PAYLOAD = 255
+MAX_PAYLOAD = 1024
 #: The command byte of an error answer.
 ERROR = 0xFF
 #: Bit set in the command byte of an answer.
 ANSWER = 0x80
 #: SOF, length, its complement, sequence, command before the payload; two CRC bytes after it.
-HEADER, TRAILER = 5, 2
+HEADER, TRAILER = 7, 2
 
 
 class Command(enum.IntEnum):
@@ -73,7 +74,8 @@ class Frame:
             raise ValueError(f"a payload holds at most {MAX_PAYLOAD} bytes, got {len(self.payload)}")
 
     def encode(self) -> bytes:
-        body = bytes([len(self.payload), len(self.payload) ^ 0xFF, self.sequence, self.command]) + self.payload
+        length = len(self.payload).to_bytes(2, "big")
+        body = length + bytes(b ^ 0xFF for b in length) + bytes([self.sequence, self.command]) + self.payload
         return bytes([SOF]) + body + crc16(body).to_bytes(2, "big")
 
 
@@ -97,10 +99,10 @@ class Receiver:
                 self.buffer.clear()
                 return frames
             del self.buffer[:start]
-            if len(self.buffer) < HEADER:
+            if len(self.buffer) < 5:  # SOF and the checked length
                 return frames
-            length = self.buffer[1]
-            if self.buffer[2] != length ^ 0xFF:
+            length = int.from_bytes(self.buffer[1:3], "big")
+            if int.from_bytes(self.buffer[3:5], "big") != length ^ 0xFFFF or length > MAX_PAYLOAD:
                 self.dropped += 1
                 del self.buffer[:1]
                 continue
@@ -109,7 +111,7 @@ class Receiver:
                 return frames
             body, crc = bytes(self.buffer[1:HEADER + length]), int.from_bytes(self.buffer[HEADER + length:end], "big")
             if crc16(body) == crc:
-                frames.append(Frame(body[2], body[3], body[4:]))
+                frames.append(Frame(body[4], body[5], body[6:]))
                 del self.buffer[:end]
             else:
                 self.dropped += 1

@@ -8,14 +8,14 @@ from eqprop.boards.protocol import SOF, Command, Frame, Receiver, crc16
 
 def test_crc_is_ccitt_false_and_frames_round_trip():
     assert crc16(b"123456789") == 0x29B1  # the catalogued check value of CRC-16/CCITT-FALSE
-    frame = Frame(7, Command.LOAD, bytes(range(200)))
+    frame = Frame(7, Command.LOAD, bytes(range(256)) * 3)
     encoded = frame.encode()
-    assert encoded[0] == SOF and encoded[1] == 200 and encoded[2] == 55 and len(encoded) == 207
+    assert encoded[0] == SOF and encoded[1:5] == bytes([3, 0, 0xFC, 0xFF]) and len(encoded) == 7 + 768 + 2
     assert Receiver().feed(encoded) == [frame]
     receiver = Receiver()  # byte by byte, as a UART delivers them
     assert [f for byte in encoded for f in receiver.feed(bytes([byte]))] == [frame]
     with pytest.raises(ValueError):
-        Frame(1, Command.LOAD, bytes(256))
+        Frame(1, Command.LOAD, bytes(1025))
 
 
 def test_receiver_recovers_every_intact_frame_between_garbage_cuts_and_flipped_bits():

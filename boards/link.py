@@ -1,0 +1,145 @@
+"""The SoC side of the host link: frames (:mod:`eqprop.boards.protocol`) in and out over byte streams.
+
+:class:`FrameReceiver` parses bytes from the UART into a request: its sequence number, command and
+payload (in a buffer memory the command engine reads), or a reason it was refused. Garbage before
+a SOF, and a SOF whose length and complement disagree, are skipped silently; a frame whose CRC
+does not match, that declares more than :data:`~eqprop.boards.protocol.MAX_PAYLOAD` bytes, or
+that stops for longer than ``timeout`` cycles between bytes is reported as an error (the engine
+answers with an error frame). :class:`FrameSender` sends an answer: header, the payload bytes the
+engine streams in, the CRC.
+"""
+
+from functools import reduce
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .protocol import MAX_PAYLOAD, SOF, Error, crc16
+
+
+def _crc_taps() -> list[tuple[list[int], list[int]]]:
+    """For each bit of the next CRC, the bits of the CRC and of the byte it is the XOR of.
+
+    One CRC step is linear over GF(2) in (crc, byte), so the host's :func:`crc16` applied to
+    each unit vector gives the circuit: the gateware cannot drift from the host's definition.
+    """
+    from_crc = [crc16(b"\x00", 1 << i) for i in range(16)]
+    from_byte = [crc16(bytes([1 << k]), 0) for k in range(8)]
+    return [([i for i in range(16) if from_crc[i] >> j & 1], [k for k in range(8) if from_byte[k] >> j & 1]) for j in range(16)]
+
+
+_TAPS = _crc_taps()
+
+
+def crc16_byte(crc, byte):
+    """CRC-16/CCITT-FALSE after one more byte, as an XOR network (the host's :func:`crc16`)."""
+    return Cat(*[reduce(lambda a, b: a ^ b, [crc[i] for i in taps] + [byte[k] for k in byte_taps], Const(0, 1)) for taps, byte_taps in _TAPS])
+
+
+#: What the receiver hands the command engine.
+REQUEST = data.StructLayout({"sequence": 8, "command": 8, "length": range(MAX_PAYLOAD + 1), "error": 8})
+
+
+class FrameReceiver(wiring.Component):
+    """Bytes in; one request at a time out, held until the engine takes it (``request.ready``).
+
+    ``request.payload`` has ``sequence``, ``command``, ``length`` and ``error`` (0, or an
+    :class:`~eqprop.boards.protocol.Error` code); the payload bytes are in ``buffer`` (read it
+    with :meth:`read_port`). While a request waits, no bytes are taken.
+    """
+
+    def __init__(self, timeout: int) -> None:
+        if timeout < 1:
+            raise ValueError(f"the inter-byte timeout must be at least one cycle, got {timeout}")
+        self.timeout = timeout
+        self.buffer = Memory(shape=8, depth=MAX_PAYLOAD, init=[])
+        super().__init__({
+            "bytes": In(stream.Signature(8)),
+            "request": Out(stream.Signature(REQUEST)),
+        })
+
+    def read_port(self):
+        return self.buffer.read_port()
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.buffer = self.buffer
+        write = self.buffer.write_port()
+        request = self.request.payload
+        byte = self.bytes.payload
+        length, complement = Signal(16), Signal(16)
+        count = Signal(range(MAX_PAYLOAD + 1))
+        crc, received = Signal(16, init=0xFFFF), Signal(16)
+        idle = Signal(range(self.timeout + 1))
+        take = self.bytes.valid & self.bytes.ready
+
+        def fail(code):
+            m.d.sync += [request.error.eq(code), self.request.valid.eq(1)]
+            m.next = "WAIT"
+
+        with m.If(self.request.valid & self.request.ready):
+            m.d.sync += self.request.valid.eq(0)
+        with m.FSM():
+            with m.State("SOF"):
+                m.d.comb += self.bytes.ready.eq(1)
+                with m.If(take & (byte == SOF)):
+                    m.d.sync += [crc.eq(0xFFFF), count.eq(0), idle.eq(0), request.error.eq(0), request.sequence.eq(0), request.command.eq(0)]
+                    m.next = "LENGTH_HIGH"
+            for state, target, after in (
+                ("LENGTH_HIGH", length, "LENGTH_LOW"),
+                ("LENGTH_LOW", length, "COMPLEMENT_HIGH"),
+                ("COMPLEMENT_HIGH", complement, "COMPLEMENT_LOW"),
+                ("COMPLEMENT_LOW", complement, "SEQUENCE"),
+                ("SEQUENCE", None, "COMMAND"),
+                ("COMMAND", None, "PAYLOAD"),
+                ("PAYLOAD", None, "CRC_HIGH"),
+                ("CRC_HIGH", received, "CRC_LOW"),
+                ("CRC_LOW", received, "CHECK"),
+            ):
+                with m.State(state):
+                    m.d.comb += self.bytes.ready.eq(1)
+                    with m.If(take):
+                        m.d.sync += idle.eq(0)
+                        if state not in ("CRC_HIGH", "CRC_LOW"):
+                            m.d.sync += crc.eq(crc16_byte(crc, byte))
+                        if target is not None:
+                            m.d.sync += target.eq(Cat(byte, target[:8]))
+                        if state == "SEQUENCE":
+                            m.d.sync += request.sequence.eq(byte)
+                        if state == "COMMAND":
+                            m.d.sync += request.command.eq(byte)
+                        if state == "COMPLEMENT_LOW":
+                            with m.If(Cat(byte, complement[:8]) != (length ^ 0xFFFF)):
+                                m.next = "SOF"  # not a frame: skip it
+                            with m.Elif(length > MAX_PAYLOAD):
+                                fail(Error.LENGTH)
+                            with m.Else():
+                                m.next = after
+                        elif state == "COMMAND":
+                            m.next = after
+                            with m.If(length == 0):
+                                m.next = "CRC_HIGH"
+                        elif state == "PAYLOAD":
+                            m.d.comb += [write.addr.eq(count), write.data.eq(byte), write.en.eq(1)]
+                            m.d.sync += count.eq(count + 1)
+                            with m.If(count + 1 == length):
+                                m.next = after
+                        else:
+                            m.next = after
+                    with m.Elif(idle == self.timeout):
+                        fail(Error.TIMEOUT)
+                    with m.Else():
+                        m.d.sync += idle.eq(idle + 1)
+            with m.State("CHECK"):
+                m.d.sync += request.length.eq(length)
+                with m.If(received != crc):
+                    fail(Error.CRC)
+                with m.Else():
+                    m.d.sync += self.request.valid.eq(1)
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(~self.request.valid | self.request.ready):
+                    m.next = "SOF"
+        return m
