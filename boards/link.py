@@ -143,3 +143,64 @@ class FrameReceiver(wiring.Component):
                 with m.If(~self.request.valid | self.request.ready):
                     m.next = "SOF"
         return m
+
+
+#: What the command engine asks the sender to send: the header fields of an answer.
+ANSWER = data.StructLayout({"sequence": 8, "command": 8, "length": range(MAX_PAYLOAD + 1)})
+
+
+class FrameSender(wiring.Component):
+    """One answer at a time: its header from ``answer``, then ``length`` bytes from ``data``, then the CRC.
+
+    ``answer`` is taken (``ready``) when the frame's last byte has gone out.
+    """
+
+    answer: In(stream.Signature(ANSWER))
+    data: In(stream.Signature(8))
+    bytes: Out(stream.Signature(8))
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        header = self.answer.payload
+        crc = Signal(16, init=0xFFFF)
+        count = Signal(range(MAX_PAYLOAD + 1))
+        step = Signal(range(7))
+        length = Cat(header.length, Const(0, 16 - len(header.length)))
+        fields = [Const(SOF, 8), length[8:], length[:8], ~length[8:], ~length[:8], header.sequence, header.command]
+        sent = self.bytes.valid & self.bytes.ready
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.answer.valid):
+                    m.d.sync += [step.eq(0), count.eq(0), crc.eq(0xFFFF)]
+                    m.next = "HEADER"
+            with m.State("HEADER"):
+                byte = Signal(8)
+                m.d.comb += self.bytes.valid.eq(1)
+                for i, field in enumerate(fields):
+                    with m.If(step == i):
+                        m.d.comb += byte.eq(field)
+                m.d.comb += self.bytes.payload.eq(byte)
+                with m.If(sent):
+                    m.d.sync += step.eq(step + 1)
+                    with m.If(step != 0):  # the CRC covers everything after SOF
+                        m.d.sync += crc.eq(crc16_byte(crc, byte))
+                    with m.If(step == len(fields) - 1):
+                        m.next = "PAYLOAD"
+                        with m.If(header.length == 0):
+                            m.next = "CRC_HIGH"
+            with m.State("PAYLOAD"):
+                m.d.comb += [self.bytes.valid.eq(self.data.valid), self.bytes.payload.eq(self.data.payload), self.data.ready.eq(self.bytes.ready)]
+                with m.If(sent):
+                    m.d.sync += [crc.eq(crc16_byte(crc, self.data.payload)), count.eq(count + 1)]
+                    with m.If(count + 1 == header.length):
+                        m.next = "CRC_HIGH"
+            with m.State("CRC_HIGH"):
+                m.d.comb += [self.bytes.valid.eq(1), self.bytes.payload.eq(crc[8:])]
+                with m.If(sent):
+                    m.next = "CRC_LOW"
+            with m.State("CRC_LOW"):
+                m.d.comb += [self.bytes.valid.eq(1), self.bytes.payload.eq(crc[:8])]
+                with m.If(sent):
+                    m.d.comb += self.answer.ready.eq(1)
+                    m.next = "IDLE"
+        return m

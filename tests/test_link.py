@@ -3,8 +3,8 @@
 import numpy as np
 from amaranth.sim import Simulator
 
-from eqprop.boards.link import FrameReceiver
-from eqprop.boards.protocol import Error, Frame
+from eqprop.boards.link import FrameReceiver, FrameSender
+from eqprop.boards.protocol import Error, Frame, Receiver
 
 
 def receive(stream: bytes, timeout: int = 50, gaps: dict | None = None) -> list[tuple]:
@@ -64,3 +64,39 @@ def test_a_frame_that_stops_is_reported_after_the_timeout_and_the_next_one_arriv
     frame, after = Frame(3, 2, b"xyz").encode(), Frame(4, 6, b"").encode()
     got = receive(frame[:6] + after, timeout=30, gaps={6: 40})
     assert got[0][3] == Error.TIMEOUT and got[-1] == (4, 6, b"", 0)
+
+
+def test_the_sender_writes_frames_the_host_reads_even_when_the_uart_stalls():
+    rng = np.random.default_rng(2)
+    answers = [Frame(i, 0x80 | (1 + i % 6), rng.integers(0, 256, n).astype(np.uint8).tobytes()) for i, n in enumerate((0, 5, 300))]
+    dut = FrameSender()
+    out = bytearray()
+
+    async def engine(ctx):
+        for frame in answers:
+            ctx.set(dut.answer.valid, 1)
+            ctx.set(dut.answer.payload, {"sequence": frame.sequence, "command": frame.command, "length": len(frame.payload)})
+            for byte in frame.payload:
+                ctx.set(dut.data.valid, 1)
+                ctx.set(dut.data.payload, byte)
+                await ctx.tick().until(dut.data.ready)
+            ctx.set(dut.data.valid, 0)
+            await ctx.tick().until(dut.answer.ready)
+            ctx.set(dut.answer.valid, 0)
+
+    async def uart(ctx):
+        while True:
+            ready = int(rng.integers(3) > 0)  # a UART that is busy a third of the time
+            ctx.set(dut.bytes.ready, ready)
+            await ctx.delay(1e-9)
+            if ready and ctx.get(dut.bytes.valid):
+                out.append(ctx.get(dut.bytes.payload))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(engine)
+    sim.add_testbench(uart, background=True)
+    sim.run()
+    receiver = Receiver()
+    assert receiver.feed(bytes(out)) == answers and receiver.dropped == 0
