@@ -1,7 +1,8 @@
 """Boards and the host link (SPEC section 7).
 
-:mod:`eqprop.boards.protocol` is the framing the board's SoC and the host driver exchange over
-the UART, :mod:`eqprop.boards.uart` the SoC's UART and :mod:`eqprop.boards.link` its frame
-receiver and sender. The board registry, the SoC, bitstream builds, flashing and the host driver are not
-built yet: see the open issues.
+:mod:`eqprop.boards.protocol` is the framing the board's SoC and the host exchange over the UART,
+:mod:`eqprop.boards.requests` the payloads of its requests and answers. Gateware:
+:mod:`eqprop.boards.uart` (the UART), :mod:`eqprop.boards.link` (frame receiver and sender) and
+:mod:`eqprop.boards.engine` (the command engine around the core). The board registry, the SoC top
+with its pins and clock, bitstream builds, flashing and the host driver are not built yet.
 """

@@ -1,0 +1,53 @@
+"""Payloads of the host link's requests and answers (the layouts :mod:`eqprop.boards.engine` documents)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def load_payload(memory: int, bank: int, address: int, words: list[int], word_bytes: int) -> bytes:
+    head = bytes([memory, bank]) + address.to_bytes(2, "big")
+    return head + b"".join((w & ((1 << 8 * word_bytes) - 1)).to_bytes(word_bytes, "big") for w in words)
+
+
+def read_payload(memory: int, bank: int, address: int, count: int) -> bytes:
+    return bytes([memory, bank]) + address.to_bytes(2, "big") + count.to_bytes(2, "big")
+
+
+def words_of(payload: bytes, word_bytes: int) -> list[int]:
+    """Two's-complement words of a READ answer."""
+    out = []
+    for i in range(0, len(payload), word_bytes):
+        value = int.from_bytes(payload[i:i + word_bytes], "big")
+        out.append(value - (1 << 8 * word_bytes) if value >> (8 * word_bytes - 1) else value)
+    return out
+
+
+def sample_payload(x: np.ndarray, label: int) -> bytes:
+    return bytes([label]) + bytes(int(v) for v in x)
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    prediction: int
+    cycles: int
+
+    @classmethod
+    def parse(cls, payload: bytes) -> "SampleResult":
+        return cls(payload[0], int.from_bytes(payload[1:5], "big"))
+
+
+@dataclass(frozen=True)
+class Stats:
+    samples: int
+    cycles: int
+    frames: int
+    crc_errors: int
+    other_errors: int
+
+    @classmethod
+    def parse(cls, payload: bytes) -> "Stats":
+        big = lambda a, b: int.from_bytes(payload[a:b], "big")  # noqa: E731
+        return cls(big(0, 4), big(4, 8), big(8, 12), big(12, 14), big(14, 16))
