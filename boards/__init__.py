@@ -3,6 +3,7 @@
 :mod:`eqprop.boards.protocol` is the framing the board's SoC and the host exchange over the UART,
 :mod:`eqprop.boards.requests` the payloads of its requests and answers. Gateware:
 :mod:`eqprop.boards.uart` (the UART), :mod:`eqprop.boards.link` (frame receiver and sender) and
-:mod:`eqprop.boards.engine` (the command engine around the core). The board registry, the SoC top
-with its pins and clock, bitstream builds, flashing and the host driver are not built yet.
+:mod:`eqprop.boards.engine` (the command engine around the core) and :mod:`eqprop.boards.soc`
+(all of it on two UART pins). The board registry with pins and clocks, bitstream builds,
+flashing, the host driver and the simulated board are not built yet.
 """

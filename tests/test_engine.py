@@ -106,3 +106,36 @@ def test_load_train_read_and_errors_through_the_link():
     stats = Stats.parse(answers[-1].payload)
     assert (stats.samples, stats.cycles, stats.crc_errors, stats.other_errors) == (1, trained.cycles, 1, 5)
     assert stats.frames == len(answers) - 1
+
+
+def test_the_soc_answers_over_its_uart_pins():
+    from amaranth.hdl import Module
+
+    from eqprop.boards.soc import Soc
+    from eqprop.boards.uart import UartRx, UartTx
+
+    cfg, divisor = small_config(), 4
+    m = Module()
+    m.submodules.soc = soc = Soc(cfg, divisor, timeout=400)
+    m.submodules.host_tx = host_tx = UartTx(divisor)
+    m.submodules.host_rx = host_rx = UartRx(divisor)
+    m.d.comb += [soc.rx.eq(host_tx.tx), host_rx.rx.eq(soc.tx)]
+    receiver, answers = Receiver(), []
+
+    async def host(ctx):
+        ctx.set(host_rx.data.ready, 1)
+        for byte in b"\x00\xff" + Frame(3, Command.INFO).encode():  # garbage first
+            ctx.set(host_tx.data.valid, 1)
+            ctx.set(host_tx.data.payload, byte)
+            await ctx.tick().until(host_tx.data.ready)
+        ctx.set(host_tx.data.valid, 0)
+        while not answers:
+            await ctx.tick()
+            if ctx.get(host_rx.data.valid):
+                answers.extend(receiver.feed(bytes([ctx.get(host_rx.data.payload)])))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(host)
+    sim.run()
+    assert answers == [Frame(3, Command.INFO | ANSWER, info_bytes(cfg))]

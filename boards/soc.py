@@ -1,0 +1,33 @@
+"""The SoC a board runs: the core behind the host link, on a UART's two pins.
+
+``divisor`` is the board's clock cycles per UART bit; ``timeout`` (cycles) ends a frame that
+stopped arriving. The same SoC runs on a board and, as Verilog, in the simulated board.
+"""
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from eqprop.config import Config
+
+from .engine import HostLink
+from .uart import UartRx, UartTx
+
+
+class Soc(wiring.Component):
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+
+    def __init__(self, cfg: Config, divisor: int, timeout: int, primitives: bool = False) -> None:
+        self.cfg, self.divisor = cfg, divisor
+        self.link = HostLink(cfg, timeout, primitives)
+        self.uart_rx, self.uart_tx = UartRx(divisor), UartTx(divisor)
+        super().__init__()
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.uart_rx, m.submodules.uart_tx, m.submodules.link = self.uart_rx, self.uart_tx, self.link
+        m.d.comb += [self.uart_rx.rx.eq(self.rx), self.tx.eq(self.uart_tx.tx)]
+        wiring.connect(m, self.uart_rx.data, self.link.requests)
+        wiring.connect(m, self.link.answers, self.uart_tx.data)
+        return m
