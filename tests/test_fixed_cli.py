@@ -188,6 +188,7 @@ def test_verilog_is_written_with_its_configuration_beside_it(tmp_path, capsys):
         (["verilog", "--lanes", "0"], "hardware.lanes must be a positive integer"),
         (["verilog", "--rule", "ep"], "cep (tied) or cvf"),
         (["verilog", "--checkpoint", str(fx), "--preset", "digits-cep"], "without --config or --preset"),
+        (["verilog", "--checkpoint", str(fx), "--fpga", "ice40up5k"], "live in SPRAM, which has no initial contents"),
         (["verilog", "--fpga", "ice40up5k", "--lanes", "2"], "need 8 SPRAMs (2 banks of 24-bit words"),
         (["verilog", "--fpga", "ice40up5k", "--sizes", "64,700,10", "--learn-bits", "0"], "ice40up5k has 120 Kbit"),
         (["verilog", "--fpga", "ice40up5k", "--sizes", "64,16,10", "--weight-bits", "18"], "fixed.weight makes 18-bit multiplier operands"),
