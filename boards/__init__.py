@@ -2,8 +2,9 @@
 
 :mod:`eqprop.boards.protocol` is the framing the board's SoC and the host exchange over the UART,
 :mod:`eqprop.boards.requests` the payloads of its requests and answers. Gateware:
-:mod:`eqprop.boards.uart` (the UART), :mod:`eqprop.boards.link` (frame receiver and sender) and
+:mod:`eqprop.boards.uart` (the UART), :mod:`eqprop.boards.link` (frame receiver and sender),
 :mod:`eqprop.boards.engine` (the command engine around the core) and :mod:`eqprop.boards.soc`
-(all of it on two UART pins). The board registry with pins and clocks, bitstream builds,
-flashing, the host driver and the simulated board are not built yet.
+(all of it on two UART pins). :mod:`eqprop.boards.registry` lists the boards and
+:mod:`eqprop.boards.build` builds their bitstreams. Flashing, the host driver and the simulated
+board are not built yet.
 """

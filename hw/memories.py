@@ -56,11 +56,12 @@ class SinglePortRam(wiring.Component):
             slices = math.ceil(self.width / SPRAM_WIDTH)
             data_in = Signal(slices * SPRAM_WIDTH)
             data_out = Signal(slices * SPRAM_WIDTH)
-            m.d.comb += [data_in.eq(self.write_data), self.read_data.eq(data_out)]
+            address = Signal(range(SPRAM_DEPTH))
+            m.d.comb += [data_in.eq(self.write_data), self.read_data.eq(data_out), address.eq(self.addr)]
             for k in range(slices):
                 m.submodules[f"spram{k}"] = Instance(
                     "SB_SPRAM256KA",
-                    i_ADDRESS=self.addr, i_DATAIN=data_in[k * SPRAM_WIDTH:(k + 1) * SPRAM_WIDTH], i_MASKWREN=Const(0b1111, 4),
+                    i_ADDRESS=address, i_DATAIN=data_in[k * SPRAM_WIDTH:(k + 1) * SPRAM_WIDTH], i_MASKWREN=Const(0b1111, 4),
                     i_WREN=self.write, i_CHIPSELECT=1, i_CLOCK=ClockSignal(), i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1,
                     o_DATAOUT=data_out[k * SPRAM_WIDTH:(k + 1) * SPRAM_WIDTH],
                 )

