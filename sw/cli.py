@@ -313,6 +313,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0 if report["timing_met"] else 1
 
 
+def cmd_flash(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .boards.flash import flash
+    from .boards.registry import get_board
+
+    command = flash(get_board(args.board), Path(args.build_dir), dry_run=args.dry_run)
+    print(shlex.join(command) if args.dry_run else f"flashed {args.board} with {shlex.join(command)}")
+    return 0
+
+
 def _cosim_job(args: argparse.Namespace):
     """The configuration, initial stored parameters and training samples that ``eqprop cosim`` checks."""
     from . import checkpoint
@@ -488,6 +499,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="build folder")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser(
+        "flash",
+        help="write a built bitstream to a board's flash (openFPGALoader or iceprog)",
+        description="Write the bitstream that eqprop build left in BUILD_DIR to the board's configuration flash, with "
+        "the first of the board's programmers that is installed (iCEBreaker: iceprog, openFPGALoader; ULX3S: openFPGALoader).",
+    )
+    p.add_argument("build_dir", metavar="BUILD_DIR")
+    p.add_argument("--board", required=True, metavar="NAME", help="icebreaker or ulx3s-85f")
+    p.add_argument("--dry-run", action="store_true", help="print the command instead of running it (the board's first programmer)")
+    p.set_defaults(func=cmd_flash)
 
     p = sub.add_parser(
         "cosim",

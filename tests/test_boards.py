@@ -43,3 +43,23 @@ def test_build_refuses_networks_the_board_cannot_hold_and_unknown_boards(tmp_pat
     assert code == 2 and "unknown board 'nosuch'" in err
     assert not (tmp_path / "ice").exists() and not (tmp_path / "x").exists()
     assert get_board("icebreaker").fpga == "ice40up5k"
+
+
+def test_flash_names_the_exact_command_or_says_why_it_cannot(tmp_path, capsys):
+    import json
+
+    from eqprop.boards.flash import flash_command
+
+    build = tmp_path / "ice"
+    build.mkdir()
+    (build / "eqprop.bin").write_bytes(b"\x00")
+    (build / "report.json").write_text(json.dumps({"board": "icebreaker", "bitstream": str(build / "eqprop.bin")}))
+    board = get_board("icebreaker")
+    assert flash_command(board, build, available=lambda tool: tool == "openFPGALoader") == [
+        "openFPGALoader", "-b", "icebreaker", "-f", str(build / "eqprop.bin")]
+    code, stdout, _ = run(capsys, "flash", "--board", "icebreaker", str(build), "--dry-run")
+    assert code == 0 and stdout.strip() == f"iceprog {build / 'eqprop.bin'}"
+    code, _, err = run(capsys, "flash", "--board", "ulx3s-85f", str(build), "--dry-run")
+    assert code == 2 and "built for icebreaker, not ulx3s-85f" in err
+    code, _, err = run(capsys, "flash", "--board", "icebreaker", str(tmp_path / "none"))
+    assert code == 2 and "no build" in err and err.count("\n") == 1
