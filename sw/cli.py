@@ -324,6 +324,49 @@ def cmd_flash(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_board_train(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .boards.build import FRAME_TIMEOUT_S
+    from .boards.host import BoardLink, SerialTransport
+    from .boards.registry import get_board
+    from .boards.train import board_train
+    from .sim.runner import initial_params, training_samples
+
+    board = get_board(args.board)
+    if bool(args.port) == bool(args.sim):
+        raise ConfigError("give either --port (a board on a serial port) or --sim (the simulated board)")
+    cfg = board.default_config()
+    if args.dataset and args.dataset != cfg.training.dataset:
+        cfg = cfg.replace(training={"dataset": args.dataset})
+    x, labels = training_samples(cfg, args.samples)
+    test_x, test_y = training_samples(cfg, args.test_samples, split="test")
+    if args.sim:
+        from .sim.board import SimulatedTransport
+
+        transport = SimulatedTransport(cfg, board.divisor, int(FRAME_TIMEOUT_S * board.clock_hz), build_root=args.build_dir)
+        timeout = 120.0  # simulated time runs far slower than the board's
+    else:
+        transport = SerialTransport(args.port, board.baud)
+        timeout = 2.0
+    try:
+        link = BoardLink(transport, cfg, timeout=timeout, retries=args.retries)
+        report, weights = board_train(board, cfg, link, initial_params(cfg), x, labels, test_x, test_y, simulated=args.sim)
+    finally:
+        transport.close()
+    if args.out:
+        checkpoint.write_run(args.out, {"checkpoint.npz": checkpoint.checkpoint_bytes(cfg, weights), "config.json": cfg.to_json() + "\n",
+                                        "board.json": json.dumps(report, indent=2) + "\n"})
+    if args.json:
+        print(json.dumps(report))
+    else:
+        compute = "" if report["compute_samples_per_s"] is None else f", {report['compute_samples_per_s']:.1f} compute-bound"
+        print(f"{board.name}{' (simulated)' if args.sim else ''}: {report['samples']} samples trained, test accuracy "
+              f"{report['accuracy_before']:.1f} % -> {report['accuracy_after']:.1f} % on {report['test_samples']}; "
+              f"{report['link_samples_per_s']:.2f} samples/s on the link{compute}; {report['cycles_per_sample']:.0f} cycles a sample; "
+              f"weights read back {'equal' if report['weights_equal_golden'] else 'DIFFER from'} the golden model's")
+    return 0 if report["weights_equal_golden"] else 1
+
+
 def _cosim_job(args: argparse.Namespace):
     """The configuration, initial stored parameters and training samples that ``eqprop cosim`` checks."""
     from . import checkpoint
@@ -510,6 +553,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--board", required=True, metavar="NAME", help="icebreaker or ulx3s-85f")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it (the board's first programmer)")
     p.set_defaults(func=cmd_flash)
+
+    p = sub.add_parser("board", help="work with a board over its host link (train)")
+    board_sub = p.add_subparsers(dest="board_command", required=True, metavar="COMMAND")
+    q = board_sub.add_parser(
+        "train",
+        help="train on a board (or the simulated one) through the UART link",
+        description="Load the board's default network with its seeded initial weights, measure test accuracy by "
+        "inference on the board, stream training samples while the board learns, measure again, read the weights "
+        "back and compare them with the golden model trained on the same samples. --sim runs the SoC's Verilog under "
+        "cocotb/Verilator behind the same host code.",
+    )
+    q.add_argument("--board", required=True, metavar="NAME", help="icebreaker or ulx3s-85f")
+    q.add_argument("--port", metavar="DEV", help="serial port of a real board, e.g. /dev/ttyUSB1")
+    q.add_argument("--sim", action="store_true", help="the simulated board")
+    q.add_argument("--dataset", choices=DATASETS)
+    q.add_argument("--samples", type=int, default=200, metavar="N", help="training samples (default 200)")
+    q.add_argument("--test-samples", type=int, default=100, metavar="N", help="test samples for the accuracy (default 100)")
+    q.add_argument("--retries", type=int, default=3, metavar="N", help="tries after an unanswered request (default 3)")
+    q.add_argument("--out", metavar="DIR", help="write the weights read back as a fixed-point run (checkpoint, config, board.json)")
+    q.add_argument("--build-dir", default="build/board-sim", metavar="DIR", help="the simulated board's build (default: build/board-sim)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_board_train)
 
     p = sub.add_parser(
         "cosim",

@@ -1,0 +1,127 @@
+"""The host driver: one API over the link, to a real board (serial port) or the simulated one.
+
+:class:`BoardLink` sends requests (:mod:`eqprop.boards.protocol`) and waits for the answer with
+the same sequence number; an answer that does not come within ``timeout`` seconds is asked for
+again, up to ``retries`` times. A board that answers with another protocol version or
+configuration hash is refused. Transports only move bytes: :class:`SerialTransport` (pyserial)
+and :class:`eqprop.sim.board.SimulatedTransport` (the SoC's Verilog under cocotb).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from eqprop.config import Config
+from eqprop.errors import EqpropError
+from eqprop.hw.core import parameter_words, parameters_from_words
+from eqprop.network import param_shapes
+
+from .engine import PROTOCOL_VERSION, config_hash, info_bytes, word_bytes
+from .protocol import ANSWER, ERROR, MAX_PAYLOAD, Command, Error, Frame, Receiver
+from .requests import SampleResult, Stats, load_payload, read_payload, sample_payload, words_of
+
+
+class LinkError(EqpropError):
+    """The board did not answer, answered with an error, or is not the board the configuration describes."""
+
+
+class SerialTransport:
+    """A USB-serial port (pyserial)."""
+
+    def __init__(self, port: str, baud: int) -> None:
+        try:
+            import serial
+        except ImportError:
+            raise LinkError("the serial transport needs pyserial: pip install pyserial") from None
+        try:
+            self.port = serial.Serial(port, baud, timeout=0)
+        except (serial.SerialException, OSError) as error:
+            raise LinkError(f"cannot open {port}: {error}") from None
+
+    def write(self, data: bytes) -> None:
+        self.port.write(data)
+
+    def read(self, timeout: float) -> bytes:
+        self.port.timeout = timeout
+        return self.port.read(max(1, self.port.in_waiting))
+
+    def close(self) -> None:
+        self.port.close()
+
+
+class BoardLink:
+    """Requests to a board running the SoC for ``cfg``."""
+
+    def __init__(self, transport, cfg: Config, timeout: float = 2.0, retries: int = 3) -> None:
+        self.transport, self.cfg, self.timeout, self.retries = transport, cfg, timeout, retries
+        self.receiver = Receiver()
+        self.sequence = 0
+        self.retried = 0
+
+    def request(self, command: int, payload: bytes = b"") -> bytes:
+        """The answer's payload; retried on silence, :class:`LinkError` on an error answer or after the retries."""
+        self.sequence = (self.sequence + 1) % 256
+        frame = Frame(self.sequence, command, payload).encode()
+        for attempt in range(self.retries + 1):
+            self.retried += attempt > 0
+            self.transport.write(frame)
+            deadline = time.monotonic() + self.timeout
+            while time.monotonic() < deadline:
+                for answer in self.receiver.feed(self.transport.read(min(0.05, max(0.0, deadline - time.monotonic())))):
+                    if answer.sequence != self.sequence:
+                        continue  # a late answer to an earlier attempt
+                    if answer.command == ERROR:
+                        code = Error(answer.payload[0]) if answer.payload and answer.payload[0] in Error._value2member_map_ else answer.payload
+                        raise LinkError(f"the board refused {Command(command).name}: {getattr(code, 'name', code)}")
+                    if answer.command != command | ANSWER:
+                        raise LinkError(f"the board answered {Command(command).name} with command {answer.command:#04x}")
+                    return answer.payload
+        raise LinkError(f"no answer to {Command(command).name} after {self.retries + 1} tries of {self.timeout:g} s")
+
+    def check(self) -> None:
+        """Refuse a board that runs another protocol version or configuration."""
+        info = self.request(Command.INFO)
+        if not info or info[0] != PROTOCOL_VERSION:
+            raise LinkError(f"the board speaks protocol version {info[0] if info else '?'}, this host {PROTOCOL_VERSION}")
+        theirs = int.from_bytes(info[1:5], "big")
+        if theirs != config_hash(self.cfg) or info != info_bytes(self.cfg):
+            raise LinkError(f"the board runs configuration {theirs:08x}, not this one ({config_hash(self.cfg):08x}): build and flash it first")
+
+    def load(self, params: dict[str, np.ndarray]) -> None:
+        W = word_bytes(self.cfg)
+        per_frame = (MAX_PAYLOAD - 4) // W
+        for (memory, bank), run in _runs(parameter_words(self.cfg, params)).items():
+            for start in range(0, len(run), per_frame):
+                chunk = run[start:start + per_frame]
+                self.request(Command.LOAD, load_payload(memory, bank, chunk[0][0], [v for _, v in chunk], W))
+
+    def read(self) -> dict[str, np.ndarray]:
+        W = word_bytes(self.cfg)
+        per_frame = MAX_PAYLOAD // W
+        zeros = {name: np.zeros(shape, dtype=np.int64) for name, shape in param_shapes(self.cfg.network).items()}
+        words = {}
+        for (memory, bank), run in _runs(parameter_words(self.cfg, zeros)).items():
+            for start in range(0, len(run), per_frame):
+                count = min(per_frame, len(run) - start)
+                values = words_of(self.request(Command.READ, read_payload(memory, bank, run[start][0], count)), W)
+                words.update({(memory, bank, run[start + i][0]): v for i, v in enumerate(values)})
+        return parameters_from_words(self.cfg, lambda memory, bank, address: words[memory, bank, address])
+
+    def train(self, x: np.ndarray, label: int) -> SampleResult:
+        return SampleResult.parse(self.request(Command.TRAIN, sample_payload(x, label)))
+
+    def infer(self, x: np.ndarray) -> SampleResult:
+        return SampleResult.parse(self.request(Command.INFER, sample_payload(x, 0)))
+
+    def stats(self) -> Stats:
+        return Stats.parse(self.request(Command.STATS))
+
+
+def _runs(words) -> dict[tuple[int, int], list[tuple[int, int]]]:
+    """Parameter words grouped by (memory, bank), in address order."""
+    runs: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for memory, bank, address, value in words:
+        runs.setdefault((memory, bank), []).append((address, value))
+    return runs
