@@ -30,7 +30,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -n $(WORKERS) -q
 
-# Everything but the accuracy bars over seeds.
+# Everything but the accuracy bars over seeds and the bitstream build.
 test-fast: $(STAMP)
 	$(BIN)/pytest -n $(WORKERS) -q -m "not slow"
 

@@ -57,7 +57,7 @@ BOARDS = {
                         hardware={"lanes": 1}, programmers=("iceprog", "openFPGALoader")),
     # ECP5 LFE5U-85F, 25 MHz oscillator, FT231X
     "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5-85f", 25_000_000, 1, 1_000_000,
-                       hardware={"lanes": 8}),
+                       hardware={"lanes": 2}),
 }
 
 

@@ -1,4 +1,8 @@
-"""Boards: the registry, and what a build refuses before any tool runs."""
+"""Boards: the registry, builds (what they refuse before any tool runs, and one real build), flashing."""
+
+import json
+
+import pytest
 
 from eqprop.boards.build import clocks, flip_flops, utilisation
 from eqprop.boards.registry import BOARDS, get_board
@@ -46,8 +50,6 @@ def test_build_refuses_networks_the_board_cannot_hold_and_unknown_boards(tmp_pat
 
 
 def test_flash_names_the_exact_command_or_says_why_it_cannot(tmp_path, capsys):
-    import json
-
     from eqprop.boards.flash import flash_command
 
     build = tmp_path / "ice"
@@ -63,3 +65,15 @@ def test_flash_names_the_exact_command_or_says_why_it_cannot(tmp_path, capsys):
     assert code == 2 and "built for icebreaker, not ulx3s-85f" in err
     code, _, err = run(capsys, "flash", "--board", "icebreaker", str(tmp_path / "none"))
     assert code == 2 and "no build" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_the_icebreaker_bitstream_builds_with_dsps_spram_and_timing_met(tmp_path, capsys):
+    """About 90 s of Yosys and nextpnr (YoWASP): the default network on the iCE40UP5K."""
+    code, stdout, err = run(capsys, "build", "--board", "icebreaker", "--out", str(tmp_path / "ice"), "--json")
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report == json.loads((tmp_path / "ice" / "report.json").read_text())
+    resources = report["resources"]
+    assert resources["DSP"]["used"] >= 5 and resources["SPRAM"]["used"] == 4 and resources["LUT"]["used"] <= resources["LUT"]["available"]
+    assert report["timing_met"] and (tmp_path / "ice" / "eqprop.bin").stat().st_size > 100_000
