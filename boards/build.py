@@ -45,12 +45,12 @@ class BoardTop(Elaboratable):
         soc = Soc(self.cfg, self.board.divisor, int(FRAME_TIMEOUT_S * self.board.clock_hz), primitives=True)
         if self.board.clock_divide == 1:
             m.submodules.soc = soc
-        else:  # the SoC in its own domain on the oscillator divided down, reset with the platform's power-on reset
+        else:  # the SoC in its own domain on the oscillator divided down, reset with the platform's power-on reset (if it has one)
             count = Signal(range(self.board.clock_divide))
             divided = Signal()
             m.d.sync += [count.eq(Mux(count == self.board.clock_divide - 1, 0, count + 1)), divided.eq(count < self.board.clock_divide // 2)]
             m.domains.soc = ClockDomain("soc")
-            m.d.comb += [ClockSignal("soc").eq(divided), ResetSignal("soc").eq(ResetSignal("sync"))]
+            m.d.comb += [ClockSignal("soc").eq(divided), ResetSignal("soc").eq(ResetSignal("sync", allow_reset_less=True))]
             platform.add_clock_constraint(divided, self.board.clock_hz)
             m.submodules.soc = DomainRenamer({"sync": "soc"})(soc)
         m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]
