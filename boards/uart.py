@@ -10,21 +10,21 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 
-def _check_divisor(divisor: int) -> None:
-    if not isinstance(divisor, int) or divisor < 4:
-        raise ValueError(f"a UART needs at least 4 clock cycles per bit, got {divisor!r}")
+class _UartComponent(wiring.Component):
+    """A UART half: ``divisor`` clock cycles per bit, at least 4 (the receiver samples mid-bit)."""
+
+    def __init__(self, divisor: int) -> None:
+        if not isinstance(divisor, int) or divisor < 4:
+            raise ValueError(f"a UART needs at least 4 clock cycles per bit, got {divisor!r}")
+        self.divisor = divisor
+        super().__init__()
 
 
-class UartTx(wiring.Component):
+class UartTx(_UartComponent):
     """Sends each byte of its ``data`` stream on ``tx`` (idle high)."""
 
     data: In(stream.Signature(8))
     tx: Out(1, init=1)
-
-    def __init__(self, divisor: int) -> None:
-        _check_divisor(divisor)
-        self.divisor = divisor
-        super().__init__()
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -42,18 +42,13 @@ class UartTx(wiring.Component):
         return m
 
 
-class UartRx(wiring.Component):
+class UartRx(_UartComponent):
     """Puts each byte received on ``rx`` into its ``data`` stream (a byte not taken before the next one ends is lost)."""
 
     rx: In(1, init=1)
     data: Out(stream.Signature(8))
     #: Pulses for one cycle when a byte's stop bit was low.
     framing_error: Out(1)
-
-    def __init__(self, divisor: int) -> None:
-        _check_divisor(divisor)
-        self.divisor = divisor
-        super().__init__()
 
     def elaborate(self, platform) -> Module:
         m = Module()
