@@ -345,7 +345,7 @@ class Core(wiring.Component):
         factor_wr = {k: [mem.write_port() for mem in v] for k, v in self.factors.items()}
         w0x_rd, w0x_wr = self.w0x.read_port(), self.w0x.write_port()
         # Every state, W_0 x, weight and bias write on the trace output: what a scoreboard watches
-        # (eqprop.schedule.sample_writes gives each one's cycle and value).
+        # (eqprop.schedule.sample_trace gives each one's cycle and value).
         traced = {"w0x": w0x_wr}
         traced |= {f"s{l}_buf{buf}_bank{b}": port for (l, buf), ports in state_wr.items() for b, port in enumerate(ports)}
         traced |= {f"{name}_bank{b}": port for name, ports in weight_wr.items() for b, port in enumerate(ports)}

@@ -1,5 +1,5 @@
 """How many clock cycles the chip takes per sample, per phase, the lower bound it is held to, and
-which memory word it writes in which cycle (:func:`sample_writes`).
+which memory word it writes in which cycle (:func:`sample_trace`, as columns, or :func:`sample_writes`).
 
 The datapath is time-multiplexed over P MAC lanes. A *beat* is one clock in which the P lanes
 each handle one synapse of the same row: a row of n synapses takes ``ceil(n / P)`` beats (the
