@@ -461,7 +461,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .bench import SECTIONS
 
-    parser = _Parser(prog="eqprop", description="Equilibrium propagation: float reference model, the chip's fixed-point golden model, training and benchmarks.")
+    parser = _Parser(prog="eqprop", description="Equilibrium propagation from a PyTorch reference model to FPGAs that learn on chip: training, the fixed-point golden model, Verilog, co-simulation, bitstreams, boards and benchmarks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a network and write a checkpoint", description="Train a network (default: the tuned C-EP preset on digits).")
@@ -616,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="measure accuracy, fixed point, cycles and throughput",
+        help="measure accuracy, fixed point, cycles, throughput and co-simulation speed",
         description="Benchmarks: theory checks, accuracy over seeds, the homeostasis study, fixed point against float "
         "(widths, quantization), cycles per sample against the bound, training throughput, co-simulation speed; writes bench.md and bench.json.",
     )
