@@ -26,8 +26,11 @@ from eqprop.hw.core import check_buildable
 from .registry import Board
 from .soc import Soc
 
-#: Amaranth's variable -> the tool it names (its YoWASP script has the ``yowasp-`` prefix).
-TOOLS = {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr-ice40", "ICEPACK": "icepack", "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"}
+#: For each FPGA, Amaranth's variable -> the tool it names (its YoWASP script has the ``yowasp-`` prefix).
+TOOLS = {
+    "ice40up5k": {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr-ice40", "ICEPACK": "icepack"},
+    "ecp5-85f": {"YOSYS": "yosys", "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"},
+}
 #: Frames stop after this much silence between bytes (seconds).
 FRAME_TIMEOUT_S = 0.05
 NAME = "eqprop"
@@ -59,10 +62,10 @@ class BoardTop(Elaboratable):
         return m
 
 
-def tool_environment() -> dict[str, str]:
-    """Amaranth's tool variables: a system tool when present, else the YoWASP one beside this Python."""
+def tool_environment(fpga: str) -> dict[str, str]:
+    """Amaranth's tool variables for ``fpga``: a system tool when present, else the YoWASP one beside this Python."""
     env, missing = {}, []
-    for variable, tool in TOOLS.items():
+    for variable, tool in TOOLS[fpga].items():
         if os.environ.get(variable):
             env[variable] = os.environ[variable]
         elif shutil.which(tool):
@@ -100,7 +103,7 @@ def build(board: Board, cfg: Config, out: Path) -> dict:
     """Build the bitstream for ``board`` into ``out``; returns (and writes) the report."""
     cfg = cfg.replace(training={"arith": "fixed"}, hardware={"fpga": board.fpga})
     check_buildable(cfg)
-    env = tool_environment()
+    env = tool_environment(board.fpga)
     missing = env.pop("missing")
     if missing:
         raise ConfigError(f"no {', '.join(missing.split())} to build for {board.name}: pip install the YoWASP tools (make installs them)")
