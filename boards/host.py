@@ -20,7 +20,7 @@ from eqprop.network import param_shapes
 
 from .engine import PROTOCOL_VERSION, config_hash, info_bytes, word_bytes
 from .protocol import ANSWER, ERROR, MAX_PAYLOAD, Command, Error, Frame, Receiver
-from .requests import SampleResult, Stats, load_payload, read_payload, sample_payload, words_of
+from .requests import SampleResult, Stats, load_payloads, read_payload, sample_payload, word_runs, words_of
 
 
 class LinkError(EqpropError):
@@ -90,19 +90,15 @@ class BoardLink:
             raise LinkError(f"the board runs configuration {theirs:08x}, not this one ({config_hash(self.cfg):08x}): build and flash it first")
 
     def load(self, params: dict[str, np.ndarray]) -> None:
-        W = word_bytes(self.cfg)
-        per_frame = (MAX_PAYLOAD - 4) // W
-        for (memory, bank), run in _runs(parameter_words(self.cfg, params)).items():
-            for start in range(0, len(run), per_frame):
-                chunk = run[start:start + per_frame]
-                self.request(Command.LOAD, load_payload(memory, bank, chunk[0][0], [v for _, v in chunk], W))
+        for payload in load_payloads(parameter_words(self.cfg, params), word_bytes(self.cfg)):
+            self.request(Command.LOAD, payload)
 
     def read(self) -> dict[str, np.ndarray]:
         W = word_bytes(self.cfg)
         per_frame = MAX_PAYLOAD // W
         zeros = {name: np.zeros(shape, dtype=np.int64) for name, shape in param_shapes(self.cfg.network).items()}
         words = {}
-        for (memory, bank), run in _runs(parameter_words(self.cfg, zeros)).items():
+        for (memory, bank), run in word_runs(parameter_words(self.cfg, zeros)).items():
             for start in range(0, len(run), per_frame):
                 count = min(per_frame, len(run) - start)
                 values = words_of(self.request(Command.READ, read_payload(memory, bank, run[start][0], count)), W)
@@ -118,10 +114,3 @@ class BoardLink:
     def stats(self) -> Stats:
         return Stats.parse(self.request(Command.STATS))
 
-
-def _runs(words) -> dict[tuple[int, int], list[tuple[int, int]]]:
-    """Parameter words grouped by (memory, bank), in address order."""
-    runs: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for memory, bank, address, value in words:
-        runs.setdefault((memory, bank), []).append((address, value))
-    return runs

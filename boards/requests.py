@@ -6,10 +6,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .protocol import MAX_PAYLOAD
+
 
 def load_payload(memory: int, bank: int, address: int, words: list[int], word_bytes: int) -> bytes:
     head = bytes([memory, bank]) + address.to_bytes(2, "big")
     return head + b"".join((w & ((1 << 8 * word_bytes) - 1)).to_bytes(word_bytes, "big") for w in words)
+
+
+def word_runs(words) -> dict[tuple[int, int], list[tuple[int, int]]]:
+    """Parameter words (:func:`eqprop.hw.core.parameter_words`) grouped by (memory, bank), in address order."""
+    runs: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for memory, bank, address, value in words:
+        runs.setdefault((memory, bank), []).append((address, value))
+    return runs
+
+
+def load_payloads(words, word_bytes: int) -> list[bytes]:
+    """LOAD payloads that write ``words``, each as many consecutive words of one bank as a frame holds."""
+    per_frame = (MAX_PAYLOAD - 4) // word_bytes
+    out = []
+    for (memory, bank), run in word_runs(words).items():
+        for start in range(0, len(run), per_frame):
+            chunk = run[start:start + per_frame]
+            out.append(load_payload(memory, bank, chunk[0][0], [v for _, v in chunk], word_bytes))
+    return out
 
 
 def read_payload(memory: int, bank: int, address: int, count: int) -> bytes:

@@ -304,5 +304,5 @@ def cosim(
     return CosimResult(
         simulator=sim, samples=result["samples"], cycles_checked=result["cycles_checked"], writes_checked=result["writes_checked"],
         sim_cycles=result["sim_cycles"], sim_s=result["wall_s"], golden_s=result["golden_s"], wall_s=time.perf_counter() - started,
-        mismatch=result["mismatch"], waves=result["waves"] if result["mismatch"] else (result["waves"] if waves else None),
+        mismatch=result["mismatch"], waves=result["waves"],
     )

@@ -6,8 +6,8 @@ from amaranth.sim import Simulator
 
 from eqprop import network
 from eqprop.boards.engine import HostLink, config_hash, info_bytes, word_bytes
-from eqprop.boards.protocol import ANSWER, ERROR, MAX_PAYLOAD, Command, Error, Frame, Receiver
-from eqprop.boards.requests import SampleResult, Stats, load_payload, read_payload, sample_payload, words_of
+from eqprop.boards.protocol import ANSWER, ERROR, Command, Error, Frame, Receiver
+from eqprop.boards.requests import SampleResult, Stats, load_payload, load_payloads, read_payload, sample_payload, word_runs, words_of
 from eqprop.config import Config
 from eqprop.golden import GoldenModel
 from eqprop.hw.core import parameter_words
@@ -50,17 +50,9 @@ def exchange_all(cfg: Config, requests: list[bytes]) -> list[Frame]:
 
 
 def load_requests(cfg, params, sequence=0):
-    W, out = word_bytes(cfg), []
     words = parameter_words(cfg, params)
-    per_frame = (MAX_PAYLOAD - 4) // W
-    runs = {}
-    for memory, bank, address, value in words:
-        runs.setdefault((memory, bank), []).append((address, value))
-    for (memory, bank), run in runs.items():
-        for start in range(0, len(run), per_frame):
-            chunk = run[start:start + per_frame]
-            out.append(Frame(sequence, Command.LOAD, load_payload(memory, bank, chunk[0][0], [v for _, v in chunk], W)).encode())
-    return out, runs
+    loads = [Frame(sequence, Command.LOAD, payload).encode() for payload in load_payloads(words, word_bytes(cfg))]
+    return loads, word_runs(words)
 
 
 def test_load_train_read_and_errors_through_the_link():
