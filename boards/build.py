@@ -99,6 +99,12 @@ def clocks(log: str) -> dict[str, dict]:
     return {name: {"achieved": float(achieved), "required": float(required)} for name, achieved, required in found}
 
 
+def soc_clock(report: dict) -> dict:
+    """The SoC's clock in a build report, its Fmax as nextpnr achieved it and the frequency it runs at
+    (the slowest of the clocks constrained to the SoC's frequency)."""
+    return min((c for c in report["clocks"].values() if abs(c["required"] - report["soc_clock_mhz"]) < 1e-3), key=lambda c: c["achieved"])
+
+
 def build(board: Board, cfg: Config, out: Path) -> dict:
     """Build the bitstream for ``board`` into ``out``; returns (and writes) the report."""
     cfg = cfg.replace(training={"arith": "fixed"}, hardware={"fpga": board.fpga})

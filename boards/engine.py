@@ -35,6 +35,7 @@ from eqprop.network import param_shapes
 
 from .link import FrameReceiver, FrameSender
 from .protocol import ANSWER, ERROR, MAX_PAYLOAD, Command, Error
+from .requests import SampleResult
 
 PROTOCOL_VERSION = 1
 #: The longest fixed-size answer (INFO of a deep network is the longest).
@@ -261,7 +262,7 @@ class HostLink(wiring.Component):
                         m.d.sync += samples.eq(samples + 1)
                     m.next = "RESULT"
             with m.State("RESULT"):
-                answer(request.command | ANSWER, big_endian(prediction, last_cycles[24:], last_cycles[16:24], last_cycles[8:16], last_cycles[:8]), 5)
+                answer(request.command | ANSWER, big_endian(prediction, last_cycles[24:], last_cycles[16:24], last_cycles[8:16], last_cycles[:8]), SampleResult.BYTES)
             with m.State("SEND"):  # a fixed answer from ``reply``, most significant byte first
                 position = Signal(range(REPLY_BYTES))  # the byte of ``reply`` to send, counted from the least significant
                 m.d.comb += [position.eq(reply_length - 1 - index), sender.answer.valid.eq(1), sender.data.valid.eq(index < reply_length),

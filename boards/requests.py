@@ -55,6 +55,9 @@ class SampleResult:
     prediction: int
     cycles: int
 
+    #: The answer's payload: the prediction and the cycle counter (4 bytes).
+    BYTES = 5
+
     @classmethod
     def parse(cls, payload: bytes) -> "SampleResult":
         return cls(payload[0], int.from_bytes(payload[1:5], "big"))

@@ -3,8 +3,9 @@
 The host loads the configuration's seeded initial weights, measures accuracy on test samples
 (inference on the board), streams training samples one by one while the board learns, measures
 again, reads the weights back and compares them with the golden model trained on the same
-samples. Samples per second are measured on the link (wall time of the TRAIN requests); for a
-real board the compute-bound figure (clock / cycles per sample) is reported beside it.
+samples. Samples per second are measured on the link (wall time of the TRAIN requests); beside
+them stand the two bounds of the board itself: its clock over the cycles a sample took (compute)
+and its UART's baud rate over the bits of one TRAIN request and answer (link).
 """
 
 from __future__ import annotations
@@ -17,7 +18,26 @@ from eqprop.config import Config
 from eqprop.golden import Arith, GoldenModel
 
 from .host import BoardLink
+from .protocol import HEADER, TRAILER
 from .registry import Board
+from .requests import SampleResult, sample_payload
+
+#: UART 8N1: a start bit, eight data bits and a stop bit per byte.
+BITS_PER_BYTE = 10
+
+
+def train_exchange_bytes(cfg: Config) -> int:
+    """Bytes on the wire for one TRAIN request and its answer."""
+    request = len(sample_payload(np.zeros(cfg.network.sizes[0], dtype=np.int64), 0))
+    return 2 * (HEADER + TRAILER) + request + SampleResult.BYTES
+
+
+def board_rates(board: Board, cfg: Config, cycles_per_sample: float) -> dict[str, float]:
+    """Training samples per second the board's clock allows, its link allows, and both in turn (the
+    host waits for each answer before it sends the next sample)."""
+    compute = board.clock_hz / cycles_per_sample
+    link = board.baud / (BITS_PER_BYTE * train_exchange_bytes(cfg))
+    return {"compute_samples_per_s": compute, "link_bound_samples_per_s": link, "board_samples_per_s": 1 / (1 / compute + 1 / link)}
 
 
 def board_train(board: Board, cfg: Config, link: BoardLink, params: dict, train_x, train_y, test_x, test_y,
@@ -47,7 +67,7 @@ def board_train(board: Board, cfg: Config, link: BoardLink, params: dict, train_
         "board": board.name, "simulated": simulated, "samples": len(train_y), "test_samples": len(test_y),
         "accuracy_before": before, "accuracy_after": after,
         "link_samples_per_s": len(train_y) / seconds, "cycles_per_sample": per_sample,
-        "compute_samples_per_s": None if simulated else board.clock_hz / per_sample,
+        **board_rates(board, cfg, per_sample),
         "weights_equal_golden": not mismatched, "mismatched": mismatched, "retries": link.retried,
     }
     return report, weights

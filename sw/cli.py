@@ -359,10 +359,10 @@ def cmd_board_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        compute = "" if report["compute_samples_per_s"] is None else f", {report['compute_samples_per_s']:.1f} compute-bound"
         print(f"{board.name}{' (simulated)' if args.sim else ''}: {report['samples']} samples trained, test accuracy "
               f"{report['accuracy_before']:.1f} % -> {report['accuracy_after']:.1f} % on {report['test_samples']}; "
-              f"{report['link_samples_per_s']:.2f} samples/s on the link{compute}; {report['cycles_per_sample']:.0f} cycles a sample; "
+              f"{report['link_samples_per_s']:.2f} samples/s measured on the link, {report['board_samples_per_s']:.1f} the board's "
+              f"bound at {board.clock_hz / 1e6:g} MHz and {board.baud:,} baud; {report['cycles_per_sample']:.0f} cycles a sample; "
               f"weights read back {'equal' if report['weights_equal_golden'] else 'DIFFER from'} the golden model's")
     return 0 if report["weights_equal_golden"] else 1
 
@@ -449,7 +449,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(Path(args.out), quick=args.quick, progress=not args.no_progress)
+    return run_demo(Path(args.out), board_name=args.board, skip=args.skip, quick=args.quick, progress=not args.no_progress)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -603,15 +603,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="train float and fixed point on digits and print a result table",
-        description="Train the float reference on digits (C-EP, C-VF with homeostasis, and the BP MLP baseline), quantize "
-        "the C-EP checkpoint, train C-EP from scratch in the chip's fixed point, write the core's Verilog with those weights, "
-        "print a result table with the cycles per sample, and write report.md, report.json, the float and fixed C-EP "
-        "checkpoints and verilog/core.v.",
+        help="the whole path on digits, no board needed: train, quantize, Verilog, co-simulation, bitstream, simulated board",
+        description="Train the float reference on digits (C-EP, C-VF with homeostasis, the BP MLP); quantize the C-EP "
+        "checkpoint; train C-EP from scratch in the chip's fixed point (the golden model); write the core's Verilog with "
+        "those weights; co-simulate training samples on it under Verilator, every write checked; build the board's "
+        "bitstream (Yosys, nextpnr, packer); train on the simulated board through the UART link. Prints one summary table "
+        "and writes the run folder: each stage's files, report.md, report.json and the plots.",
     )
-    p.add_argument("--out", default="runs/demo", metavar="DIR", help="run folder for report.json and report.md (default: runs/demo)")
-    p.add_argument("--quick", action="store_true", help="fewer epochs: a smoke run, not the quality bar")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", default="runs/demo", metavar="DIR", help="run folder (default: runs/demo)")
+    p.add_argument("--board", default="icebreaker", metavar="NAME", help="board to build for and simulate: icebreaker (default) or ulx3s-85f")
+    p.add_argument("--skip", type=lambda s: [v for v in s.split(",") if v], default=[], metavar="STAGE[,...]",
+                   help="stages to leave out: float, quantize, fixed, verilog, cosim, build, board (a stage another needs cannot be left out alone)")
+    p.add_argument("--quick", action="store_true", help="2 epochs and a few samples: a smoke run, not the quality bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (the stage lines stay)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

@@ -1,32 +1,74 @@
 import json
+from pathlib import Path
+
+import numpy as np
+import pytest
 
 from eqprop import presets
 from eqprop.checkpoint import load_checkpoint
 from eqprop.cli import main
+from eqprop.demo import STAGES, summarize
+from eqprop.golden import Arith, GoldenModel
 from eqprop.schedule import cycle_count
+from eqprop.sim.runner import training_samples
 
 
-def test_demo_quick_writes_a_report_whose_numbers_come_from_the_runs(tmp_path, capsys):
+@pytest.mark.slow
+def test_demo_quick_runs_the_whole_path_and_reports_what_its_stages_wrote(tmp_path, capsys):
+    """About 3 minutes: float and fixed training, Verilog, co-simulation, the iCEBreaker bitstream, the simulated board."""
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--no-progress", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
-    runs = report["runs"]
-    assert set(runs) == {"digits-cep", "digits-cvf-homeostasis", "digits-mlp", "digits-cep quantized", "digits-cep-chip fixed"}
-    for name, run in runs.items():
-        if "test_accuracy" in run["final"]:
-            assert 0 <= run["final"]["test_accuracy"] <= 1
-            assert name in printed and f"{run['final']['test_accuracy']:.4g}" in printed
-    assert f"{runs['digits-cep quantized']['final']['fixed_test_accuracy']:.4g}" in printed
-    for stage, folder in (("digits-cep", "cep"), ("digits-cep-chip fixed", "cep-fixed")):
-        metrics = json.loads((out / folder / "metrics.json").read_text())
-        assert metrics["history"][-1]["test_accuracy"] == runs[stage]["final"]["test_accuracy"]
-    cfg, arrays = load_checkpoint(out / "cep-fixed")
-    assert cfg.training.arith == "fixed" and arrays["W0"].dtype.kind == "i"
-    assert f"{report['cycles']['total']:.0f} cycles per training sample" in printed
-    verilog = (out / "verilog" / "core.v").read_text()
-    assert "module eqprop_core" in verilog and len(verilog.splitlines()) == report["verilog"]["lines"]
-    assert f"{report['verilog']['lines']} lines" in printed
+    rows = {row["stage"].split(" (")[0].split(":")[0]: row for row in report["rows"]}
+    assert report["stages"] == list(STAGES) and len(report["rows"]) == 10
+
+    # accuracy figures are the ones the training and board stages wrote
+    for preset in ("digits-cep", "digits-cvf-homeostasis", "digits-mlp"):
+        metrics = json.loads((out / "float" / preset / "metrics.json").read_text())
+        assert rows[f"float {preset}"]["test_accuracy"] == metrics["history"][-1]["test_accuracy"]
+        assert f"{100 * metrics['history'][-1]['test_accuracy']:.2f}" in printed
+    fixed = json.loads((out / "fixed" / "metrics.json").read_text())["final"]
+    assert rows["fixed digits-cep-chip"]["test_accuracy"] == fixed["test_accuracy"] and 0.5 < fixed["test_accuracy"] <= 1
+    quantized = json.loads((out / "quantized" / "quantize.json").read_text())
+    assert rows["quantized digits-cep"]["test_accuracy"] == quantized["fixed_test_accuracy"]
+
+    # the co-simulation checked the Verilog the demo wrote, in the cycles the formula predicts
+    cfg, params = load_checkpoint(out / "fixed")
+    cosim = json.loads((out / "cosim" / "cosim.json").read_text())
+    assert cosim["passed"] and cosim["samples"] == 2 and rows["co-simulation"]["mismatches"] == 0
+    assert rows["co-simulation"]["cycles_per_sample"] == cosim["cycles_checked"] / 2 == cycle_count(cfg).total
+
+    build = json.loads((out / "build" / "report.json").read_text())
+    resources = build["resources"]
+    assert resources["DSP"]["used"] >= 5 and resources["SPRAM"]["used"] == 4 and resources["LUT"]["used"] <= resources["LUT"]["available"]
+    assert build["timing_met"] and Path(build["bitstream"]).stat().st_size > 100_000
+    assert f"LUT {resources['LUT']['used']}/{resources['LUT']['available']}" in printed
+
+    # the simulated board started from the fixed-point weights and learned exactly as the golden model does
+    board = json.loads((out / "board" / "board.json").read_text())
+    assert board["weights_equal_golden"] and rows["simulated icebreaker, 5 test samples"]["test_accuracy"] == board["accuracy_before"] / 100
+    golden = GoldenModel(Arith.from_config(cfg), params)
+    for x, label in zip(*training_samples(cfg, 3)):
+        golden.train_sample(x, int(label))
+    _, read_back = load_checkpoint(out / "board")
+    for name, value in golden.params.items():
+        np.testing.assert_array_equal(read_back[name], value)
+    assert (out / "learning_curves.png").read_bytes().startswith(b"\x89PNG") and (out / "resources.png").is_file()
+
+    # a stage's file, changed, changes the summary: the report reads the files, it does not remember the runs
+    cosim_file = out / "cosim" / "cosim.json"
+    cosim_file.write_text(json.dumps(cosim | {"passed": False}))
+    assert summarize(out, ["verilog", "cosim"])[1]["mismatches"] == 1
+
+
+def test_demo_refuses_unknown_stages_and_boards_before_anything_runs(tmp_path, capsys):
+    for args, message in ((["--skip", "fpga"], "unknown demo stage(s) fpga"), (["--skip", "fixed"], "the verilog stage needs the fixed stage"),
+                          (["--board", "nosuch"], "unknown board 'nosuch'")):
+        assert main(["demo", "--out", str(tmp_path / "d"), *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "d").exists()
 
 
 def test_bench_quick_writes_markdown_and_json(tmp_path, capsys):
