@@ -18,7 +18,7 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +179,9 @@ class CosimResult:
     wall_s: float
     mismatch: dict | None
     waves: str | None
+    #: The weights and biases read back from the core at the end (stored integers); None when it
+    #: mismatched before the end.
+    weights: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -204,7 +207,7 @@ class CosimResult:
         return line
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"passed": self.passed, "cycles_per_second": self.cycles_per_second}
+        return {k: v for k, v in asdict(self).items() if k != "weights"} | {"passed": self.passed, "cycles_per_second": self.cycles_per_second}
 
 
 def cosim(
@@ -246,8 +249,8 @@ def cosim(
         (build_dir / "eqprop_cosim.v").write_text(harness_text)
         for name, model in models.items():
             (build_dir / name).write_text(model)
-        job = {"config": json.loads(cfg.to_json()), "arrays": str(job_dir / "arrays.npz"),
-               "result": str(job_dir / "result.json"), "detail_sample": detail_sample}
+        job = {"config": json.loads(cfg.to_json()), "arrays": str(job_dir / "arrays.npz"), "result": str(job_dir / "result.json"),
+               "weights": str(job_dir / "weights.npz"), "detail_sample": detail_sample}
         (job_dir / "job.json").write_text(json.dumps(job))
         (job_dir / "result.json").unlink(missing_ok=True)
         from cocotb_tools.runner import get_runner
@@ -292,6 +295,11 @@ def cosim(
             raise SimulationError(f"the simulation ended without a result; see {build_dir / 'test.log'}")
         result = json.loads(result_file.read_text())
         result["waves"] = str(waves_file) if with_waves else None
+        weights_file = job_dir / "weights.npz"
+        if weights_file.exists():
+            with np.load(weights_file) as arrays:
+                result["weights"] = {name: arrays[name] for name in arrays.files}
+            weights_file.unlink()
         return result
 
     try:
@@ -304,5 +312,5 @@ def cosim(
     return CosimResult(
         simulator=sim, samples=result["samples"], cycles_checked=result["cycles_checked"], writes_checked=result["writes_checked"],
         sim_cycles=result["sim_cycles"], sim_s=result["wall_s"], golden_s=result["golden_s"], wall_s=time.perf_counter() - started,
-        mismatch=result["mismatch"], waves=result["waves"],
+        mismatch=result["mismatch"], waves=result["waves"], weights=result.get("weights"),
     )

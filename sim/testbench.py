@@ -168,6 +168,7 @@ async def cosim(dut):
             result["writes_checked"] += len(trace)
         sample = None
         got = await bench.read_back()
+        np.savez(job["weights"], **got)
         for name, value in golden.params.items():
             if not np.array_equal(got[name], value):
                 where = tuple(np.argwhere(got[name] != value)[0])

@@ -1,11 +1,15 @@
-"""``eqprop bench``: measurements, each produced by this run and written to ``bench.json`` and ``bench.md``.
+"""``eqprop bench``: measurements, each produced by this run and written to ``bench.json`` and ``bench.md``
+(with a summary table first) and PNG figures.
 
 Sections:
 
 * ``theory``: EP/C-EP against BPTT, continual vs plain updates, nudging bias, the Cauchy
   estimator and homeostasis estimators (see :mod:`eqprop.theory`).
-* ``accuracy``: test accuracy over seeds for the digits presets (BP MLP, BPTT, EP, C-EP, C-VF
-  with and without homeostasis).
+* ``accuracy``: test accuracy over seeds on digits and MNIST-1D: the BP MLP, float EP, C-EP,
+  C-VF with and without homeostasis, fixed-point C-EP (the golden model, batch 1 as the chip)
+  and the RTL: the golden model's trained weights train further on the core's Verilog under
+  Verilator, every write checked, and the weights read back from it are tested. Learning curves
+  per method (PNG).
 * ``homeostasis``: C-VF with and without homeostasis, same seeds, on digits and MNIST-1D with one
   and two hidden layers: accuracy, gradient cosine to BPTT and Jacobian symmetry over training,
   with a PNG of the curves.
@@ -15,67 +19,181 @@ Sections:
   quantized.
 * ``cycles``: cycles per sample from the cycle-count formula against the lower bound, for
   several lane counts P (table and PNG).
-* ``throughput``: C-EP training samples per second at batch 1 and batch 64 (medians over
-  repeats, on CPU and, when present, CUDA), and the golden model's at batch 1 beside them.
-* ``cosim``: co-simulation of the default digits network's Verilog under Verilator and Icarus
-  (:mod:`eqprop.sim`): samples checked write by write against the golden model, wall time and
-  simulated cycles per second of each simulator, the Verilog generation time.
+* ``boards``: each board's default network built into a bitstream (Yosys, nextpnr, packer):
+  LUT/FF/RAM/DSP, the SoC's Fmax, build time, and the training samples per second the board
+  reaches from its cycles and clock and from its UART link (PNG of the resources).
+* ``throughput``: C-EP training samples per second of the float reference at batch 1 and 64
+  (medians over repeats, on CPU and, when present, CUDA), the golden model's at batch 1, and the
+  boards' beside them.
+* ``toolchain``: time from a checkpoint to the core's Verilog (median over repeats) and to a
+  bitstream; co-simulation of the default digits network under Verilator and Icarus: samples
+  checked write by write against the golden model, simulated cycles per second.
+
+Training runs are shared between sections (a configuration trained once per bench) and run in
+``jobs`` worker processes with one torch thread each.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
-from . import presets, theory
+from . import plots, presets, theory
 from .checkpoint import to_json, write_run
 from .config import Config
 from .data import load_dataset
 from .errors import EqpropError
 from .network import init_params
+from .progress import counting, ticking
+from .quantize import fit_accumulator
 from .report import markdown_table, mean_std, pct
-from .train import one_hot, rule_direction, train
+from .train import TrainResult, evaluate_arrays, one_hot, rule_direction, train
 
-SECTIONS = ("theory", "accuracy", "homeostasis", "fixed", "cycles", "throughput", "cosim")
+SECTIONS = ("theory", "accuracy", "homeostasis", "fixed", "cycles", "boards", "throughput", "toolchain")
 #: Training samples co-simulated per simulator (full, quick); Icarus is about 50 times slower.
 COSIM_SAMPLES = {"verilator": (20, 2), "icarus": (2, 1)}
-ACCURACY_PRESETS = ("digits-mlp", "digits-bptt", "digits-ep", "digits-cep", "digits-cvf", "digits-cvf-homeostasis")
+#: Training samples the RTL trains after the golden model's epochs, per seed (full, quick).
+RTL_SAMPLES = (20, 2)
+DATASETS = ("digits", "mnist1d")
+#: Accuracy table: method -> preset (the fixed-point row trains it with the chip's arithmetic).
+METHODS = {
+    "BP MLP": "digits-mlp",
+    "EP": "digits-ep",
+    "C-EP": "digits-cep",
+    "C-VF": "digits-cvf",
+    "C-VF + homeostasis": "digits-cvf-homeostasis",
+    "C-EP fixed point (golden)": "digits-cep-chip",
+}
+FIXED_METHOD, RTL_METHOD = "C-EP fixed point (golden)", "C-EP RTL (co-simulated)"
 QUICK_EPOCHS = 2
 
 
-def run_bench(out: Path, sections: list[str], seeds: int = 3, quick: bool = False, progress: bool = True) -> int:
+def run_bench(out: Path, sections: list[str], seeds: int = 3, quick: bool = False, progress: bool = True, jobs: int = 1) -> int:
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         raise EqpropError(f"unknown bench section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     if seeds < 1:
         raise EqpropError(f"--seeds must be at least 1, got {seeds}")
-    results, markdown, files = {}, ["# eqprop bench\n"], {}
+    if jobs < 1:
+        raise EqpropError(f"--jobs must be at least 1, got {jobs}")
+    bench = Bench(seeds, quick, progress, jobs)
+    results, markdown, files = {}, [], {}
     for section in SECTIONS:
         if section not in sections:
             continue
         print(f"bench: {section}", flush=True)
-        data, md, extra = _RUNNERS[section](seeds=seeds, quick=quick, progress=progress)
+        data, md, extra = _RUNNERS[section](bench, results)
         results[section] = data
         markdown.append(f"## {section}\n\n{md}\n")
         files.update(extra)
         print(md + "\n", flush=True)
-    files.update({"bench.json": to_json(results), "bench.md": "\n".join(markdown)})
+    summary = summary_table(results)
+    head = f"# eqprop bench\n\n{'Quick run (a smoke test of the bench, not the quality bars). ' if quick else ''}{seeds} seed(s).\n\n"
+    files.update({"bench.json": to_json(results), "bench.md": head + (f"## summary\n\n{summary}\n\n" if summary else "") + "\n".join(markdown)})
     write_run(out, files)
+    if summary:
+        print(f"summary\n\n{summary}\n")
     print(f"bench: wrote {out / 'bench.md'} and {out / 'bench.json'}")
     return 0
 
 
-def _with_epochs(cfg: Config, quick: bool) -> Config:
-    return cfg.replace(training={"epochs": QUICK_EPOCHS}) if quick else cfg
+class Bench:
+    """One bench run's settings and its training runs: each configuration is trained once, in ``jobs``
+    worker processes, and sections that need the same run share it."""
+
+    def __init__(self, seeds: int, quick: bool, progress: bool, jobs: int) -> None:
+        self.seeds, self.quick, self.progress, self.jobs = seeds, quick, progress, jobs
+        self.runs: dict[str, TrainResult] = {}
+
+    def pick(self, counts: tuple[int, int]) -> int:
+        """The full or the quick one of ``(full, quick)``."""
+        return counts[1] if self.quick else counts[0]
+
+    def epochs(self, cfg: Config) -> Config:
+        return cfg.replace(training={"epochs": QUICK_EPOCHS}) if self.quick else cfg
+
+    def seeded(self, cfg: Config) -> list[Config]:
+        return [self.epochs(cfg).replace(training={"seed": seed}) for seed in range(self.seeds)]
+
+    def train(self, configs: list[Config]) -> list[TrainResult]:
+        todo = list({cfg.to_json(): cfg for cfg in configs if cfg.to_json() not in self.runs}.values())
+        with counting(f"training {len(todo)} runs in {min(self.jobs, max(len(todo), 1))} processes", len(todo), "run", self.progress) as update:
+            if self.jobs > 1 and len(todo) > 1:
+                context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
+                with ProcessPoolExecutor(min(self.jobs, len(todo)), mp_context=context, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+                    for i, (cfg, result) in enumerate(zip(todo, pool.map(train, todo))):
+                        self.runs[cfg.to_json()] = result
+                        update(i + 1)
+            else:
+                for i, cfg in enumerate(todo):
+                    self.runs[cfg.to_json()] = train(cfg)
+                    update(i + 1)
+        return [self.runs[cfg.to_json()] for cfg in configs]
+
+
+def variant(preset: str, dataset: str = "digits", hidden: list[int] | None = None) -> Config:
+    """``preset`` on ``dataset`` (input and output sizes follow the data) and, given ``hidden``, with
+    those hidden layers; the learning rate halves from layer to layer as in the presets."""
+    base = presets.get(preset)
+    data = load_dataset(dataset)
+    sizes = [data.n_features, *(base.network.sizes[1:-1] if hidden is None else hidden), data.n_classes]
+    if sizes == base.network.sizes and dataset == base.training.dataset:
+        return base
+    lr = [base.learning.lr[0] / 2**l for l in range(len(sizes) - 1)]
+    return fit_accumulator(base.replace(network={"sizes": sizes}, learning={"lr": lr}, training={"dataset": dataset}))
+
+
+def chip_variant(dataset: str = "digits") -> Config:
+    """C-EP as the chip learns it (``digits-cep-chip``) on ``dataset``, in the chip's arithmetic."""
+    return variant("digits-cep-chip", dataset).replace(training={"arith": "fixed", "probe_samples": 0})
+
+
+def summary_table(results: dict) -> str:
+    """The figures a reader looks for first, from the sections that ran: accuracy by method and dataset,
+    then the hardware."""
+    tables = []
+    if "accuracy" in results:
+        accuracy = results["accuracy"]
+        rows = [[method, *(pct(*mean_std(accuracy[d][method]["test_accuracy"])) for d in DATASETS)] for method in [*METHODS, RTL_METHOD]]
+        rows.append(["RTL against the golden model: mismatches / writes checked",
+                     *(f"{accuracy[d][RTL_METHOD]['mismatches']} / {accuracy[d][RTL_METHOD]['writes_checked']:,}" for d in DATASETS)])
+        tables.append(markdown_table(["test accuracy % (mean ± sd over seeds)", *DATASETS], rows))
+    rows = []
+    if "fixed" in results:
+        rows.append(["float minus fixed-point C-EP on digits (digits-cep-chip), points", f"{results['fixed']['fixed_gap_points']:+.2f}"])
+    if "cycles" in results:
+        counts = results["cycles"]["digits-cep"]
+        rows.append([f"cycles/sample ÷ lower bound, digits-cep at P = {', '.join(str(c['lanes']) for c in counts)}",
+                     ", ".join(f"{c['ratio']:.3f}" for c in counts)])
+    for name, board in results.get("boards", {}).items():
+        used = ", ".join(f"{k} {r['used']}/{r['available']}" for k, r in board["build"]["resources"].items() if r["available"])
+        rows.append([f"{name}, P = {board['build']['lanes']}: resources; SoC Fmax (runs at)",
+                     f"{used}; {board['fmax_mhz']:.1f} MHz ({board['build']['soc_clock_mhz']:g} MHz)"])
+        rows.append([f"{name}: training samples/s (compute-, link-bound)",
+                     f"{board['board_samples_per_s']:.1f} ({board['compute_samples_per_s']:.1f}, {board['link_bound_samples_per_s']:.0f})"])
+    if "throughput" in results:
+        t = results["throughput"]
+        rows.append(["float C-EP on this CPU (1 torch thread), samples/s at batch 1 / 64", f"{t['cpu threads 1 batch 1']:,.0f} / {t['cpu threads 1 batch 64']:,.0f}"])
+        rows.append(["golden model, samples/s at batch 1", f"{t['golden batch 1']:,.0f}"])
+    if "toolchain" in results:
+        t = results["toolchain"]
+        rows.append(["checkpoint to Verilog, s (median)", f"{t['verilog_s']:.1f}"])
+        rows.append(["simulated cycles/s: " + " / ".join(s for s in COSIM_SAMPLES if s in t), " / ".join(f"{t[s]['cycles_per_second']:,.0f}" for s in COSIM_SAMPLES if s in t)])
+    if rows:
+        tables.append(markdown_table(["measure", "value"], rows))
+    return "\n\n".join(tables)
 
 
 # -- theory ------------------------------------------------------------------------------------
 
 
-def bench_theory(seeds: int, quick: bool, progress: bool):
+def bench_theory(bench: Bench, results: dict):
     rows, data = [], {}
     for activation in ("identity", "hardsigmoid"):
         for rule in ("ep", "cep"):
@@ -97,83 +215,96 @@ def bench_theory(seeds: int, quick: bool, progress: bool):
 # -- accuracy ----------------------------------------------------------------------------------
 
 
-def _seed_runs(cfg: Config, seeds: int, progress: bool, data=None) -> list:
-    return [train(cfg.replace(training={"seed": seed}), data, progress=progress) for seed in range(seeds)]
+def bench_accuracy(bench: Bench, results: dict):
+    configs = {(d, m): bench.seeded(chip_variant(d) if m == FIXED_METHOD else variant(p, d)) for d in DATASETS for m, p in METHODS.items()}
+    runs = dict(zip(configs, _split(bench.train([c for cs in configs.values() for c in cs]), [len(cs) for cs in configs.values()])))
+    data: dict = {d: {} for d in DATASETS}
+    rows, curves, files = [], {d: {} for d in DATASETS}, {}
+    for (dataset, method), seed_runs in runs.items():
+        finals = [r.final for r in seed_runs]
+        entry = {"test_accuracy": [f["test_accuracy"] for f in finals], "train_accuracy": [f["train_accuracy"] for f in finals],
+                 "gradient_cosine_mean": [f["gradient_cosine_mean"] for f in finals if "gradient_cosine_mean" in f],
+                 "history": [r.history for r in seed_runs], "config": seed_runs[0].config.to_dict()}
+        data[dataset][method] = entry
+        curves[dataset][method] = entry["history"]
+    for dataset in DATASETS:
+        data[dataset][RTL_METHOD] = _rtl_accuracy(bench, runs[dataset, FIXED_METHOD])
+        for method, entry in data[dataset].items():
+            cos = entry.get("gradient_cosine_mean")
+            rows.append([dataset, method, "x".join(map(str, entry["config"]["network"]["sizes"])) if "config" in entry else "-",
+                         pct(*mean_std(entry["train_accuracy"])) if "train_accuracy" in entry else "-", pct(*mean_std(entry["test_accuracy"])),
+                         "%.3f" % statistics.fmean(cos) if cos else "-", len(entry["test_accuracy"])])
+        files[f"learning_curves_{dataset}.png"] = plots.learning_curves(curves[dataset], f"{dataset}: test accuracy during training, every seed")
+    rtl = f"{RTL_METHOD}: each seed's fixed-point weights after the golden model's epochs train {bench.pick(RTL_SAMPLES)} more samples on " \
+          "the core's Verilog under Verilator, every write checked against the golden model; the test accuracy is that of the weights read back."
+    table = markdown_table(["dataset", "method", "sizes", "train accuracy %", "test accuracy %", "cos(update, -BPTT grad) at the end", "seeds"], rows)
+    figures = "\n\n".join(f"![{name}]({name})" for name in files)
+    return data, f"{table}\n\n{rtl}\n\n{figures}", files
 
 
-def bench_accuracy(seeds: int, quick: bool, progress: bool):
-    rows, data = [], {}
-    for name in ACCURACY_PRESETS:
-        cfg = _with_epochs(presets.get(name), quick)
-        runs = _seed_runs(cfg, seeds, progress)
-        tests = [r.final["test_accuracy"] for r in runs]
-        trains = [r.final["train_accuracy"] for r in runs]
-        cosines = [r.final["gradient_cosine"] for r in runs if "gradient_cosine" in r.final]
-        data[name] = {"test_accuracy": tests, "train_accuracy": trains, "gradient_cosine": cosines, "config": cfg.to_dict()}
-        cos = ", ".join(f"{k} {statistics.fmean(c[k] for c in cosines):.3f}" for k in cosines[0]) if cosines else None
-        rows.append([name, "x".join(map(str, cfg.network.sizes)), pct(*mean_std(trains)), pct(*mean_std(tests)), cos, len(tests)])
-    headers = ["preset", "sizes", "train accuracy %", "test accuracy %", "cos(update, -BPTT grad) at the end", "seeds"]
-    return data, markdown_table(headers, rows), {}
+def _split(items: list, lengths: list[int]) -> list[list]:
+    out, start = [], 0
+    for n in lengths:
+        out.append(items[start:start + n])
+        start += n
+    return out
+
+
+def _rtl_accuracy(bench: Bench, golden_runs: list[TrainResult]) -> dict:
+    """The RTL's test accuracy: each golden run's weights train further on the co-simulated core."""
+    from .sim.runner import cosim, training_samples
+
+    entry: dict = {"test_accuracy": [], "golden_test_accuracy": [], "mismatches": 0, "writes_checked": 0, "samples": bench.pick(RTL_SAMPLES)}
+    with tempfile.TemporaryDirectory() as build:
+        for run in golden_runs:
+            cfg = run.config
+            x, labels = training_samples(cfg, entry["samples"])
+            with ticking(f"Verilator: {len(x)} samples on {cfg.training.dataset}, seed {cfg.training.seed}", bench.progress):
+                # The seed only sets the core's initial memory contents, and the weights are loaded through its
+                # param port: one Verilator build serves every seed.
+                result = cosim(cfg.replace(training={"seed": 0}), run.params, x, labels, build_root=build)
+            entry["mismatches"] += not result.passed
+            entry["writes_checked"] += result.writes_checked
+            if result.weights is None:
+                raise EqpropError(f"the RTL mismatched the golden model ({result.mismatch['report']}); see eqprop cosim")
+            data = load_dataset(cfg.training.dataset, cfg.training.seed)
+            entry["test_accuracy"].append(evaluate_arrays(cfg, result.weights, data.x_test, data.y_test)["accuracy"])
+    return entry
 
 
 # -- homeostasis -------------------------------------------------------------------------------
 
 
-def homeostasis_variant(dataset: str, hidden: list[int], homeostasis: bool, n_features: int, n_classes: int) -> Config:
-    """The C-VF study configuration: the digits C-VF preset on another dataset and depth, lr halving per layer."""
-    base = presets.get("digits-cvf-homeostasis" if homeostasis else "digits-cvf")
-    sizes = [n_features, *hidden, n_classes]
-    lr = [base.learning.lr[0] / 2**l for l in range(len(sizes) - 1)]
-    return base.replace(network={"sizes": sizes}, learning={"lr": lr}, training={"dataset": dataset})
-
-
-def bench_homeostasis(seeds: int, quick: bool, progress: bool):
-    rows, data, curves = [], {}, {}
-    for dataset in ("digits", "mnist1d"):
-        ds = load_dataset(dataset)
+def bench_homeostasis(bench: Bench, results: dict):
+    keys, configs = [], []
+    for dataset in DATASETS:
         for hidden in ([128], [128, 64]):
             for on in (False, True):
-                cfg = _with_epochs(homeostasis_variant(dataset, hidden, on, ds.n_features, ds.n_classes), quick)
-                runs = _seed_runs(cfg, seeds, progress, ds if dataset != "digits" else None)
-                key = f"{dataset} {'x'.join(map(str, cfg.network.sizes))} {'with' if on else 'without'}"
-                finals = [r.final for r in runs]
-                entry = {
-                    "test_accuracy": [f["test_accuracy"] for f in finals],
-                    "gradient_cosine_mean": [f["gradient_cosine_mean"] for f in finals],
-                    "jacobian_symmetry": [f["jacobian_symmetry"] for f in finals],
-                    "history": [r.history for r in runs],
-                }
-                data[key] = entry
-                curves[key] = runs
-                rows.append([
-                    key, pct(*mean_std(entry["test_accuracy"])),
-                    "%.3f ± %.3f" % mean_std(entry["gradient_cosine_mean"]), "%.3f ± %.3f" % mean_std(entry["jacobian_symmetry"]),
-                    "%.1f" % statistics.fmean(f["weight_angle_deg"]["W1"] for f in finals),
-                ])
+                cfg = variant("digits-cvf-homeostasis" if on else "digits-cvf", dataset, hidden)
+                keys.append(f"{dataset} {'x'.join(map(str, cfg.network.sizes))} {'with' if on else 'without'}")
+                configs.append(bench.seeded(cfg))
+    runs = dict(zip(keys, _split(bench.train([c for cs in configs for c in cs]), [len(cs) for cs in configs])))
+    rows, data = [], {}
+    for key, seed_runs in runs.items():
+        finals = [r.final for r in seed_runs]
+        entry = {
+            "test_accuracy": [f["test_accuracy"] for f in finals],
+            "gradient_cosine_mean": [f["gradient_cosine_mean"] for f in finals],
+            "jacobian_symmetry": [f["jacobian_symmetry"] for f in finals],
+            "history": [r.history for r in seed_runs],
+        }
+        data[key] = entry
+        rows.append([
+            key, pct(*mean_std(entry["test_accuracy"])),
+            "%.3f ± %.3f" % mean_std(entry["gradient_cosine_mean"]), "%.3f ± %.3f" % mean_std(entry["jacobian_symmetry"]),
+            "%.1f" % statistics.fmean(f["weight_angle_deg"]["W1"] for f in finals),
+        ])
     headers = ["C-VF run (dataset, sizes, homeostasis)", "test accuracy %", "cos to BPTT (end)", "J symmetry (end)", "angle W1/B1^T deg"]
-    return data, markdown_table(headers, rows) + "\n\n![homeostasis](homeostasis.png)", {"homeostasis.png": _plot_homeostasis(curves)}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    _pyplot().close(fig)
-    return buffer.getvalue()
+    return data, markdown_table(headers, rows) + "\n\n![homeostasis](homeostasis.png)", {"homeostasis.png": _plot_homeostasis(runs)}
 
 
 def _plot_homeostasis(curves: dict) -> bytes:
-    plt = _pyplot()
+    plt = plots.pyplot()
     metrics = (("test_accuracy", "test accuracy"), ("gradient_cosine_mean", "cos(update, -BPTT grad)"), ("jacobian_symmetry", "Jacobian symmetry"))
     groups = sorted({k.rsplit(" ", 1)[0] for k in curves})
     fig, axes = plt.subplots(len(groups), len(metrics), figsize=(4 * len(metrics), 2.6 * len(groups)), squeeze=False)
@@ -189,7 +320,7 @@ def _plot_homeostasis(curves: dict) -> bytes:
             if row == 0 and col == 0:
                 ax.legend(fontsize=7)
     fig.tight_layout()
-    return _png(fig)
+    return plots.png(fig)
 
 
 # -- fixed point -------------------------------------------------------------------------------
@@ -200,38 +331,37 @@ LEARN_BITS_SWEEP = (0, 4, 8)
 QUANTIZE_WIDTHS = (16, 12, 10, 8)
 
 
-def bench_fixed(seeds: int, quick: bool, progress: bool):
+def bench_fixed(bench: Bench, results: dict):
     from .quantize import quantize_checkpoint, resize
 
-    chip = _with_epochs(presets.get("digits-cep-chip"), quick).replace(training={"probe_samples": 0})
-    fixed = chip.replace(training={"arith": "fixed"})
+    fixed = bench.epochs(chip_variant())
+    chip = fixed.replace(training={"arith": "float"})
+    sweep_configs = [resize(fixed, weight_bits=w, state_bits=s) for w, s in WIDTH_SWEEP]
+    learn_configs = [fixed.replace(fixed={"learn_bits": b}) for b in LEARN_BITS_SWEEP if b != fixed.fixed.learn_bits]
+    float_cep = bench.seeded(variant("digits-cep"))
+    configs = {"float": bench.seeded(chip), "fixed": bench.seeded(fixed), "sweep": sweep_configs, "learn": learn_configs, "cep": float_cep}
+    runs = dict(zip(configs, _split(bench.train([c for cs in configs.values() for c in cs]), [len(cs) for cs in configs.values()])))
     data: dict = {}
     md = []
 
     # fixed-point training from scratch against float, same preset and seeds
-    runs = {"float": _seed_runs(chip, seeds, progress), "fixed": _seed_runs(fixed, seeds, progress)}
     rows = []
-    for arith, results in runs.items():
-        tests = [r.final["test_accuracy"] for r in results]
-        rates = [r.history[1]["samples_per_second"] for r in results]
-        data[f"digits-cep-chip {arith}"] = {"test_accuracy": tests, "samples_per_second_epoch1": rates}
+    for arith in ("float", "fixed"):
+        tests = [r.final["test_accuracy"] for r in runs[arith]]
+        data[f"digits-cep-chip {arith}"] = {"test_accuracy": tests}
         rows.append([f"digits-cep-chip, {arith}", pct(*mean_std(tests)), len(tests)])
     gap = statistics.fmean(data["digits-cep-chip float"]["test_accuracy"]) - statistics.fmean(data["digits-cep-chip fixed"]["test_accuracy"])
     data["fixed_gap_points"] = 100 * gap
     md.append(markdown_table(["C-EP on digits (batch 1, as the chip)", "test accuracy %", "seeds"], rows))
-    md.append(f"float minus fixed point: {100 * gap:+.2f} points of test accuracy (mean of {seeds} seeds).")
+    md.append(f"float minus fixed point: {100 * gap:+.2f} points of test accuracy (mean of {bench.seeds} seeds).")
 
     # widths and learning bits, seed 0
     sweep_rows, sweep = [], {}
-    for weight_bits, state_bits in WIDTH_SWEEP:
-        cfg = resize(fixed, weight_bits=weight_bits, state_bits=state_bits)
-        result = train(cfg, progress=progress)
+    for (weight_bits, state_bits), result in zip(WIDTH_SWEEP, runs["sweep"]):
         sweep[f"{weight_bits},{state_bits}"] = result.final["test_accuracy"]
-        sweep_rows.append([weight_bits, state_bits, chip.fixed.learn_bits, f"{100 * result.final['test_accuracy']:.2f}", f"{result.final['test_loss']:.4f}"])
-    for learn_bits in LEARN_BITS_SWEEP:
-        if learn_bits == chip.fixed.learn_bits:
-            continue
-        result = train(fixed.replace(fixed={"learn_bits": learn_bits}), progress=progress)
+        sweep_rows.append([weight_bits, state_bits, fixed.fixed.learn_bits, f"{100 * result.final['test_accuracy']:.2f}", f"{result.final['test_loss']:.4f}"])
+    for result in runs["learn"]:
+        learn_bits = result.config.fixed.learn_bits
         data[f"learn_bits {learn_bits}"] = result.final["test_accuracy"]
         sweep_rows.append([16, 16, learn_bits, f"{100 * result.final['test_accuracy']:.2f}", f"{result.final['test_loss']:.4f}"])
     data["width_sweep"] = sweep
@@ -239,13 +369,12 @@ def bench_fixed(seeds: int, quick: bool, progress: bool):
     md.append("![accuracy against width](fixed_widths.png)")
 
     # quantizing float-trained checkpoints (inference)
-    float_cfg = _with_epochs(presets.get("digits-cep"), quick).replace(training={"probe_samples": 0})
     losses: dict[int, list[float]] = {bits: [] for bits in QUANTIZE_WIDTHS}
-    dataset = load_dataset("digits")
-    for run in _seed_runs(float_cfg, seeds, progress, dataset):
+    for run in runs["cep"]:
         arrays = {k: v.detach().cpu().numpy() for k, v in run.params.items()}
+        dataset = load_dataset("digits", run.config.training.seed)
         for bits in QUANTIZE_WIDTHS:
-            _, _, report = quantize_checkpoint(resize(float_cfg, weight_bits=bits, state_bits=bits), arrays, dataset)
+            _, _, report = quantize_checkpoint(resize(run.config, weight_bits=bits, state_bits=bits), arrays, dataset)
             losses[bits].append(100 * report["test_accuracy_loss"])
     data["quantize_loss_points"] = {str(b): v for b, v in losses.items()}
     md.append(markdown_table(
@@ -257,7 +386,7 @@ def bench_fixed(seeds: int, quick: bool, progress: bool):
 
 
 def _plot_widths(sweep: dict, float_mean: float) -> bytes:
-    plt = _pyplot()
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for axis, label in ((0, "weight bits (states 16)"), (1, "state bits (weights 16)")):
         points = sorted((int(k.split(",")[axis]), v) for k, v in sweep.items() if int(k.split(",")[1 - axis]) == 16)
@@ -268,7 +397,7 @@ def _plot_widths(sweep: dict, float_mean: float) -> bytes:
     ax.set_title("fixed-point C-EP trained from scratch on digits (seed 0)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _png(fig)
+    return plots.png(fig)
 
 
 # -- cycles ------------------------------------------------------------------------------------
@@ -276,7 +405,7 @@ def _plot_widths(sweep: dict, float_mean: float) -> bytes:
 CYCLE_LANES = (1, 2, 4, 8, 16, 32, 64)
 
 
-def bench_cycles(seeds: int, quick: bool, progress: bool):
+def bench_cycles(bench: Bench, results: dict):
     from .schedule import cycle_count
 
     rows, data = [], {}
@@ -289,7 +418,7 @@ def bench_cycles(seeds: int, quick: bool, progress: bool):
 
 
 def _plot_cycles(data: dict) -> bytes:
-    plt = _pyplot()
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for name, counts in data.items():
         line = ax.plot([c["lanes"] for c in counts], [c["total"] for c in counts], marker="o", label=f"{name}: formula")
@@ -300,7 +429,7 @@ def _plot_cycles(data: dict) -> bytes:
     ax.set_ylabel("cycles per training sample")
     ax.legend(fontsize=6)
     fig.tight_layout()
-    return _png(fig)
+    return plots.png(fig)
 
 
 # -- throughput --------------------------------------------------------------------------------
@@ -345,57 +474,108 @@ def golden_training_rate(cfg: Config, samples: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def bench_throughput(seeds: int, quick: bool, progress: bool):
+def bench_boards(bench: Bench, results: dict):
+    """Each board's default network through Yosys and nextpnr: resources, the SoC's Fmax, the rates it trains at."""
+    from .boards.build import build, soc_clock
+    from .boards.registry import BOARDS
+    from .boards.train import board_rates
+    from .schedule import cycle_count
+
+    rows, data = [], {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, board in BOARDS.items():
+            cfg = board.default_config()
+            with ticking(f"{name}: Yosys, nextpnr, packer", bench.progress):
+                report = build(board, cfg, Path(folder) / name)
+            cycles = cycle_count(cfg).total
+            data[name] = {"build": report, "fmax_mhz": soc_clock(report)["achieved"], "cycles_per_sample": cycles, **board_rates(board, cfg, cycles)}
+            entry, resources = data[name], report["resources"]
+            rows.append([name, "x".join(map(str, cfg.network.sizes)), report["lanes"],
+                         *(f"{resources[k]['used']}/{resources[k]['available']}" if k in resources else "-" for k in ("LUT", "FF", "RAM", "SPRAM", "DSP")),
+                         f"{entry['fmax_mhz']:.1f}", f"{report['soc_clock_mhz']:g}", "yes" if report["timing_met"] else "NO", f"{cycles:.0f}",
+                         f"{entry['compute_samples_per_s']:.1f}", f"{entry['link_bound_samples_per_s']:.0f}", f"{entry['board_samples_per_s']:.1f}",
+                         f"{report['build_s']:.0f}"])
+    headers = ["board", "sizes", "P", "LUT", "FF", "RAM", "SPRAM", "DSP", "SoC Fmax MHz", "runs at MHz", "timing met", "cycles/sample",
+               "compute-bound samples/s", "link-bound samples/s", "board samples/s", "build s (1 run)"]
+    note = ("Board samples/s: the host sends a sample and waits for its answer, so the UART transfer and the computation "
+            "take turns: 1 / (1 / compute-bound + 1 / link-bound), at the clock the SoC runs at.")
+    return data, f"{markdown_table(headers, rows)}\n\n{note}\n\n![resources](resources.png)", {"resources.png": plots.resource_bars({n: d["build"] for n, d in data.items()})}
+
+
+def bench_throughput(bench: Bench, results: dict):
     """C-EP training rate on each device, batch 1 and 64; on CPU with one torch thread and with torch's default.
-    The golden model's batch-1 rate is measured in the same run, beside the float model's."""
+    The golden model's batch-1 rate is measured in the same run, beside the float model's, and each
+    board's rate follows from its clock, the cycle formula and its UART."""
+    from .boards.registry import BOARDS
+    from .boards.train import board_rates
+    from .schedule import cycle_count
+
     cfg = presets.get("digits-cep")
     default_threads = torch.get_num_threads()
     settings = [("cpu", n) for n in sorted({1, default_threads})] + ([("cuda", default_threads)] if torch.cuda.is_available() else [])
     rows, data = [], {}
+    repeats = 3 if bench.quick else 5
     try:
         for device, threads in settings:
             torch.set_num_threads(threads)
             for batch in (1, 64):
-                samples = (64 if quick else 512) if batch == 1 else (640 if quick else 8192)
-                rate = training_rate(cfg, batch, samples, device, repeats=3 if quick else 5)
+                samples = (64 if bench.quick else 512) if batch == 1 else (640 if bench.quick else 8192)
+                rate = training_rate(cfg, batch, samples, device, repeats=repeats)
                 data[f"{device} threads {threads} batch {batch}"] = rate
-                rows.append([device, threads, batch, "x".join(map(str, cfg.network.sizes)), f"{rate:.0f}"])
+                rows.append([f"float reference, {device}, {threads} torch thread(s)", batch, f"{rate:,.0f}"])
         torch.set_num_threads(1)
-        golden_rate = golden_training_rate(cfg, 64 if quick else 512, repeats=3 if quick else 5)
+        golden_rate = golden_training_rate(cfg, 64 if bench.quick else 512, repeats=repeats)
     finally:
         torch.set_num_threads(default_threads)
     data["golden batch 1"] = golden_rate
     data["golden_over_float_batch_1"] = golden_rate / data["cpu threads 1 batch 1"]
-    rows.append(["golden model (numpy int64)", "-", 1, "x".join(map(str, cfg.network.sizes)), f"{golden_rate:.0f}"])
-    table = markdown_table(["device", "torch threads", "batch", "sizes", "C-EP training samples/s (median)"], rows)
-    note = f"At batch 1 the golden model trains at {data['golden_over_float_batch_1']:.2f}x the float model's rate (1 torch thread)."
+    rows.append(["golden model (numpy int64), 1 thread", 1, f"{golden_rate:,.0f}"])
+    for name, board in BOARDS.items():
+        board_cfg = board.default_config()
+        rates = board_rates(board, board_cfg, cycle_count(board_cfg).total)
+        data[f"board {name}"] = rates
+        rows.append([f"{name} at {board.clock_hz / 1e6:g} MHz, P = {board_cfg.hardware.lanes}, {board.baud:,} baud (cycles x clock, UART)", 1,
+                     f"{rates['board_samples_per_s']:.1f}"])
+    sizes = "x".join(map(str, cfg.network.sizes))
+    table = markdown_table(["C-EP training on digits " + sizes, "batch", "samples/s (median)"], rows)
+    note = (f"At batch 1 the golden model trains at {data['golden_over_float_batch_1']:.2f}x the float model's rate (1 torch thread). "
+            "The boards' rates are the bound the boards section explains; a board learns one sample at a time.")
     return data, table + "\n\n" + note, {}
 
 
-# -- co-simulation -----------------------------------------------------------------------------
+# -- toolchain -----------------------------------------------------------------------------------
 
 
-def bench_cosim(seeds: int, quick: bool, progress: bool):
-    """The default digits network (``digits-cep``, P = 1) on both simulators, from its seeded weights."""
-    import tempfile
-
+def bench_toolchain(bench: Bench, results: dict):
+    """Checkpoint to Verilog (median over repeats), the bitstream builds of the boards section, and the
+    default digits network (``digits-cep``, P = 1) co-simulated on both simulators from its seeded weights."""
+    from .checkpoint import CHECKPOINT_NAME, checkpoint_bytes, load_checkpoint
     from .hw.verilog import core_verilog
     from .sim.runner import cosim, initial_params, training_samples
 
     cfg = presets.get("digits-cep").replace(training={"arith": "fixed"})
-    started = time.perf_counter()
-    core_verilog(cfg)
-    verilog_s = time.perf_counter() - started
-    params, rows, data = initial_params(cfg), [], {"verilog_s": verilog_s}
-    with tempfile.TemporaryDirectory() as build:
-        for sim, (full, short) in COSIM_SAMPLES.items():
-            x, labels = training_samples(cfg, short if quick else full)
-            result = cosim(cfg, params, x, labels, sim=sim, build_root=build)
+    params, data = initial_params(cfg), {}
+    with tempfile.TemporaryDirectory() as folder:
+        write_run(Path(folder) / "run", {CHECKPOINT_NAME: checkpoint_bytes(cfg, params)})
+        times = []
+        for _ in range(2 if bench.quick else 3):
+            started = time.perf_counter()
+            core_verilog(*load_checkpoint(Path(folder) / "run", arith="fixed"))
+            times.append(time.perf_counter() - started)
+        data["verilog_s"] = statistics.median(times)
+        rows = []
+        for sim, counts in COSIM_SAMPLES.items():
+            x, labels = training_samples(cfg, bench.pick(counts))
+            with ticking(f"{sim}: {len(x)} samples", bench.progress):
+                result = cosim(cfg, params, x, labels, sim=sim, build_root=Path(folder) / "sim")
             data[sim] = result.to_dict()
-            rows.append([sim, result.samples, result.cycles_checked, result.writes_checked, "yes" if result.passed else "NO",
+            rows.append([sim, result.samples, f"{result.cycles_checked:,}", f"{result.writes_checked:,}", "yes" if result.passed else "NO",
                          f"{result.wall_s:.1f}", f"{result.cycles_per_second:,.0f}"])
-    table = markdown_table(["simulator", "samples", "cycles checked", "writes checked", "passed", "wall s", "simulated cycles/s"], rows)
-    return data, f"{table}\n\nVerilog generation (Amaranth + Yosys) of the core: {verilog_s:.1f} s.", {}
+    table = markdown_table(["simulator", "samples", "cycles checked", "writes checked", "passed", "wall s (build included)", "simulated cycles/s"], rows)
+    lines = [f"Checkpoint to Verilog (load, Amaranth, Yosys): {data['verilog_s']:.1f} s (median of {len(times)})."]
+    for name, board in results.get("boards", {}).items():
+        lines.append(f"{name}: Verilog to bitstream (Yosys, nextpnr, packer) {board['build']['build_s']:.0f} s (one build, boards section).")
+    return data, table + "\n\n" + "\n".join(lines), {}
 
 
 _RUNNERS = {
@@ -404,6 +584,7 @@ _RUNNERS = {
     "homeostasis": bench_homeostasis,
     "fixed": bench_fixed,
     "cycles": bench_cycles,
+    "boards": bench_boards,
     "throughput": bench_throughput,
-    "cosim": bench_cosim,
+    "toolchain": bench_toolchain,
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -455,7 +456,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
-    return run_bench(Path(args.out), sections=args.only, seeds=args.seeds, quick=args.quick, progress=not args.no_progress)
+    return run_bench(Path(args.out), sections=args.only, seeds=args.seeds, quick=args.quick, progress=not args.no_progress, jobs=args.jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -620,14 +621,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="measure accuracy, fixed point, cycles, throughput and co-simulation speed",
-        description="Benchmarks: theory checks, accuracy over seeds, the homeostasis study, fixed point against float "
-        "(widths, quantization), cycles per sample against the bound, training throughput, co-simulation speed; writes bench.md and bench.json.",
+        help="measure accuracy, fixed point, cycles, boards, throughput and the toolchain",
+        description="Benchmarks: theory checks; accuracy over seeds on digits and MNIST-1D (BP MLP, EP, C-EP, C-VF with and "
+        "without homeostasis, fixed point, the co-simulated RTL); the homeostasis study; fixed point against float (widths, "
+        "quantization); cycles per sample against the bound; bitstreams for every board (resources, Fmax, training rate); "
+        "training throughput; checkpoint to Verilog and co-simulation speed. Writes bench.md (a summary table first), "
+        "bench.json and PNG plots.",
     )
     p.add_argument("--out", default="runs/bench", metavar="DIR")
     p.add_argument("--only", type=lambda s: s.split(","), default=list(SECTIONS), metavar="SECTION[,...]", help=f"sections to run: {', '.join(SECTIONS)}")
     p.add_argument("--seeds", type=int, default=3, help="seeds per accuracy figure (default 3)")
-    p.add_argument("--quick", action="store_true", help="few epochs, for a smoke run of the bench itself")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="worker processes for the training runs, one torch thread each (default: the CPU count)")
+    p.add_argument("--quick", action="store_true", help="few epochs and samples, for a smoke run of the bench itself")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_bench)
     return parser

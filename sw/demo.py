@@ -241,7 +241,8 @@ def _build_rows(out: Path):
     resources = ", ".join(f"{kind} {r['used']}/{r['available']}" for kind, r in build["resources"].items() if r["available"])
     clock = soc_clock(build)
     return [(path, {"stage": f"bitstream {build['board']}", "timing_met": build["timing_met"], "seconds": build["build_s"],
-                    "hardware": f"{resources}; SoC Fmax {clock['achieved']:.1f} MHz, runs at {clock['required']:.1f}"})]
+                    "hardware": f"{resources}; SoC Fmax {clock['achieved']:.1f} MHz, runs at {clock['required']:.1f}"
+                                + ("" if build["timing_met"] else "; timing NOT met")})]
 
 
 def _board_rows(out: Path):

@@ -71,21 +71,34 @@ def test_demo_refuses_unknown_stages_and_boards_before_anything_runs(tmp_path, c
     assert not (tmp_path / "d").exists()
 
 
-def test_bench_quick_writes_markdown_and_json(tmp_path, capsys):
+@pytest.mark.slow
+def test_bench_quick_writes_markdown_json_and_plots_from_its_own_runs(tmp_path, capsys):
+    """About 2 minutes: 14 short training runs on digits and MNIST-1D, the RTL co-simulated on both."""
     out = tmp_path / "bench"
     assert main(["bench", "--quick", "--seeds", "1", "--only", "accuracy,cycles,throughput", "--no-progress", "--out", str(out)]) == 0
     results = json.loads((out / "bench.json").read_text())
     assert set(results) == {"accuracy", "cycles", "throughput"}
-    assert all(0 <= v["test_accuracy"][0] <= 1 for v in results["accuracy"].values())
+    markdown = (out / "bench.md").read_text()
+    for dataset in ("digits", "mnist1d"):
+        methods = results["accuracy"][dataset]
+        assert set(methods) == {"BP MLP", "EP", "C-EP", "C-VF", "C-VF + homeostasis", "C-EP fixed point (golden)", "C-EP RTL (co-simulated)"}
+        assert all(0 <= m["test_accuracy"][0] <= 1 for m in methods.values())
+        rtl = methods["C-EP RTL (co-simulated)"]
+        assert rtl["mismatches"] == 0 and rtl["writes_checked"] > 0
+        assert f"{100 * rtl['test_accuracy'][0]:.2f} ± 0.00" in markdown.split("## accuracy")[0]  # the summary table
+        assert (out / f"learning_curves_{dataset}.png").read_bytes().startswith(b"\x89PNG")
     assert results["throughput"]["cpu threads 1 batch 64"] > 0 and results["throughput"]["cpu threads 1 batch 1"] > 0
     assert results["throughput"]["golden batch 1"] > 0
+    ice = results["throughput"]["board icebreaker"]
+    assert ice["board_samples_per_s"] < min(ice["compute_samples_per_s"], ice["link_bound_samples_per_s"])
     assert results["cycles"]["digits-cep"][0] == cycle_count(presets.get("digits-cep"), 1).to_dict()
-    markdown = (out / "bench.md").read_text()
-    assert "digits-cep" in markdown and f"{cycle_count(presets.get('digits-cep'), 16).total:.0f}" in markdown
+    assert f"{cycle_count(presets.get('digits-cep'), 16).total:.0f}" in markdown
     assert (out / "cycles.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_bench_refuses_unknown_sections(tmp_path, capsys):
-    assert main(["bench", "--only", "speed", "--out", str(tmp_path / "b")]) == 2
-    assert "unknown bench section" in capsys.readouterr().err
+def test_bench_refuses_unknown_sections_and_bad_counts(tmp_path, capsys):
+    for args, message in ((["--only", "speed"], "unknown bench section(s) speed"), (["--jobs", "0"], "--jobs must be at least 1"),
+                          (["--seeds", "0"], "--seeds must be at least 1")):
+        assert main(["bench", *args, "--out", str(tmp_path / "b")]) == 2
+        assert message in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
