@@ -123,7 +123,12 @@ class Bench:
 
     def train(self, configs: list[Config]) -> list[TrainResult]:
         todo = list({cfg.to_json(): cfg for cfg in configs if cfg.to_json() not in self.runs}.values())
-        with counting(f"training {len(todo)} runs in {min(self.jobs, max(len(todo), 1))} processes", len(todo), "run", self.progress) as update:
+        if todo:
+            self._train_new(todo)
+        return [self.runs[cfg.to_json()] for cfg in configs]
+
+    def _train_new(self, todo: list[Config]) -> None:
+        with counting(f"training {len(todo)} runs in {min(self.jobs, len(todo))} process(es)", len(todo), "run", self.progress) as update:
             if self.jobs > 1 and len(todo) > 1:
                 context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
                 with ProcessPoolExecutor(min(self.jobs, len(todo)), mp_context=context, initializer=torch.set_num_threads, initargs=(1,)) as pool:
@@ -134,7 +139,6 @@ class Bench:
                 for i, cfg in enumerate(todo):
                     self.runs[cfg.to_json()] = train(cfg)
                     update(i + 1)
-        return [self.runs[cfg.to_json()] for cfg in configs]
 
 
 def variant(preset: str, dataset: str = "digits", hidden: list[int] | None = None) -> Config:
