@@ -26,6 +26,9 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def pct(mean: float, std: float) -> str:
-    """``97.12 ± 0.35`` from fractions."""
+def pct(values: list[float]) -> str:
+    """``97.12 ± 0.35``: the mean and spread of fractions, in percent; ``-`` for none."""
+    if not values:
+        return "-"
+    mean, std = mean_std(values)
     return f"{100 * mean:.2f} ± {100 * std:.2f}"

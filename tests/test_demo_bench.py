@@ -84,7 +84,7 @@ def test_bench_quick_writes_markdown_json_and_plots_from_its_own_runs(tmp_path, 
         assert set(methods) == {"BP MLP", "EP", "C-EP", "C-VF", "C-VF + homeostasis", "C-EP fixed point (golden)", "C-EP RTL (co-simulated)"}
         assert all(0 <= m["test_accuracy"][0] <= 1 for m in methods.values())
         rtl = methods["C-EP RTL (co-simulated)"]
-        assert rtl["mismatches"] == 0 and rtl["writes_checked"] > 0
+        assert rtl["mismatches"] == [] and rtl["writes_checked"] > 0
         assert f"{100 * rtl['test_accuracy'][0]:.2f} ± 0.00" in markdown.split("## accuracy")[0]  # the summary table
         assert (out / f"learning_curves_{dataset}.png").read_bytes().startswith(b"\x89PNG")
     assert results["throughput"]["cpu threads 1 batch 64"] > 0 and results["throughput"]["cpu threads 1 batch 1"] > 0
