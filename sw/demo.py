@@ -64,6 +64,8 @@ def run_demo(out: Path, board_name: str = "icebreaker", skip: list[str] = (), qu
     from .hw.core import check_buildable
 
     stages = check_stages(list(skip))
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"the run folder {out} exists and is not a folder")
     board = get_board(board_name)
     chip = presets.get(CHIP_PRESET).replace(training={"arith": "fixed"})
     board_cfg = chip.replace(hardware={"fpga": board.fpga, **board.hardware})

@@ -69,6 +69,9 @@ def test_demo_refuses_unknown_stages_and_boards_before_anything_runs(tmp_path, c
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
     assert not (tmp_path / "d").exists()
+    (tmp_path / "file").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path / "file")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err and (tmp_path / "file").read_text() == "mine"
 
 
 @pytest.mark.slow
