@@ -238,7 +238,7 @@ def bench_accuracy(bench: Bench, results: dict):
             rows.append([dataset, method, "x".join(map(str, entry["config"]["network"]["sizes"])) if "config" in entry else "-",
                          pct(entry["train_accuracy"]) if "train_accuracy" in entry else "-", pct(entry["test_accuracy"]),
                          "%.3f" % statistics.fmean(cos) if cos else "-", len(entry["test_accuracy"])])
-        files[f"learning_curves_{dataset}.png"] = plots.learning_curves(curves[dataset], f"{dataset}: test accuracy during training, every seed")
+        files[f"learning_curves_{dataset}.png"] = plots.learning_curves(curves[dataset], f"{dataset}, mean and range over seeds")
     rtl = f"{RTL_METHOD}: each seed's fixed-point weights after the golden model's epochs train {bench.pick(RTL_SAMPLES)} more samples on " \
           "the core's Verilog under Verilator, every write checked against the golden model; the test accuracy is that of the weights read back."
     table = markdown_table(["dataset", "method", "sizes", "train accuracy %", "test accuracy %", "cos(update, -BPTT grad) at the end", "seeds"], rows)

@@ -285,7 +285,7 @@ def _figures(out: Path, stages: list[str]) -> dict[str, bytes]:
     runs = ([(f"float {p}", out / "float" / p) for p in FLOAT_PRESETS] if "float" in stages else []) + (
         [(f"fixed {CHIP_PRESET}", out / "fixed")] if "fixed" in stages else [])
     curves = {name: [_read(folder / "metrics.json")["history"]] for name, folder in runs}
-    figures = {"learning_curves.png": plots.learning_curves(curves, "digits: test accuracy during training")} if curves else {}
+    figures = {"learning_curves.png": plots.learning_curves(curves, "digits")} if curves else {}
     if "build" in stages:
         build = _read(out / "build" / "report.json")
         figures["resources.png"] = plots.resource_bars({build["board"]: build})

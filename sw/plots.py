@@ -23,19 +23,24 @@ def png(fig) -> bytes:
 
 
 def learning_curves(histories: dict[str, list[list[dict]]], title: str = "") -> bytes:
-    """Test accuracy per epoch: one colour per method, one line per seed (``method -> [history, ...]``)."""
+    """Test accuracy per epoch (``method -> [history, ...]``, one history per seed): the mean over seeds
+    with the seeds' range shaded; on the right the second half of training, zoomed in."""
+    import numpy as np
+
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (method, runs) in enumerate(histories.items()):
-        for seed, history in enumerate(runs):
-            ax.plot([h["epoch"] for h in history], [100 * h["test_accuracy"] for h in history], color=colours[i % len(colours)],
-                    alpha=0.8, marker="." if len(history) < 4 else None, label=method if seed == 0 else None)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy %")
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for method, runs in histories.items():
+        epochs = np.array([h["epoch"] for h in runs[0]])
+        accuracy = 100 * np.array([[h["test_accuracy"] for h in history] for history in runs])
+        for ax, start in zip(axes, (0, len(epochs) // 2)):
+            line = ax.plot(epochs[start:], accuracy.mean(0)[start:], marker="." if len(epochs) < 4 else None, label=method)
+            if len(runs) > 1:
+                ax.fill_between(epochs[start:], accuracy.min(0)[start:], accuracy.max(0)[start:], color=line[0].get_color(), alpha=0.15)
+    for ax, what in zip(axes, ("all epochs", "second half")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy %")
+        ax.set_title(f"{title}{': ' if title else ''}{what}", fontsize=9)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     return png(fig)
 
