@@ -31,8 +31,6 @@ TOOLS = {
     "ice40up5k": {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr-ice40", "ICEPACK": "icepack"},
     "ecp5-85f": {"YOSYS": "yosys", "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"},
 }
-#: Frames stop after this much silence between bytes (seconds).
-FRAME_TIMEOUT_S = 0.05
 NAME = "eqprop"
 
 
@@ -45,7 +43,7 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform) -> Module:
         m = Module()
         uart = platform.request("uart", 0)
-        soc = Soc(self.cfg, self.board.divisor, int(FRAME_TIMEOUT_S * self.board.clock_hz), primitives=True)
+        soc = Soc(self.cfg, self.board.divisor, self.board.frame_timeout_cycles, primitives=True)
         if self.board.clock_divide == 1:
             m.submodules.soc = soc
         else:  # the SoC in its own domain on the oscillator divided down, reset with the platform's power-on reset (if it has one)

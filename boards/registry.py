@@ -14,6 +14,10 @@ from eqprop.config import Config
 from eqprop.errors import ConfigError
 
 
+#: Frames stop after this much silence between bytes (seconds).
+FRAME_TIMEOUT_S = 0.05
+
+
 @dataclass(frozen=True)
 class Board:
     name: str
@@ -35,6 +39,11 @@ class Board:
     def clock_hz(self) -> int:
         """The SoC's clock."""
         return self.oscillator_hz // self.clock_divide
+
+    @property
+    def frame_timeout_cycles(self) -> int:
+        """The SoC's frame timeout in its clock cycles."""
+        return int(FRAME_TIMEOUT_S * self.clock_hz)
 
     @property
     def divisor(self) -> int:

@@ -11,19 +11,39 @@ and its UART's baud rate over the bits of one TRAIN request and answer (link).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
+from eqprop.checkpoint import CHECKPOINT_NAME, checkpoint_bytes, to_json
 from eqprop.config import Config
 from eqprop.golden import Arith, GoldenModel
 
-from .host import BoardLink
+from .host import BoardLink, SerialTransport
 from .protocol import HEADER, TRAILER
 from .registry import Board
 from .requests import SampleResult, sample_payload
 
 #: UART 8N1: a start bit, eight data bits and a stop bit per byte.
 BITS_PER_BYTE = 10
+#: Seconds the host waits for an answer: from a board, and from the simulated one, whose time runs far slower.
+ANSWER_TIMEOUT_S = {"board": 2.0, "simulated": 120.0}
+
+
+def open_link(board: Board, cfg: Config, port: str | None = None, build_root: str | Path = "build/board-sim", retries: int = 3) -> BoardLink:
+    """The host link to the board on serial ``port``, or without one to the simulated board: the SoC's
+    Verilog under cocotb/Verilator, built in ``build_root``. Close its ``transport`` when done."""
+    if port is not None:
+        return BoardLink(SerialTransport(port, board.baud), cfg, timeout=ANSWER_TIMEOUT_S["board"], retries=retries)
+    from eqprop.sim.board import SimulatedTransport
+
+    transport = SimulatedTransport(cfg, board.divisor, board.frame_timeout_cycles, build_root=build_root)
+    return BoardLink(transport, cfg, timeout=ANSWER_TIMEOUT_S["simulated"], retries=retries)
+
+
+def run_files(cfg: Config, report: dict, weights: dict[str, np.ndarray]) -> dict[str, str | bytes]:
+    """A board training's run folder: the weights read back as a fixed-point checkpoint, its configuration, the report."""
+    return {CHECKPOINT_NAME: checkpoint_bytes(cfg, weights), "config.json": cfg.to_json() + "\n", "board.json": to_json(report)}
 
 
 def train_exchange_bytes(cfg: Config) -> int:

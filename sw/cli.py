@@ -327,10 +327,8 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
 def cmd_board_train(args: argparse.Namespace) -> int:
     from . import checkpoint
-    from .boards.build import FRAME_TIMEOUT_S
-    from .boards.host import BoardLink, SerialTransport
     from .boards.registry import get_board
-    from .boards.train import board_train
+    from .boards.train import board_train, open_link, run_files
     from .sim.runner import initial_params, training_samples
 
     board = get_board(args.board)
@@ -341,22 +339,13 @@ def cmd_board_train(args: argparse.Namespace) -> int:
         cfg = cfg.replace(training={"dataset": args.dataset})
     x, labels = training_samples(cfg, args.samples)
     test_x, test_y = training_samples(cfg, args.test_samples, split="test")
-    if args.sim:
-        from .sim.board import SimulatedTransport
-
-        transport = SimulatedTransport(cfg, board.divisor, int(FRAME_TIMEOUT_S * board.clock_hz), build_root=args.build_dir)
-        timeout = 120.0  # simulated time runs far slower than the board's
-    else:
-        transport = SerialTransport(args.port, board.baud)
-        timeout = 2.0
+    link = open_link(board, cfg, port=args.port, build_root=args.build_dir, retries=args.retries)
     try:
-        link = BoardLink(transport, cfg, timeout=timeout, retries=args.retries)
         report, weights = board_train(board, cfg, link, initial_params(cfg), x, labels, test_x, test_y, simulated=args.sim)
     finally:
-        transport.close()
+        link.transport.close()
     if args.out:
-        checkpoint.write_run(args.out, {"checkpoint.npz": checkpoint.checkpoint_bytes(cfg, weights), "config.json": cfg.to_json() + "\n",
-                                        "board.json": json.dumps(report, indent=2) + "\n"})
+        checkpoint.write_run(args.out, run_files(cfg, report, weights))
     if args.json:
         print(json.dumps(report))
     else:

@@ -156,25 +156,20 @@ def _cosim(out: Path, samples: int, progress: bool) -> None:
 
 
 def _board(out: Path, board, cfg: Config, samples: int, test_samples: int, progress: bool) -> None:
-    from .boards.build import FRAME_TIMEOUT_S
-    from .boards.host import BoardLink
-    from .boards.train import board_train
-    from .sim.board import SimulatedTransport
+    from .boards.train import board_train, open_link, run_files
     from .sim.runner import training_samples
 
     _, params = load_checkpoint(out / "fixed", arith="fixed")
     x, labels = training_samples(cfg, samples)
     test_x, test_y = training_samples(cfg, test_samples, split="test")
     with ticking("Verilator: building the SoC", progress):
-        transport = SimulatedTransport(cfg, board.divisor, int(FRAME_TIMEOUT_S * board.clock_hz), build_root=out / "board" / "sim")
+        link = open_link(board, cfg, build_root=out / "board" / "sim")
     try:
-        link = BoardLink(transport, cfg, timeout=120.0)  # simulated time runs far slower than the board's
         with counting("simulated board: training", samples, "sample", progress) as update:
             report, weights = board_train(board, cfg, link, params, x, labels, test_x, test_y, simulated=True, progress=update)
     finally:
-        transport.close()
-    write_run(out / "board", {CHECKPOINT_NAME: checkpoint_bytes(cfg, weights), "config.json": cfg.to_json() + "\n",
-                              "board.json": to_json(report)})
+        link.transport.close()
+    write_run(out / "board", run_files(cfg, report, weights))
 
 
 # -- the summary: read back from the stages' files ------------------------------------------------

@@ -69,3 +69,11 @@ def test_flash_names_the_exact_command_or_says_why_it_cannot(tmp_path, capsys):
     assert code == 2 and "built for icebreaker, not ulx3s-85f" in err
     code, _, err = run(capsys, "flash", "--board", "icebreaker", str(tmp_path / "none"))
     assert code == 2 and "no build" in err and err.count("\n") == 1
+
+
+def test_board_train_needs_exactly_one_transport_and_names_a_port_it_cannot_open(tmp_path, capsys):
+    code, _, err = run(capsys, "board", "train", "--board", "icebreaker", "--sim", "--port", "/dev/ttyUSB9", "--out", str(tmp_path / "o"))
+    assert code == 2 and "either --port" in err
+    code, _, err = run(capsys, "board", "train", "--board", "icebreaker", "--port", str(tmp_path / "no-such-port"), "--out", str(tmp_path / "o"))
+    assert code == 2 and "cannot open" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
