@@ -121,11 +121,13 @@ class Bench:
     def seeded(self, cfg: Config) -> list[Config]:
         return [self.epochs(cfg).replace(training={"seed": seed}) for seed in range(self.seeds)]
 
-    def train(self, configs: list[Config]) -> list[TrainResult]:
+    def train(self, groups: dict) -> dict:
+        """``key -> [config, ...]`` trained into ``key -> [result, ...]``, all new configurations at once."""
+        configs = [cfg for group in groups.values() for cfg in group]
         todo = list({cfg.to_json(): cfg for cfg in configs if cfg.to_json() not in self.runs}.values())
         if todo:
             self._train_new(todo)
-        return [self.runs[cfg.to_json()] for cfg in configs]
+        return {key: [self.runs[cfg.to_json()] for cfg in group] for key, group in groups.items()}
 
     def _train_new(self, todo: list[Config]) -> None:
         with counting(f"training {len(todo)} runs in {min(self.jobs, len(todo))} process(es)", len(todo), "run", self.progress) as update:
@@ -220,8 +222,7 @@ def bench_theory(bench: Bench, results: dict):
 
 
 def bench_accuracy(bench: Bench, results: dict):
-    configs = {(d, m): bench.seeded(chip_variant(d) if m == FIXED_METHOD else variant(p, d)) for d in DATASETS for m, p in METHODS.items()}
-    runs = dict(zip(configs, _split(bench.train([c for cs in configs.values() for c in cs]), [len(cs) for cs in configs.values()])))
+    runs = bench.train({(d, m): bench.seeded(chip_variant(d) if m == FIXED_METHOD else variant(p, d)) for d in DATASETS for m, p in METHODS.items()})
     data: dict = {d: {} for d in DATASETS}
     rows, curves, files = [], {d: {} for d in DATASETS}, {}
     for (dataset, method), seed_runs in runs.items():
@@ -244,14 +245,6 @@ def bench_accuracy(bench: Bench, results: dict):
     table = markdown_table(["dataset", "method", "sizes", "train accuracy %", "test accuracy %", "cos(update, -BPTT grad) at the end", "seeds"], rows)
     figures = "\n\n".join(f"![{name}]({name})" for name in files)
     return data, f"{table}\n\n{rtl}\n\n{figures}", files
-
-
-def _split(items: list, lengths: list[int]) -> list[list]:
-    out, start = [], 0
-    for n in lengths:
-        out.append(items[start:start + n])
-        start += n
-    return out
 
 
 def _rtl_accuracy(bench: Bench, golden_runs: list[TrainResult]) -> dict:
@@ -280,14 +273,13 @@ def _rtl_accuracy(bench: Bench, golden_runs: list[TrainResult]) -> dict:
 
 
 def bench_homeostasis(bench: Bench, results: dict):
-    keys, configs = [], []
+    groups = {}
     for dataset in DATASETS:
         for hidden in ([128], [128, 64]):
             for on in (False, True):
                 cfg = variant("digits-cvf-homeostasis" if on else "digits-cvf", dataset, hidden)
-                keys.append(f"{dataset} {'x'.join(map(str, cfg.network.sizes))} {'with' if on else 'without'}")
-                configs.append(bench.seeded(cfg))
-    runs = dict(zip(keys, _split(bench.train([c for cs in configs for c in cs]), [len(cs) for cs in configs])))
+                groups[f"{dataset} {'x'.join(map(str, cfg.network.sizes))} {'with' if on else 'without'}"] = bench.seeded(cfg)
+    runs = bench.train(groups)
     rows, data = [], {}
     for key, seed_runs in runs.items():
         finals = [r.final for r in seed_runs]
@@ -343,8 +335,7 @@ def bench_fixed(bench: Bench, results: dict):
     sweep_configs = [resize(fixed, weight_bits=w, state_bits=s) for w, s in WIDTH_SWEEP]
     learn_configs = [fixed.replace(fixed={"learn_bits": b}) for b in LEARN_BITS_SWEEP if b != fixed.fixed.learn_bits]
     float_cep = bench.seeded(variant("digits-cep"))
-    configs = {"float": bench.seeded(chip), "fixed": bench.seeded(fixed), "sweep": sweep_configs, "learn": learn_configs, "cep": float_cep}
-    runs = dict(zip(configs, _split(bench.train([c for cs in configs.values() for c in cs]), [len(cs) for cs in configs.values()])))
+    runs = bench.train({"float": bench.seeded(chip), "fixed": bench.seeded(fixed), "sweep": sweep_configs, "learn": learn_configs, "cep": float_cep})
     data: dict = {}
     md = []
 

@@ -264,14 +264,16 @@ _SUMMARIES = {"float": _float_rows, "quantize": _quantize_rows, "fixed": _fixed_
 
 
 def _cells(row: dict) -> list:
-    def number(key: str, fmt: str):
-        value = row.get(key)
-        if value is None:
-            return None
-        return f"{value:,.0f}" if fmt == "rate" and value >= 100 else format(value, ".3g" if fmt == "rate" else fmt)
+    """A summary row as table cells; ``-`` where a stage has no such figure."""
+    def number(key: str, format_value):
+        return None if row.get(key) is None else format_value(row[key])
 
-    return [row["stage"], None if row.get("test_accuracy") is None else f"{100 * row['test_accuracy']:.2f}", row.get("mismatches"), number("cycles_per_sample", ".0f"), number("bound_ratio", ".3f"), number("samples_per_s", "rate"),
-            row.get("hardware"), number("seconds", ".1f")]
+    def rate(value: float) -> str:  # thousands separated, small rates with three significant digits
+        return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+    return [row["stage"], number("test_accuracy", lambda v: f"{100 * v:.2f}"), row.get("mismatches"),
+            number("cycles_per_sample", lambda v: f"{v:.0f}"), number("bound_ratio", lambda v: f"{v:.3f}"), number("samples_per_s", rate),
+            row.get("hardware"), number("seconds", lambda v: f"{v:.1f}")]
 
 
 def _figures(out: Path, stages: list[str]) -> dict[str, bytes]:
