@@ -8,7 +8,7 @@ between them are the :class:`~eqprop.boards.link.FrameReceiver`, this engine, th
   phases, word bytes`` (what the host checks, and the inputs of the cycle formula);
 * ``LOAD``: ``memory, bank, address (2), words``: parameter words (``word bytes`` each, two's
   complement) written from ``address`` on (memories, banks and addresses as
-  :func:`eqprop.hw.core.parameter_words`); answer empty;
+  :func:`eqprop.layout.parameter_words`); answer empty;
 * ``READ``: ``memory, bank, address (2), count (2)``; answer the ``count`` words;
 * ``TRAIN`` / ``INFER``: ``label, x_0 .. x_{n_0 - 1}`` (input integers, one byte each); answer
   ``prediction, cycles (4)``;
@@ -21,51 +21,20 @@ of the wrong length, a memory, bank, address range or label out of bounds is ans
 they were.
 """
 
-import hashlib
-import math
-
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from eqprop.config import Config
-from eqprop.golden import phase_count
 from eqprop.hw.core import Core
-from eqprop.network import param_shapes
+from eqprop.layout import parameter_depths
 
 from .link import FrameReceiver, FrameSender
 from .protocol import ANSWER, ERROR, MAX_PAYLOAD, Command, Error
-from .requests import SampleResult
+from .requests import PROTOCOL_VERSION, SampleResult, config_hash, info_bytes, word_bytes
 
-PROTOCOL_VERSION = 1
 #: The longest fixed-size answer (INFO of a deep network is the longest).
 REPLY_BYTES = 64
-
-
-def config_hash(cfg: Config) -> int:
-    """Four bytes that change with anything in the configuration (the host refuses another)."""
-    return int.from_bytes(hashlib.sha256(cfg.to_json().encode()).digest()[:4], "big")
-
-
-def word_bytes(cfg: Config) -> int:
-    """Bytes of one parameter word on the link."""
-    from eqprop.golden import Arith
-
-    arith = Arith.from_config(cfg)
-    return math.ceil(max(arith.weight_store.width, arith.bias_store.width) / 8)
-
-
-def info_bytes(cfg: Config) -> bytes:
-    n, learn = cfg.network.sizes, cfg.learning
-    out = bytes([PROTOCOL_VERSION]) + config_hash(cfg).to_bytes(4, "big") + bytes([cfg.hardware.lanes, len(n) - 1])
-    out += b"".join(size.to_bytes(2, "big") for size in n) + learn.T1.to_bytes(2, "big") + learn.T2.to_bytes(2, "big")
-    return out + bytes([phase_count(learn.nudging), word_bytes(cfg)])
-
-
-def memory_depths(cfg: Config) -> list[int]:
-    """Words per bank of each parameter memory, in the ``param`` port's numbering."""
-    P = cfg.hardware.lanes
-    return [max(1, math.ceil(s[0] / P)) if name[0] == "b" else s[0] * math.ceil(s[1] / P) for name, s in param_shapes(cfg.network).items()]
 
 
 class HostLink(wiring.Component):
@@ -96,7 +65,7 @@ class HostLink(wiring.Component):
         wiring.connect(m, sender.bytes, wiring.flipped(self.answers))
         buffer = receiver.read_port()
         request = receiver.request.payload
-        depths = memory_depths(cfg)
+        depths = parameter_depths(cfg)
 
         reply = Signal(8 * REPLY_BYTES)
         reply_length = Signal(range(MAX_PAYLOAD + 1))

@@ -15,12 +15,10 @@ import numpy as np
 
 from eqprop.config import Config
 from eqprop.errors import EqpropError
-from eqprop.hw.core import parameter_words, parameters_from_words
-from eqprop.network import param_shapes
+from eqprop.layout import param_shapes, parameter_words, parameters_from_words
 
-from .engine import PROTOCOL_VERSION, config_hash, info_bytes, word_bytes
 from .protocol import ANSWER, ERROR, MAX_PAYLOAD, Command, Error, Frame, Receiver
-from .requests import SampleResult, Stats, load_payloads, read_payload, sample_payload, word_runs, words_of
+from .requests import PROTOCOL_VERSION, SampleResult, config_hash, info_bytes, word_bytes, Stats, load_payloads, read_payload, sample_payload, word_runs, words_of
 
 
 class LinkError(EqpropError):

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from eqprop.config import Config, phase_count
+from eqprop.golden import Arith
+
 from .protocol import MAX_PAYLOAD
+
+PROTOCOL_VERSION = 1
+def config_hash(cfg: Config) -> int:
+    """Four bytes that change with anything in the configuration (the host refuses another)."""
+    return int.from_bytes(hashlib.sha256(cfg.to_json().encode()).digest()[:4], "big")
+
+
+def word_bytes(cfg: Config) -> int:
+    """Bytes of one parameter word on the link."""
+    arith = Arith.from_config(cfg)
+    return math.ceil(max(arith.weight_store.width, arith.bias_store.width) / 8)
+
+
+def info_bytes(cfg: Config) -> bytes:
+    n, learn = cfg.network.sizes, cfg.learning
+    out = bytes([PROTOCOL_VERSION]) + config_hash(cfg).to_bytes(4, "big") + bytes([cfg.hardware.lanes, len(n) - 1])
+    out += b"".join(size.to_bytes(2, "big") for size in n) + learn.T1.to_bytes(2, "big") + learn.T2.to_bytes(2, "big")
+    return out + bytes([phase_count(learn.nudging), word_bytes(cfg)])
 
 
 def load_payload(memory: int, bank: int, address: int, words: list[int], word_bytes: int) -> bytes:
@@ -15,7 +38,7 @@ def load_payload(memory: int, bank: int, address: int, words: list[int], word_by
 
 
 def word_runs(words) -> dict[tuple[int, int], list[tuple[int, int]]]:
-    """Parameter words (:func:`eqprop.hw.core.parameter_words`) grouped by (memory, bank), in address order."""
+    """Parameter words (:func:`eqprop.layout.parameter_words`) grouped by (memory, bank), in address order."""
     runs: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for memory, bank, address, value in words:
         runs.setdefault((memory, bank), []).append((address, value))

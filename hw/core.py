@@ -5,20 +5,19 @@ The core computes what :class:`eqprop.golden.GoldenModel` computes, bit for bit,
 phase (inference), and for a training sample the nudged phase(s) (one-sided, symmetric, random
 sign) with a continual C-EP / C-VF update of every weight and bias after every nudged step
 (rounded by the formats' modes or stochastically with the LFSR unit's words), and the local
-homeostasis pass every ``homeostasis_period`` samples. Between samples the ``param`` port loads
-and reads the stored weights and biases word by word (:func:`parameter_words`).
+homeostasis pass every ``homeostasis_period`` samples. With deferred input updates (the default)
+``W_0`` is written once per sample and ``W_0 x`` tracked meanwhile (:mod:`eqprop.golden`). Between
+samples the ``param`` port loads and reads the stored weights and biases word by word
+(:func:`eqprop.layout.parameter_words`).
 
-Memories (``amaranth.lib.memory``, so they map to block RAM):
+Memories (``amaranth.lib.memory``, so they map to block RAM), laid out as :mod:`eqprop.layout` says:
 
-* every weight matrix ``W_l`` (and ``B_l`` when untied) in P banks, *skewed*: element (r, c) lives
-  in bank ``(r + c) mod P`` at address ``r * ceil(C / P) + c // P``. A row segment (P consecutive
-  columns) and a column segment (P consecutive rows) then each touch every bank once, so the
-  forward pass (rows of ``W_{l-1}``) and the tied backward pass (columns of ``W_l``) both read P
-  weights per beat. Lane t works on bank ``(t + r) mod P`` for row (or column) r;
-* states of every layer in P banks (element j in bank ``j mod P``), three buffers for layers 1..L:
-  a step reads one and writes another; during the nudged phases the third keeps ``s*``;
+* every weight matrix ``W_l`` (and ``B_l`` when untied) in P skewed banks; lane t works on bank
+  ``(t + r) mod P`` for row (or column) r;
+* states of every layer in P striped banks, three buffers for layers 1..L: a step reads one and
+  writes another; during the nudged phases the third keeps ``s*``;
 * biases and the per-neuron learning factors (``u, v`` tied, ``d, e`` untied) of every layer in P
-  banks; ``W_0 x`` in one memory at accumulator width; x in P banks.
+  banks; ``W_0 x`` (and the deferred factors F) in one memory each; x in P banks.
 
 Every write to a state, ``W_0 x``, weight or bias memory is also driven onto the ``trace`` output
 (one ``en``/``addr``/``data`` group per memory bank, :func:`trace_ports`), like RISC-V's formal
@@ -28,9 +27,9 @@ unconnected (the SoC) loses it in synthesis.
 Pipeline: a beat's addresses are issued in one cycle (stage 0); the memories answer in the next
 (stage 1: multiply, align to the accumulator, adder tree, accumulate; or, in an update pass, the
 increment, its rounding and the write back); after a neuron's last beat stage 2 applies rho (and
-the nudge) and writes the state and its learning factors. Every pass (``W_0 x``, a relaxation
-step, an update pass) issues one beat per cycle and ends with :data:`eqprop.schedule.PASS_LATENCY`
-cycles of drain, because the next pass reads what it wrote.
+the nudge) and writes the state and its learning factors. The passes, their parts and drains come
+from the pass program (:class:`eqprop.program.Program`): the sequencer has one state per part and
+one drain state per pass, named after them.
 """
 
 from __future__ import annotations
@@ -47,49 +46,18 @@ from amaranth.lib.wiring import In, Out
 
 from eqprop.config import Config
 from eqprop.errors import ConfigError
-from eqprop.golden import Arith, phase_count
-from eqprop.network import param_names, param_shapes
-from eqprop.schedule import PASS_LATENCY
+from eqprop.config import phase_count
+from eqprop.golden import Arith
+from eqprop.layout import (
+    TracePort, bank_depth, param_names, param_shapes, parameter_depths, parameter_words, parameters_from_words,
+    skewed_banks, striped_banks, trace_ports,
+)
+from eqprop.program import PassKind, Program
 
 from .arith import requantize, saturate, shape_of, shift_round
 from .devices import check_device, spram_matrices
 from .lfsr import LfsrUnit
 from .memories import ParityStore
-
-
-def skewed_banks(matrix: np.ndarray, lanes: int) -> list[np.ndarray]:
-    """The P bank contents of a matrix in the skewed layout (padding is zero)."""
-    rows, cols = matrix.shape
-    per_row = math.ceil(cols / lanes)
-    banks = [np.zeros(rows * per_row, dtype=np.int64) for _ in range(lanes)]
-    for r in range(rows):
-        for c in range(cols):
-            banks[(r + c) % lanes][r * per_row + c // lanes] = matrix[r, c]
-    return banks
-
-
-def unskew(banks: list[list[int]], rows: int, cols: int) -> np.ndarray:
-    """The matrix whose skewed bank contents are ``banks``."""
-    lanes, per_row = len(banks), math.ceil(cols / len(banks))
-    out = np.zeros((rows, cols), dtype=np.int64)
-    for r in range(rows):
-        for c in range(cols):
-            out[r, c] = banks[(r + c) % lanes][r * per_row + c // lanes]
-    return out
-
-
-def striped_banks(vector: np.ndarray, lanes: int) -> list[np.ndarray]:
-    """Element j in bank ``j mod P`` at address ``j // P``."""
-    depth = max(1, math.ceil(len(vector) / lanes))
-    banks = [np.zeros(depth, dtype=np.int64) for _ in range(lanes)]
-    for j, value in enumerate(vector):
-        banks[j % lanes][j // lanes] = value
-    return banks
-
-
-def unstripe(banks: list[list[int]], length: int) -> np.ndarray:
-    lanes = len(banks)
-    return np.array([banks[j % lanes][j // lanes] for j in range(length)], dtype=np.int64)
 
 
 def check_buildable(cfg: Config) -> Arith:
@@ -101,99 +69,14 @@ def check_buildable(cfg: Config) -> Arith:
     return arith
 
 
-def parameter_words(cfg: Config, params: dict[str, np.ndarray]) -> list[tuple[int, int, int, int]]:
-    """``(memory, bank, address, value)`` of every stored parameter word, padding included.
-
-    Memories are numbered in checkpoint order (:func:`eqprop.network.param_names`); weight
-    matrices are skewed, biases striped over the P banks. This is what the core's ``param`` port
-    takes to load a network and what the host writes over the link.
-    """
-    words = []
-    for memory, name in enumerate(param_names(cfg.network)):
-        value = np.asarray(params[name])
-        banks = striped_banks(value, cfg.hardware.lanes) if name[0] == "b" else skewed_banks(value, cfg.hardware.lanes)
-        words += [(memory, bank, address, int(v)) for bank, contents in enumerate(banks) for address, v in enumerate(contents)]
-    return words
-
-
-def parameters_from_words(cfg: Config, read) -> dict[str, np.ndarray]:
-    """The parameters, reading each stored word with ``read(memory, bank, address)``."""
-    out, P = {}, cfg.hardware.lanes
-    for memory, (name, shape) in enumerate(param_shapes(cfg.network).items()):
-        if name[0] == "b":
-            depth = max(1, math.ceil(shape[0] / P))
-            out[name] = unstripe([[read(memory, b, a) for a in range(depth)] for b in range(P)], shape[0])
-        else:
-            depth = shape[0] * math.ceil(shape[1] / P)
-            out[name] = unskew([[read(memory, b, a) for a in range(depth)] for b in range(P)], *shape)
-    return out
-
-
-@dataclass(frozen=True)
-class TracePort:
-    """One memory bank's write port as the ``trace`` output shows it (member ``name``)."""
-
-    name: str
-    #: ``w0x``, ``s{l}`` (states of layer l), ``W{l}``, ``B{l}`` or ``b{l}``: as in :class:`eqprop.schedule.Write`.
-    memory: str
-    #: The state buffer (0..2) for states, else 0.
-    buffer: int
-    bank: int
-    depth: int
-    width: int
-
-
-def trace_ports(cfg: Config) -> list[TracePort]:
-    """The core's traced write ports, in the order of its ``trace`` signature."""
-    arith, fx, P = Arith.from_config(cfg), cfg.fixed, cfg.hardware.lanes
-    n, L = cfg.network.sizes, cfg.network.n_layers
-    ports = [TracePort("w0x", "w0x", 0, 0, n[1], fx.accumulator.width)]
-    for l in range(1, L + 1):
-        for buf in range(3):
-            ports += [TracePort(f"s{l}_buf{buf}_bank{b}", f"s{l}", buf, b, max(1, math.ceil(n[l] / P)), fx.state.width) for b in range(P)]
-    for name, shape in param_shapes(cfg.network).items():
-        if name[0] == "b":
-            depth, width = max(1, math.ceil(shape[0] / P)), arith.bias_store.width
-        else:
-            depth, width = shape[0] * math.ceil(shape[1] / P), arith.weight_store.width
-        ports += [TracePort(f"{name}_bank{b}", name, 0, b, depth, width) for b in range(P)]
-    return ports
-
-
-def trace_location(cfg: Config, port: TracePort, address: int) -> int:
-    """The element a traced write at ``address`` of ``port`` writes: row-major for weights."""
-    P = cfg.hardware.lanes
-    if port.memory == "w0x":
-        return address
-    if port.memory[0] in "WB":
-        cols = param_shapes(cfg.network)[port.memory][1]
-        per_row = math.ceil(cols / P)
-        r = address // per_row
-        return r * cols + (address % per_row) * P + (port.bank - r) % P
-    return address * P + port.bank
-
-
-def trace_address(cfg: Config, memory: str, index: int) -> tuple[int, int]:
-    """``(bank, address)`` of element ``index`` of ``memory`` (the inverse of :func:`trace_location`)."""
-    P = cfg.hardware.lanes
-    if memory == "w0x":
-        return 0, index
-    if memory[0] in "WB":
-        cols = param_shapes(cfg.network)[memory][1]
-        r, c = divmod(index, cols)
-        return (r + c) % P, r * math.ceil(cols / P) + c // P
-    return index % P, index // P
-
-
 def core_signature(cfg: Config) -> wiring.Signature:
     """The core's ports: its streams, the ``param`` access port, counters and the ``trace`` output."""
     arith, sizes, P = Arith.from_config(cfg), cfg.network.sizes, cfg.hardware.lanes
     word = signed(max(arith.weight_store.width, arith.bias_store.width))
-    parameter_depths = [port.depth for port in trace_ports(cfg) if port.memory[0] in "WBb"]
     access = data.StructLayout({
         "memory": range(max(2, len(param_names(cfg.network)))),
         "bank": range(max(2, P)),
-        "address": range(max(parameter_depths) + 1),
+        "address": range(max(parameter_depths(cfg)) + 1),
         "write": 1,
         "data": word,
     })
@@ -211,20 +94,6 @@ def core_signature(cfg: Config) -> wiring.Signature:
         "cycles": Out(32),
         "busy": Out(1),
     })
-
-
-class _Part:
-    """One run of beats: ``rows`` rows (neurons) of ``segments`` beats each.
-
-    ``kind`` is ``w0x`` (the input drive), ``step`` (a relaxation step: neuron ``layer``'s dot
-    product with ``matrix``, by row or by column, against the states of layer ``pre``) or
-    ``update`` (``target`` W, B or b of weight layer ``layer``).
-    """
-
-    def __init__(self, kind, name, layer, matrix, column, pre, length, rows, lanes, target=None):
-        self.kind, self.name, self.layer, self.matrix, self.column = kind, name, layer, matrix, column
-        self.pre, self.length, self.rows, self.target = pre, length, rows, target
-        self.segments = max(1, math.ceil(length / lanes)) if length else 1
 
 
 class Core(wiring.Component):
@@ -259,7 +128,7 @@ class Core(wiring.Component):
             if name[0] != "b" and name not in in_spram
         }
         # SPRAM-backed weights: one parity store per bank holds that bank of every such matrix
-        depths = {name: shapes[name][0] * math.ceil(shapes[name][1] / P) for name in in_spram}
+        depths = {name: bank_depth(shapes[name], P) for name in in_spram}
         self.weight_stores = [ParityStore(depths, shape_of(self.arith.weight_store), primitives) for _ in range(P)] if in_spram else []
         self.weight_segments = {name: [store.segment_ports(name) for store in self.weight_stores] for name in in_spram}
         self.biases = {l: banks(self.arith.bias_store, striped_banks(np.asarray(params[f"b{l}"]), P)) for l in range(1, L + 1)}
@@ -273,6 +142,8 @@ class Core(wiring.Component):
             if not (name == "e" and l == L)
         }
         self.w0x = Memory(shape=shape_of(fx.accumulator), depth=sizes[1], init=[])
+        # F, the deferred input-layer row factors (eqprop.golden), when W_0's updates are deferred
+        self.pending = Memory(shape=shape_of(fx.update), depth=sizes[1], init=[]) if cfg.hardware.defer_input_updates else None
         self.traced = trace_ports(cfg)
         super().__init__(core_signature(cfg))
 
@@ -283,28 +154,6 @@ class Core(wiring.Component):
             raise ValueError("weights in SPRAM are read through the param port")
         memories = [self.biases[int(k[1:])] if k[0] == "b" else self.weights[k] for k in param_names(self.cfg.network)]
         return parameters_from_words(self.cfg, lambda memory, bank, address: read(memories[memory][bank].data, address))
-
-    # -- the pass programs ---------------------------------------------------------------------
-    def _parts(self) -> list[_Part]:
-        """Every part, in issue order: the ``W_0 x`` pass, a relaxation step, an update pass, a homeostasis pass."""
-        n, L, P, tied = self.cfg.network.sizes, self.cfg.network.n_layers, self.lanes, self.cfg.network.tied
-        parts = [_Part("w0x", "w0x", 1, "W0", False, 0, n[0], n[1], P)]
-        for l in range(1, L + 1):
-            layer = []
-            if l >= 2:
-                layer.append(_Part("step", f"l{l}fwd", l, f"W{l - 1}", False, l - 1, n[l - 1], n[l], P))
-            if l < L:
-                layer.append(_Part("step", f"l{l}bwd", l, f"W{l}" if tied else f"B{l}", tied, l + 1, n[l + 1], n[l], P))
-            parts += layer or [_Part("step", f"l{l}idle", l, None, False, None, 0, n[l], P)]
-        for l in range(L):
-            parts.append(_Part("update", f"W{l}", l, f"W{l}", False, l, n[l], n[l + 1], P, target="W"))
-            if not tied and l >= 1:
-                parts.append(_Part("update", f"B{l}", l, f"B{l}", False, l + 1, n[l + 1], n[l], P, target="B"))
-            parts.append(_Part("update", f"b{l + 1}", l, None, False, None, n[l + 1], 1, P, target="b"))
-        if self.cfg.learning.homeostasis == "local":
-            for l in range(1, L):
-                parts.append(_Part("homeostasis", f"H{l}", l, f"W{l}", False, None, n[l], n[l + 1], P))
-        return parts
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -329,6 +178,8 @@ class Core(wiring.Component):
             for b, mem in enumerate(mems):
                 m.submodules[f"{name}{l}_bank{b}"] = mem
         m.submodules.w0x = self.w0x
+        if self.pending is not None:
+            m.submodules.pending = self.pending
 
         weight_rd = {k: [mem.read_port() for mem in v] for k, v in self.weights.items()}
         weight_rd |= {k: [segment.read for segment in v] for k, v in self.weight_segments.items()}
@@ -344,6 +195,7 @@ class Core(wiring.Component):
         factor_rd = {k: [mem.read_port() for mem in v] for k, v in self.factors.items()}
         factor_wr = {k: [mem.write_port() for mem in v] for k, v in self.factors.items()}
         w0x_rd, w0x_wr = self.w0x.read_port(), self.w0x.write_port()
+        pending_rd, pending_wr = (self.pending.read_port(), self.pending.write_port()) if self.pending is not None else (None, None)
         # Every state, W_0 x, weight and bias write on the trace output: what a scoreboard watches
         # (eqprop.schedule.sample_trace gives each one's cycle and value).
         traced = {"w0x": w0x_wr}
@@ -355,24 +207,27 @@ class Core(wiring.Component):
             m.d.comb += [out.en.eq(write.en), out.addr.eq(write.addr), out.data.eq(write.data)]
 
         m.submodules.lfsr = lfsr = LfsrUnit(fx.lfsr, P)
-        parts = self._parts()
-        first_homeostasis_part = next((i for i, p in enumerate(parts) if p.kind == "homeostasis"), None)
-        first_step_part = next(i for i, p in enumerate(parts) if p.kind == "step")
-        first_update_part = next(i for i, p in enumerate(parts) if p.kind == "update")
+        program = Program.of(cfg)
+        parts = program.parts()
+        K = PassKind
+        # the parts whose rows interleave with part i's (a relaxation layer's forward and backward rows)
+        siblings = {parts.index(part): [parts.index(p) for p in group.parts] for p in program.passes() for group in p.groups for part in group.parts}
+        of_kind = lambda *kinds: [i for i, p in enumerate(parts) if p.kind in kinds]  # noqa: E731
+        deferred = cfg.hardware.defer_input_updates
         shapes = param_shapes(cfg.network)
 
         # -- controller state ------------------------------------------------------------------
         row = Signal(range(max(n) + 1))
         row_mod = Signal(range(P))  # row % P
         row_div = Signal(range(max(n) // P + 2))  # row // P
-        segment = Signal(range(max(p.segments for p in parts) + 1))
+        segment = Signal(range(max(p.beats for p in parts) + 1))
         step = Signal(range(max(learn.T1, learn.T2) + 1))
         nudged = Signal()  # in the nudged phases (else the free phase)
         phase = Signal(range(phase_count(learn.nudging) + 1))
         negative = Signal()  # this phase nudges with -beta
         read_buf, write_buf, star_buf = Signal(2), Signal(2, init=1), Signal(2, init=2)
         train, label = Signal(), Signal(range(max(2, n[-1])))
-        drain = Signal(range(PASS_LATENCY + 1))
+        drain = Signal(range(max(p.drain for p in program.passes()) + 1))
         loaded = Signal(range(n[0] + 1))
         loaded_mod, loaded_div = Signal(range(P)), Signal(range(n[0] // P + 2))
         best, best_index = Signal(shape_of(fx.state)), Signal(range(max(2, n[-1])))
@@ -394,6 +249,8 @@ class Core(wiring.Component):
         s2_part = Signal.like(s1_part)
         s2_row, s2_mod, s2_div = Signal.like(row), Signal.like(row_mod), Signal.like(row_div)
         s2_old = Signal(shape_of(fx.state))
+        s2_w0x, s2_pending = Signal(shape_of(fx.accumulator)), Signal(shape_of(fx.update))  # deferred input updates
+        norm = Signal(range(n[0] * (1 << 2 * fx.input.width) + 1))  # ||x||^2, 2n input fraction bits
         acc = Signal(shape_of(fx.accumulator))
 
         # -- stage 0: addresses --------------------------------------------------------------
@@ -409,7 +266,7 @@ class Core(wiring.Component):
                         else:
                             m.d.comb += port.addr.eq(row * per_row + segment)
                     m.d.sync += s1_waddr.eq(row * per_row + segment)
-                if part.kind == "homeostasis":  # the partner B_l[j, r] of W_l[r, j], a column of B_l
+                if part.kind == K.HOMEOSTASIS:  # the partner B_l[j, r] of W_l[r, j], a column of B_l
                     per_row_b = math.ceil(shapes[f"B{part.layer}"][1] / P)
                     for b, port in enumerate(weight_rd[f"B{part.layer}"]):
                         lane = Mux(row_mod <= b, b - row_mod, b + P - row_mod)
@@ -423,13 +280,13 @@ class Core(wiring.Component):
                     for buf in range(3):
                         for port in state_rd[(part.pre, buf)]:
                             m.d.comb += port.addr.eq(segment)
-                if part.kind == "step":
+                if part.kind == K.RELAXATION:
                     for buf in range(3):
                         for port in own_rd[(part.layer, buf)]:
                             m.d.comb += port.addr.eq(row_div)
                     for port in bias_rd[part.layer]:
                         m.d.comb += port.addr.eq(row_div)
-                if part.kind == "update":
+                if part.kind in (K.UPDATE, K.INPUT_UPDATE):
                     post = part.layer if part.target == "B" else part.layer + 1
                     for (_, l), ports in factor_rd.items():
                         if l == post:
@@ -439,10 +296,12 @@ class Core(wiring.Component):
                         for port in bias_rd[part.layer + 1]:
                             m.d.comb += port.addr.eq(segment)
                 m.d.comb += w0x_rd.addr.eq(row)
-                starts = index == _siblings(parts, index)[0]
+                if pending_rd is not None:
+                    m.d.comb += pending_rd.addr.eq(row)
+                starts = index == siblings[index][0]
                 m.d.sync += [
                     s1_first.eq((segment == 0) if starts else 0),
-                    s1_last.eq(segment == part.segments - 1),
+                    s1_last.eq(segment == part.beats - 1),
                     s1_mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0),
                 ]
         m.d.sync += [
@@ -475,7 +334,7 @@ class Core(wiring.Component):
         # presynaptic values of the lanes: the step's states (old buffer), or x
         stage1_sum = 0
         for index, part in enumerate(parts):
-            if part.kind not in ("w0x", "step") or part.matrix is None:
+            if part.kind not in (K.INPUT_DRIVE, K.RELAXATION) or part.matrix is None:
                 continue
             stored = rotate([port.data for port in weight_rd[part.matrix]], s1_mod)
             if part.pre == 0:
@@ -507,7 +366,7 @@ class Core(wiring.Component):
 
         # the update passes: increments, rounding, write back (and W_0 x from the new W_0)
         for index, part in enumerate(parts):
-            if part.kind != "update":
+            if part.kind not in (K.UPDATE, K.INPUT_UPDATE):
                 continue
             l = part.layer
             if part.target == "b":
@@ -527,7 +386,10 @@ class Core(wiring.Component):
                     old = [select({buf: state_rd[(part.pre, buf)][t].data for buf in range(3)}, read_buf) for t in range(P)]
                     new = [select({buf: state_rd[(part.pre, buf)][t].data for buf in range(3)}, write_buf) for t in range(P)]
                 row_factor = lambda name, layer: select({b: factor_rd[(name, layer)][b].data for b in range(P)}, s1_mod)  # noqa: E731
-                if part.target == "B":
+                if part.kind == K.INPUT_UPDATE:  # F_i x_j, the sign already in F
+                    exact = [pending_rd.data * old[t] for t in range(P)]
+                    frac = fx.update.n + fx.input.n
+                elif part.target == "B":
                     exact = [row_factor("e", l) * old[t] for t in range(P)]
                     frac = fx.update.n + fx.state.n
                 elif tied:
@@ -537,7 +399,9 @@ class Core(wiring.Component):
                 else:
                     exact = [row_factor("d", l + 1) * old[t] for t in range(P)]
                     frac = fx.update.n + arith.pre_frac(l)
-            deltas = to_store([Mux(negative, -exact[t], exact[t]) for t in range(P)], frac - store.n, store, index)
+            if part.kind == K.UPDATE:
+                exact = [Mux(negative, -exact[t], exact[t]) for t in range(P)]
+            deltas = to_store(exact, frac - store.n, store, index)
             updated = []
             for t in range(P):
                 value = Signal(shape_of(store), name=f"{part.name}_lane{t}_new")
@@ -556,7 +420,7 @@ class Core(wiring.Component):
 
         # homeostasis: W_l[r, j] -= lambda (W - B^T), B_l[j, r] += the same, for one row of pairs per beat
         for index, part in enumerate(parts):
-            if part.kind != "homeostasis":
+            if part.kind != K.HOMEOSTASIS:
                 continue
             store = arith.weight_store
             forward = rotate([port.data for port in weight_rd[part.matrix]], s1_mod)
@@ -572,7 +436,7 @@ class Core(wiring.Component):
             write_row(part.matrix, pulled[part.matrix], [s1_waddr] * P, index)
             write_row(f"B{part.layer}", pulled[f"B{part.layer}"], s1_baddr, index)
 
-        step_parts = [i for i, p in enumerate(parts) if p.kind == "step"]
+        step_parts = of_kind(K.RELAXATION)
         bias = select(
             {l: select({b: bias_rd[l][b].data for b in range(P)}, s1_mod) for l in range(1, L + 1)},
             select({i: parts[i].layer for i in step_parts}, s1_part),
@@ -582,13 +446,15 @@ class Core(wiring.Component):
         init = Mux(in_part(step_parts), bias_acc + Mux(layer1, w0x_rd.data, 0), 0)
         with m.If(s1_valid):
             m.d.sync += acc.eq(Mux(s1_first, init, acc) + stage1_sum)
-        ends_row = any_of([s1_part == i for i in range(len(parts)) if i == _siblings(parts, i)[-1]])
+        ends_row = any_of([s1_part == i for i in range(len(parts)) if i == siblings[i][-1]])
         own_old = select(
             {l: select({buf: select({b: own_rd[(l, buf)][b].data for b in range(P)}, s1_mod) for buf in range(3)}, read_buf) for l in range(1, L + 1)},
             select({i: parts[i].layer for i in step_parts}, s1_part),
         )
         with m.If(s1_valid & s1_last):
             m.d.sync += s2_old.eq(own_old)
+            if deferred:
+                m.d.sync += [s2_w0x.eq(w0x_rd.data), s2_pending.eq(pending_rd.data)]
         m.d.sync += [
             s2_valid.eq(s1_valid & s1_last & ends_row),
             s2_part.eq(s1_part),
@@ -598,7 +464,7 @@ class Core(wiring.Component):
         ]
 
         # -- stage 2: rho, the nudge, the state and its learning factors; W_0 x ----------------
-        refresh = [i for i, p in enumerate(parts) if p.kind == "w0x" or (p.kind == "update" and p.matrix == "W0")]
+        refresh = [i for i, p in enumerate(parts) if p.kind == K.INPUT_DRIVE or (p.kind == K.UPDATE and p.matrix == "W0")]
         with m.If(s2_valid & any_of([s2_part == i for i in refresh])):
             m.d.comb += [w0x_wr.addr.eq(s2_row), w0x_wr.data.eq(acc), w0x_wr.en.eq(1)]
         rounded = shift_round(acc, fx.accumulator.n - fx.state.n, fx.state.rounding)
@@ -609,6 +475,21 @@ class Core(wiring.Component):
         factor = lambda rate, value: saturate(  # noqa: E731
             shift_round(rate * value, fx.factor.n + fx.state.n - fx.update.n, fx.update.rounding), fx.update
         )
+
+        def track_input_layer(values):
+            """Deferred input updates, as a layer-1 neuron's nudged state is written: F += sigma f,
+            ``W_0 x += sigma f ||x||^2`` (eqprop.golden)."""
+            f = values["u"] - values["v"] if tied else values["d"]
+            signed_f = Mux(negative, -f, f)
+            first_update = (phase == 0) & (step == 0)
+            tracked = shift_round(signed_f * norm, fx.update.n + 2 * fx.input.n - fx.accumulator.n, fx.accumulator.rounding)
+            with m.If(nudged):
+                m.d.comb += [
+                    pending_wr.addr.eq(s2_row), pending_wr.en.eq(1),
+                    pending_wr.data.eq(saturate(Mux(first_update, 0, s2_pending) + signed_f, fx.update)),
+                    w0x_wr.addr.eq(s2_row), w0x_wr.en.eq(1), w0x_wr.data.eq(saturate(s2_w0x + tracked, fx.accumulator)),
+                ]
+
         for l in range(1, L + 1):
             state = Signal(shape_of(fx.state), name=f"s{l}_new")
             if l == L:
@@ -629,6 +510,8 @@ class Core(wiring.Component):
                 for name, value in values.items():
                     for b, port in enumerate(factor_wr[(name, l)]):
                         m.d.comb += [port.addr.eq(s2_div), port.data.eq(value), port.en.eq(nudged & (s2_mod == b))]
+                if l == 1 and deferred:
+                    track_input_layer(values)
                 if l == L:
                     with m.If(last_free_step & ((s2_row == 0) | (state > best))):
                         m.d.sync += [best.eq(state), best_index.eq(s2_row)]
@@ -667,9 +550,9 @@ class Core(wiring.Component):
         m.d.comb += [self.param_read.valid.eq(reply_pending & ~reply_capture), self.param_read.payload.eq(reply_word)]
         with m.If(self.param_read.valid & self.param_read.ready):
             m.d.sync += reply_pending.eq(0)
-        pass_kind = Signal(2)  # 0: W_0 x, 1: relaxation step, 2: update, 3: homeostasis
         period = learn.homeostasis_period
         since = Signal(range(period + 1))  # training samples since the last homeostasis pass
+        first_part = {p.kind: p.parts[0].name for p in program.passes()}
 
         def start_phase(first: bool):
             """The sign of a nudged phase: symmetric alternates, random-sign draws bit 0 of an LFSR word."""
@@ -679,16 +562,59 @@ class Core(wiring.Component):
             else:
                 m.d.sync += negative.eq(0 if first else 1)
 
+        def next_step():
+            m.d.sync += [step.eq(step + 1), read_buf.eq(write_buf), write_buf.eq(third(star_buf, write_buf))]
+            m.next = first_part[K.RELAXATION]
+
         def finish_sample():
-            if first_homeostasis_part is None:
+            if program.homeostasis is None:
                 m.next = "OUTPUT"
                 return
             with m.If(since == period - 1):
-                m.d.sync += [since.eq(0), pass_kind.eq(3)]
-                m.next = f"P{first_homeostasis_part}"
+                m.d.sync += since.eq(0)
+                m.next = first_part[K.HOMEOSTASIS]
             with m.Else():
                 m.d.sync += since.eq(since + 1)
                 m.next = "OUTPUT"
+
+        def after_relaxation():
+            with m.If(nudged):
+                m.next = first_part[K.UPDATE]
+            with m.Elif(step != learn.T1 - 1):
+                next_step()
+            with m.Elif(train):  # s* is in write_buf: keep it for every nudged phase
+                m.d.sync += [
+                    nudged.eq(1), step.eq(0), star_buf.eq(write_buf), read_buf.eq(write_buf),
+                    write_buf.eq(Mux(write_buf == 2, 0, write_buf + 1)),
+                ]
+                start_phase(first=True)
+                m.next = first_part[K.RELAXATION]
+            with m.Else():
+                m.next = "OUTPUT"
+
+        def after_update():
+            with m.If(step != learn.T2 - 1):
+                next_step()
+            with m.Elif(phase != phase_count(learn.nudging) - 1):
+                m.d.sync += [phase.eq(phase + 1), step.eq(0), read_buf.eq(star_buf), write_buf.eq(Mux(star_buf == 2, 0, star_buf + 1))]
+                start_phase(first=False)
+                m.next = first_part[K.RELAXATION]
+            with m.Else():
+                if program.input_update is not None:
+                    m.next = first_part[K.INPUT_UPDATE]
+                else:
+                    finish_sample()
+
+        def after_input_drive():
+            m.next = first_part[K.RELAXATION]
+
+        def after_homeostasis():
+            m.next = "OUTPUT"
+
+        after = {
+            K.INPUT_DRIVE: after_input_drive, K.RELAXATION: after_relaxation, K.UPDATE: after_update,
+            K.INPUT_UPDATE: finish_sample, K.HOMEOSTASIS: after_homeostasis,
+        }
 
         with m.FSM():
             with m.State("LOAD"):
@@ -707,6 +633,8 @@ class Core(wiring.Component):
                 for b, port in enumerate(input_wr):
                     m.d.comb += [port.addr.eq(loaded_div), port.data.eq(self.x.payload), port.en.eq(self.x.valid & (loaded_mod == b))]
                 with m.If(self.x.valid):
+                    if deferred:
+                        m.d.sync += norm.eq(Mux(loaded == 0, 0, norm) + self.x.payload * self.x.payload)
                     with m.If(loaded == n[0] - 1):
                         m.d.sync += [loaded.eq(0), loaded_mod.eq(0), loaded_div.eq(0)]
                         m.next = "LABEL"
@@ -721,82 +649,41 @@ class Core(wiring.Component):
                 with m.If(self.label.valid):
                     m.d.sync += [
                         label.eq(self.label.payload.index), train.eq(self.label.payload.train), self.cycles.eq(0),
-                        pass_kind.eq(0), step.eq(0), nudged.eq(0), phase.eq(0), negative.eq(0),
+                        step.eq(0), nudged.eq(0), phase.eq(0), negative.eq(0),
                         read_buf.eq(0), write_buf.eq(1), star_buf.eq(2),
                     ]
                     restart_rows()
-                    m.next = "P0"
-            for index, part in enumerate(parts):
-                with m.State(f"P{index}"):
-                    m.d.comb += [issue.eq(1), part_index.eq(index), counting.eq(1)]
-                    siblings = _siblings(parts, index)
-                    with m.If(segment == part.segments - 1):
-                        if index != siblings[-1]:
-                            m.d.sync += segment.eq(0)
-                            m.next = f"P{index + 1}"
-                        else:
-                            with m.If(row == part.rows - 1):
-                                restart_rows()
-                                if index + 1 < len(parts) and parts[index + 1].kind == part.kind:
-                                    m.next = f"P{index + 1}"
-                                else:
-                                    m.d.sync += drain.eq(0)
-                                    m.next = "DRAIN"
-                            with m.Else():
-                                next_row()
-                                m.next = f"P{siblings[0]}"
-                    with m.Else():
-                        m.d.sync += segment.eq(segment + 1)
-            with m.State("DRAIN"):
-                m.d.comb += counting.eq(1)
-                m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == PASS_LATENCY - 1):
-                    with m.Switch(pass_kind):
-                        with m.Case(0):  # W_0 x done: the free phase
-                            m.d.sync += pass_kind.eq(1)
-                            m.next = f"P{first_step_part}"
-                        with m.Case(1):
-                            with m.If(nudged):
-                                m.d.sync += pass_kind.eq(2)
-                                m.next = f"P{first_update_part}"
-                            with m.Elif(step != learn.T1 - 1):
-                                m.d.sync += [step.eq(step + 1), read_buf.eq(write_buf), write_buf.eq(third(star_buf, write_buf))]
-                                m.next = f"P{first_step_part}"
-                            with m.Elif(train):  # s* is in write_buf: keep it for every nudged phase
-                                m.d.sync += [
-                                    nudged.eq(1), step.eq(0), star_buf.eq(write_buf), read_buf.eq(write_buf),
-                                    write_buf.eq(Mux(write_buf == 2, 0, write_buf + 1)),
-                                ]
-                                start_phase(first=True)
-                                m.next = f"P{first_step_part}"
-                            with m.Else():
-                                m.next = "OUTPUT"
-                        with m.Case(2):
-                            m.d.sync += pass_kind.eq(1)
-                            with m.If(step != learn.T2 - 1):
-                                m.d.sync += [step.eq(step + 1), read_buf.eq(write_buf), write_buf.eq(third(star_buf, write_buf))]
-                                m.next = f"P{first_step_part}"
-                            with m.Elif(phase != phase_count(learn.nudging) - 1):
-                                m.d.sync += [
-                                    phase.eq(phase + 1), step.eq(0), read_buf.eq(star_buf),
-                                    write_buf.eq(Mux(star_buf == 2, 0, star_buf + 1)),
-                                ]
-                                start_phase(first=False)
-                                m.next = f"P{first_step_part}"
-                            with m.Else():
-                                finish_sample()
-                        with m.Case(3):
-                            m.next = "OUTPUT"
+                    m.next = parts[0].name
+            for pass_ in program.passes():
+                for part in pass_.parts:
+                    index, group = parts.index(part), siblings[parts.index(part)]
+                    with m.State(part.name):
+                        m.d.comb += [issue.eq(1), part_index.eq(index), counting.eq(1)]
+                        with m.If(segment == part.beats - 1):
+                            if index != group[-1]:  # the row goes on in the group's next part
+                                m.d.sync += segment.eq(0)
+                                m.next = parts[index + 1].name
+                            else:
+                                with m.If(row == part.rows - 1):
+                                    restart_rows()
+                                    if part is not pass_.parts[-1]:
+                                        m.next = parts[index + 1].name
+                                    else:
+                                        m.d.sync += drain.eq(0)
+                                        m.next = f"drain_{pass_.kind.name.lower()}"
+                                with m.Else():
+                                    next_row()
+                                    m.next = parts[group[0]].name
+                        with m.Else():
+                            m.d.sync += segment.eq(segment + 1)
+                # the pass's last writes land before the next pass reads them
+                with m.State(f"drain_{pass_.kind.name.lower()}"):
+                    m.d.comb += counting.eq(1)
+                    m.d.sync += drain.eq(drain + 1)
+                    with m.If(drain == pass_.drain - 1):
+                        after[pass_.kind]()
             with m.State("OUTPUT"):
                 m.d.comb += [self.prediction.valid.eq(1), self.prediction.payload.eq(best_index)]
                 with m.If(self.prediction.ready):
                     m.next = "LOAD"
         return m
-
-
-def _siblings(parts: list[_Part], index: int) -> list[int]:
-    """The parts that make up one row's beats with part ``index`` (one neuron of a step)."""
-    part = parts[index]
-    if part.kind != "step":
-        return [index]
-    return [i for i, p in enumerate(parts) if p.kind == "step" and p.layer == part.layer]

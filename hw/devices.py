@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.golden import Arith
-from eqprop.network import param_shapes
+from eqprop.layout import bank_depth, param_shapes
 
 from .memories import spram_count
 
@@ -73,14 +73,14 @@ def memories(cfg: Config) -> list[tuple[str, int, int]]:
     """``(name, depth, width)`` of every block-RAM memory of the core (one entry per bank and read port)."""
     arith, fx, P = Arith.from_config(cfg), cfg.fixed, cfg.hardware.lanes
     n, L = cfg.network.sizes, cfg.network.n_layers
-    striped = lambda length: max(1, math.ceil(length / P))  # noqa: E731
+    striped = lambda length: bank_depth((length,), P)  # noqa: E731
     in_spram = spram_matrices(cfg)
     out = []
     for name, shape in param_shapes(cfg.network).items():
         if name[0] == "b":
             out += [(name, striped(shape[0]), arith.bias_store.width)] * P
         elif name not in in_spram:
-            out += [(name, shape[0] * math.ceil(shape[1] / P), arith.weight_store.width)] * P
+            out += [(name, bank_depth(shape, P), arith.weight_store.width)] * P
     for l in range(1, L + 1):
         out += [(f"s{l}", striped(n[l]), fx.state.width)] * (3 * 2 * P)  # three buffers, two read ports
         factors = 2 if cfg.network.tied or l < L else 1
@@ -95,7 +95,7 @@ def spram_blocks(cfg: Config) -> int:
     if not in_spram:
         return 0
     shapes, P = param_shapes(cfg.network), cfg.hardware.lanes
-    depth = sum(shapes[name][0] * math.ceil(shapes[name][1] / P) for name in in_spram)
+    depth = sum(bank_depth(shapes[name], P) for name in in_spram)
     return P * spram_count(depth, Arith.from_config(cfg).weight_store.width)
 
 

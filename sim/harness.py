@@ -16,7 +16,8 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from eqprop.config import Config
-from eqprop.hw.core import core_signature, trace_ports
+from eqprop.hw.core import core_signature
+from eqprop.layout import trace_ports
 from eqprop.hw.verilog import TOP
 
 from .trace import HASH_MULTIPLIER

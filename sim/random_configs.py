@@ -44,7 +44,11 @@ def _draw(rng: np.random.Generator) -> Config:
             "homeostasis_period": int(rng.integers(1, 4)),
         },
         # a quarter on the iCE40UP5K: W_l in SPRAM parity stores (redrawn when they do not fit)
-        hardware={"lanes": int(rng.integers(1, 6)), "fpga": "ice40up5k" if rng.random() < 0.25 else "generic"},
+        # and a quarter with literal (per-step) input-layer updates
+        hardware={
+            "lanes": int(rng.integers(1, 6)), "fpga": "ice40up5k" if rng.random() < 0.25 else "generic",
+            "defer_input_updates": rng.random() >= 0.25,
+        },
     )
     cfg = resize(cfg, weight_bits=int(rng.integers(8, 17)), state_bits=int(rng.integers(8, 17)))
     fx = cfg.fixed

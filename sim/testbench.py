@@ -26,8 +26,8 @@ from cocotb.utils import get_sim_time
 
 from eqprop.config import Config
 from eqprop.golden import Arith, GoldenModel
-from eqprop.hw.core import core_signature, parameter_words, parameters_from_words, trace_location, trace_ports
-from eqprop.network import param_shapes
+from eqprop.hw.core import core_signature
+from eqprop.layout import param_shapes, parameter_words, parameters_from_words, trace_location, trace_ports
 from eqprop.schedule import Write, WriteTrace, cycle_count, sample_trace
 
 from .trace import expected_hashes, first_difference, signed_value

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from eqprop.config import Config
-from eqprop.hw.core import TracePort, trace_address, trace_ports
+from eqprop.layout import TracePort, trace_address, trace_ports
 from eqprop.schedule import Write, WriteTrace, locate
 
 #: The hash multiplier (odd, so multiplying by it is invertible modulo 2^64).

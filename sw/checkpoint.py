@@ -35,7 +35,7 @@ import numpy as np
 
 from .config import Config
 from .errors import CheckpointError, EqpropError
-from .network import param_shapes
+from .layout import param_shapes
 
 FORMAT = "eqprop-checkpoint"
 FORMAT_VERSION = 1

@@ -40,6 +40,11 @@ ARITHS = ("float", "fixed")
 FPGAS = ("generic", "ice40up5k", "ecp5-85f")
 
 
+def phase_count(nudging: str) -> int:
+    """Nudged phases per sample: symmetric nudging runs +beta and -beta, the others one phase."""
+    return 2 if nudging == "symmetric" else 1
+
+
 def rule_is_tied(rule: str) -> bool | None:
     """Whether an EP rule needs tied weights (``None`` for the baselines, which take either)."""
     if rule in ("ep", "cep"):
@@ -175,6 +180,11 @@ class HardwareConfig:
     #: The FPGA the core is built for (its DSP width and count, its RAM), checked before any HDL
     #: is built: ``generic`` (no budget), ``ice40up5k``, ``ecp5-85f``.
     fpga: str = "generic"
+    #: Defer the updates of the input weights W_0 to the end of the sample (eqprop.golden
+    #: documents the arithmetic): x is clamped, so the nudged phases' increments of W_0 telescope,
+    #: and W_0 x is tracked exactly in the accumulator instead. Off: W_0 is read, modified and
+    #: written after every nudged step, and W_0 x recomputed from it.
+    defer_input_updates: bool = True
 
 
 @dataclass
@@ -315,6 +325,8 @@ class Config:
         if not _is_int(self.hardware.lanes) or self.hardware.lanes < 1:
             raise ConfigError(f"hardware.lanes must be a positive integer (P, the MAC lanes), got {self.hardware.lanes!r}")
         _check_choice("hardware.fpga", self.hardware.fpga, FPGAS)
+        if not isinstance(self.hardware.defer_input_updates, bool):
+            raise ConfigError(f"hardware.defer_input_updates must be true or false, got {self.hardware.defer_input_updates!r}")
         if train.arith == "fixed":
             from .golden import Arith  # the formats' range checks need the derived constants
 

@@ -143,12 +143,15 @@ def _round_float(scaled: np.ndarray, mode: str) -> np.ndarray:
 def shift_round(values, shift: int, mode: str) -> np.ndarray:
     """``values * 2^-shift`` rounded to an integer with ``mode``, as shifters and adders do it.
 
-    ``shift <= 0`` is an exact left shift. All arithmetic is in int64.
+    ``shift <= 0`` is an exact left shift. The arithmetic is in int64, or in Python integers for
+    an object array (products wider than 63 bits).
     """
-    v = np.asarray(values, dtype=np.int64)
+    v = np.asarray(values)
+    if v.dtype != object:
+        v = v.astype(np.int64)
     if shift <= 0:
         return v << -shift
-    half = np.int64(1) << (shift - 1)
+    half = 1 << (shift - 1)
     if mode == "down":
         return v >> shift
     if mode == "up":

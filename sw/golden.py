@@ -15,8 +15,9 @@ Datapath, in the order the hardware does it (formats from :class:`eqprop.config.
   plus the stored bias aligned the same way. The accumulator is sized so that no drive can
   overflow it (:meth:`Arith.from_config` checks the worst case), so the sum is exact and its order
   does not matter: P lanes and an adder tree give the same integer as one lane.
-* ``W_0 x`` is computed once per sample and again after every update of ``W_0`` (the hardware
-  folds it into the ``W_0`` update pass), never once per step.
+* ``W_0 x`` is computed once per sample (the input drive). Without deferred input updates it is
+  computed again after every update of ``W_0`` (the hardware folds it into the ``W_0`` update
+  pass); with them it is tracked instead (below).
 * **Activation**: the drive is rounded to the ``state`` format and clamped to [0, 1] (rho, the
   hard sigmoid). The output layer in a nudged phase adds the nudge ``beta (y - s_L)`` (beta in
   the ``factor`` format, the product rounded to ``state``) and saturates to ``state``.
@@ -34,6 +35,16 @@ Datapath, in the order the hardware does it (formats from :class:`eqprop.config.
   Each increment is exact, then rounded to the storage format (its rounding mode, or stochastic
   rounding with LFSR bits) and added with saturation. Updates visit ``W_l``, ``B_l``, ``b_{l+1}``
   for l = 0..L-1, each in row-major order; LFSR draws are taken in that order.
+* **Deferred input updates** (``hardware.defer_input_updates``, the chip's default): x is clamped,
+  so every increment of ``W_0`` row i is ``sigma f_i x^T`` with the row factor difference
+  ``f_i = u_i - v_i`` (tied) or ``d_i`` (untied). The chip keeps ``F_i = sum sigma f_i`` over the
+  sample's nudged steps (saturating in the ``update`` format; tied, the sum telescopes to at most
+  twice a factor) and, at each step, tracks
+  ``W_0 x += sigma f_i ||x||^2`` (the product exact, aligned to the accumulator with its mode,
+  saturating), so the dynamics see ``W_0 x`` change exactly as the literal updates would make
+  it; ``W_0`` itself is written once, after the last nudged phase: ``W_0 += round(F x^T)`` (one
+  rounding per weight, LFSR draws in row-major order after the sample's other draws). The other
+  parameters' updates are unchanged.
 * **Nudging**: one-sided (+beta), symmetric (+beta from s*, then -beta from s*: s* is kept, not
   recomputed), or random sign (one LFSR draw per sample, its bit 0 set means -beta).
 * **Homeostasis** (local rule) after every ``homeostasis_period`` samples: for each reciprocal
@@ -49,13 +60,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import Config
+from .config import Config, phase_count
 from .errors import ConfigError
 from .fixed import MAX_WIDTH, Format, bits_for, saturate, shift_round
-
-
-def phase_count(nudging: str) -> int:
-    return 2 if nudging == "symmetric" else 1
 
 
 @dataclass(frozen=True)
@@ -178,7 +185,7 @@ def _require(fmt: Format, name: str, lo: float, hi: float, what: str) -> None:
 
 def store_formats(arith: Arith) -> dict[str, Format]:
     """The storage format of every parameter array, by name."""
-    from .network import param_names
+    from .layout import param_names
 
     return {name: arith.bias_store if name[0] == "b" else arith.weight_store for name in param_names(arith.cfg.network)}
 
@@ -308,25 +315,44 @@ class GoldenModel:
     def train_sample(self, x: np.ndarray, label: int, observe=None) -> None:
         """Learn one sample on chip: free phase, nudged phase(s) with continual updates, homeostasis.
 
-        ``observe(event, value)``, when given, also sees ``("nudged", states)`` after every nudged
-        step, ``("update", (params, W_0 x))`` after every update pass and ``("homeostasis", params)``.
+        ``observe(event, value)``, when given, also sees ``("nudged", (states, W_0 x))`` after every
+        nudged step (``W_0 x`` as the next step will see it), ``("update", (params, W_0 x))`` after
+        every update pass, ``("input_update", params)`` after the deferred ``W_0`` update and
+        ``("homeostasis", params)``.
         """
-        arith = self.arith
-        learn = arith.cfg.learning
+        arith, fx = self.arith, self.arith.cfg.fixed
+        learn, deferred = arith.cfg.learning, arith.cfg.hardware.defer_input_updates
         x = np.asarray(x, dtype=np.int64).reshape(1, -1)
         y = np.zeros((1, arith.cfg.network.sizes[-1]), dtype=np.int64)
         y[0, label] = arith.one
         s_free = self.free_phase(x, observe)
+        w0x = self.input_drive(x)
+        pending = np.zeros(arith.cfg.network.sizes[1], dtype=np.int64)  # F, the deferred W_0 row factors
+        norm = int((x * x).sum())  # ||x||^2 in units of 2^-2n of the input format
         for sign in self.phase_signs():
-            s, w0x = s_free, self.input_drive(x)
+            s = s_free
+            if not deferred:
+                w0x = self.input_drive(x)
             for _ in range(learn.T2):
                 s_next = self.step(s, w0x, sign * arith.beta, y)
                 self._update(s_next, s, sign)
-                w0x = self.input_drive(x)
+                if deferred:
+                    f = sign * self._input_factor(s_next[1][0], s[1][0])
+                    pending = saturate(pending + f, fx.update)
+                    exact = f.astype(object) * norm  # wider than 63 bits for wide formats
+                    tracked = shift_round(exact, fx.update.n + 2 * fx.input.n - fx.accumulator.n, fx.accumulator.rounding).astype(np.int64)
+                    w0x = saturate(w0x + tracked, fx.accumulator)
+                else:
+                    w0x = self.input_drive(x)
                 if observe:
-                    observe("nudged", s_next)
+                    observe("nudged", (s_next, w0x))
                     observe("update", (dict(self.params), w0x))
                 s = s_next
+        if deferred:
+            self._add("W0", np.outer(pending, x[0]), fx.update.n + fx.input.n)
+            self._refresh(["W0"])
+            if observe:
+                observe("input_update", dict(self.params))
         self.samples += 1
         if arith.lam and self.samples % learn.homeostasis_period == 0:
             self.homeostasis()
@@ -337,10 +363,18 @@ class GoldenModel:
         fx = self.arith.cfg.fixed
         return saturate(shift_round(c * values, fx.factor.n + fx.state.n - fx.update.n, fx.update.rounding), fx.update)
 
+    def _input_factor(self, post_new: np.ndarray, post_old: np.ndarray) -> np.ndarray:
+        """The layer-1 row factor of an input-weight increment: ``u - v`` (tied) or ``d`` (untied)."""
+        c = self.arith.rates[0]
+        if self.arith.cfg.network.tied:
+            return self._row_factor(c, post_new) - self._row_factor(c, post_old)
+        return self._row_factor(c, post_new - post_old)
+
     def _update(self, new: list[np.ndarray], old: list[np.ndarray], sign: int) -> None:
-        """The continual C-EP / C-VF update between two consecutive nudged states (batch 1)."""
+        """The continual C-EP / C-VF update between two consecutive nudged states (batch 1);
+        ``W_0`` is left to the input-layer update when it is deferred."""
         arith, fx = self.arith, self.arith.cfg.fixed
-        tied = arith.cfg.network.tied
+        tied, deferred = arith.cfg.network.tied, arith.cfg.hardware.defer_input_updates
         changed = []
         for l in range(arith.cfg.network.n_layers):
             c = arith.rates[l]
@@ -359,6 +393,8 @@ class GoldenModel:
                 bias = d
             increments.append((f"b{l + 1}", bias, fx.update.n))
             for name, exact, frac in increments:
+                if deferred and name == "W0":
+                    continue
                 self._add(name, sign * exact, frac)
                 changed.append(name)
         self._refresh(changed)

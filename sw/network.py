@@ -38,29 +38,6 @@ def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     raise ValueError(f"unknown activation {name!r}")
 
 
-def param_names(net: NetworkConfig) -> list[str]:
-    """Names of the parameters of ``net`` in a fixed order (the checkpoint's order)."""
-    L = net.n_layers
-    names = [f"W{l}" for l in range(L)] + [f"b{l}" for l in range(1, L + 1)]
-    if not net.tied:
-        names += [f"B{l}" for l in range(1, L)]
-    return names
-
-
-def param_shapes(net: NetworkConfig) -> dict[str, tuple[int, ...]]:
-    n = net.sizes
-    shapes: dict[str, tuple[int, ...]] = {}
-    for name in param_names(net):
-        kind, l = name[0], int(name[1:])
-        if kind == "W":
-            shapes[name] = (n[l + 1], n[l])
-        elif kind == "b":
-            shapes[name] = (n[l],)
-        else:
-            shapes[name] = (n[l], n[l + 1])
-    return shapes
-
-
 def layer_of(name: str) -> int:
     """The weight layer whose learning rate a parameter uses: ``W_l``, ``B_l`` -> l, ``b_l`` -> l-1."""
     l = int(name[1:])

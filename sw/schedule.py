@@ -1,58 +1,36 @@
-"""How many clock cycles the chip takes per sample, per phase, the lower bound it is held to, and
-which memory word it writes in which cycle (:func:`sample_trace`, as columns, or :func:`sample_writes`).
+"""How many clock cycles the chip takes per sample, the lower bound it is held to, and which memory
+word it writes in which cycle: all derived from the pass program (:mod:`eqprop.program`).
 
-The datapath is time-multiplexed over P MAC lanes. A *beat* is one clock in which the P lanes
-each handle one synapse of the same row: a row of n synapses takes ``ceil(n / P)`` beats (the
-last beat of a row idles ``P - n mod P`` lanes; a row narrower than P takes one beat). Weights
-are stored so that a row of ``W_l`` and a row of ``B_l = W_l^T`` are both read P words per beat.
+:func:`cycle_count` sums the cycles of a sample's passes (:func:`eqprop.program.sample_passes`)
+by phase. :func:`sample_trace` walks the same passes beside the golden model's learning of a
+sample and gives every state, ``W_0 x``, weight and bias write with its cycle: a relaxation or
+input-drive row writes its neuron :data:`~eqprop.program.STATE_WRITE_LATENCY` cycles after its
+last beat is issued, an update or homeostasis beat writes its P words
+:data:`~eqprop.program.WEIGHT_WRITE_LATENCY` cycles after it is issued. :func:`locate` names the
+pass of a cycle.
 
-Per sample (training), in order:
-
-* ``input_drive``: ``W_0 x`` for every neuron of layer 1, once (x is static).
-* ``free``: T1 relaxation steps. A step computes every neuron of layers 1..L: layer 1 from the
-  cached ``W_0 x`` plus its ``B_1`` row, deeper layers from their ``W_{l-1}`` and ``B_l`` rows;
-  at least one beat per neuron (to apply rho to a cached drive).
-* ``nudged``: ``phases * T2`` relaxation steps, the same cost as free ones.
-* ``updates``: after each nudged step, one read-modify-write beat per P weights of every ``W_l``
-  (and ``B_l`` when untied) and per P biases. The ``W_0`` pass also refreshes ``W_0 x`` from the
-  new weights (each lane has x_j in hand), so it is never recomputed separately.
-* ``homeostasis``: when due (every ``homeostasis_period`` samples), one beat per P reciprocal
-  pairs ``(W_l[i,j], B_l[j,i])``; the per-sample figure is that pass divided by the period.
-
-Every pass (a step, an update pass, the input drive, a homeostasis pass) ends with
-:data:`PASS_LATENCY` cycles to drain the pipeline, because the next pass reads what it wrote.
-The row factors of the updates (``eta/beta * s``) are computed by the neuron unit as it writes
-each new state, without beats of their own.
-
-The lower bound counts the work a sample needs, divided by P: multiply-accumulates
-(``W_0 x`` once, then ``W_l s_l`` and ``B_l s_{l+1}`` for l >= 1 at every step) and parameter
+The lower bound counts the work a sample needs, divided by P: multiply-accumulates (``W_0 x``
+once, then ``W_l s_l`` and ``B_l s_{l+1}`` for l >= 1 at every step) and parameter
 read-modify-writes (every weight and bias at every nudged step, every reciprocal pair per
-homeostasis pass).
+homeostasis pass). With deferred input updates (the chip's default) ``W_0`` is read, modified and
+written once per sample instead of at every nudged step (the tracking of ``W_0 x``, one multiply
+per layer-1 neuron per nudged step, is the neuron unit's, beside the lanes, and not counted);
+:attr:`CycleCount.bound` counts the configured form's work, :attr:`CycleCount.literal_bound` the
+per-step form's, both over the same P.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .config import CONTINUAL_RULES, Config
+from .config import CONTINUAL_RULES, Config, phase_count
 from .errors import ConfigError
-from .golden import phase_count
+from .program import STATE_WRITE_LATENCY, WEIGHT_WRITE_LATENCY, PassKind, Slot, describe, sample_passes
 
-#: Cycles from a pass's last beat to its last write: the memories answer and the lanes
-#: accumulate (stage 1), then rho is applied and the state written (stage 2). See eqprop.hw.core.
-PASS_LATENCY = 2
-
-
-def neuron_beats(sizes: list[int], l: int, lanes: int) -> int:
-    """Beats one neuron of layer l takes in a relaxation step: its ``W_{l-1}`` row (layer 1 reuses
-    the cached ``W_0 x``) and its ``B_l`` row, at least one beat to apply rho."""
-    L = len(sizes) - 1
-    forward = math.ceil(sizes[l - 1] / lanes) if l >= 2 else 0
-    backward = math.ceil(sizes[l + 1] / lanes) if l < L else 0
-    return max(1, forward + backward)
+#: :class:`CycleCount` phases, by the pass kind (and, for relaxation and updates, free or nudged).
+PHASES = ("input_drive", "free", "nudged", "updates", "input_update", "homeostasis")
 
 
 @dataclass(frozen=True)
@@ -66,6 +44,8 @@ class CycleCount:
     inference: int
     macs: int
     rmws: float
+    #: The read-modify-writes of the literal form (every ``W_0`` weight at every nudged step).
+    literal_rmws: float
     #: Cycles of one homeostasis pass (0 when homeostasis is off); it follows every
     #: ``homeostasis_period``-th training sample.
     homeostasis_pass: int = 0
@@ -80,6 +60,11 @@ class CycleCount:
         return (self.macs + self.rmws) / self.lanes
 
     @property
+    def literal_bound(self) -> float:
+        """The bound of the literal per-step updates of ``W_0`` at the same P."""
+        return (self.macs + self.literal_rmws) / self.lanes
+
+    @property
     def ratio(self) -> float:
         return self.total / self.bound
 
@@ -91,10 +76,19 @@ class CycleCount:
             "inference": self.inference,
             "macs": self.macs,
             "rmws": self.rmws,
+            "literal_rmws": self.literal_rmws,
             "homeostasis_pass": self.homeostasis_pass,
             "bound": self.bound,
+            "literal_bound": self.literal_bound,
             "ratio": self.ratio,
         }
+
+
+def _phase(slot: Slot) -> str:
+    kind = slot.pass_.kind
+    if kind == PassKind.RELAXATION:
+        return "free" if slot.phase is None else "nudged"
+    return {PassKind.INPUT_DRIVE: "input_drive", PassKind.UPDATE: "updates", PassKind.INPUT_UPDATE: "input_update", PassKind.HOMEOSTASIS: "homeostasis"}[kind]
 
 
 def cycle_count(cfg: Config, lanes: int | None = None) -> CycleCount:
@@ -104,35 +98,34 @@ def cycle_count(cfg: Config, lanes: int | None = None) -> CycleCount:
         raise ConfigError(f"the number of MAC lanes P must be a positive integer, got {P!r}")
     if cfg.learning.rule not in CONTINUAL_RULES:
         raise ConfigError(f"the chip learns with cep (tied) or cvf (untied); learning.rule is {cfg.learning.rule!r}")
+    if P != cfg.hardware.lanes:
+        cfg = cfg.replace(hardware={"lanes": P})
     n, L = cfg.network.sizes, cfg.network.n_layers
     learn, tied = cfg.learning, cfg.network.tied
     nudged_steps = phase_count(learn.nudging) * learn.T2
+    period = learn.homeostasis_period
 
-    def beats(width: int) -> int:
-        return math.ceil(width / P)
+    phases = dict.fromkeys(PHASES, 0.0)
+    homeostasis_pass = 0
+    for slot in sample_passes(cfg):
+        if slot.pass_.kind == PassKind.HOMEOSTASIS:
+            homeostasis_pass = slot.pass_.cycles
+            phases["homeostasis"] += slot.pass_.cycles / period
+        else:
+            phases[_phase(slot)] += slot.pass_.cycles
+    inference = sum(slot.pass_.cycles for slot in sample_passes(cfg, train=False))
 
-    step = sum(n[l] * neuron_beats(n, l, P) for l in range(1, L + 1)) + PASS_LATENCY
-    update = PASS_LATENCY
-    for l in range(L):
-        update += n[l + 1] * beats(n[l]) + beats(n[l + 1])
-        if not tied and l >= 1:
-            update += n[l] * beats(n[l + 1])
     pairs = sum(n[l + 1] * n[l] for l in range(1, L))
-    homeostasis_pass = sum(n[l + 1] * beats(n[l]) for l in range(1, L)) + PASS_LATENCY
-    homeostasis_on = learn.homeostasis == "local" and pairs > 0
-
-    input_drive = n[1] * beats(n[0]) + PASS_LATENCY
-    phases = {
-        "input_drive": float(input_drive),
-        "free": float(learn.T1 * step),
-        "nudged": float(nudged_steps * step),
-        "updates": float(nudged_steps * update),
-        "homeostasis": homeostasis_pass / learn.homeostasis_period if homeostasis_on else 0.0,
-    }
+    homeostasis_rmws = pairs / period if homeostasis_pass else 0.0
     macs = n[1] * n[0] + (learn.T1 + nudged_steps) * sum(2 * n[l] * n[l + 1] for l in range(1, L))
-    weights = sum(n[l] * n[l + 1] for l in range(L)) + (0 if tied else pairs)
-    rmws = nudged_steps * (weights + sum(n[1:])) + (pairs / learn.homeostasis_period if homeostasis_on else 0.0)
-    return CycleCount(P, phases, input_drive + learn.T1 * step, macs, rmws, homeostasis_pass if homeostasis_on else 0)
+    deep_weights = sum(n[l] * n[l + 1] for l in range(1, L)) + (0 if tied else pairs)
+    per_step = deep_weights + sum(n[1:])
+    literal_rmws = nudged_steps * (per_step + n[0] * n[1]) + homeostasis_rmws
+    if cfg.hardware.defer_input_updates:
+        rmws = nudged_steps * per_step + n[0] * n[1] + homeostasis_rmws
+    else:
+        rmws = literal_rmws
+    return CycleCount(P, phases, inference, macs, rmws, literal_rmws, homeostasis_pass)
 
 
 @dataclass(frozen=True)
@@ -176,110 +169,130 @@ class WriteTrace:
 
 def memory_names(cfg: Config) -> list[str]:
     """The memories the chip writes while it works on a sample: ``w0x``, states ``s{l}``, then the parameters."""
-    from .network import param_names
+    from .layout import param_names
 
     return ["w0x"] + [f"s{l}" for l in range(1, cfg.network.n_layers + 1)] + param_names(cfg.network)
+
+
+class _TraceBuilder:
+    """The writes of a sample's passes, pass by pass, as columns."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg, self.P = cfg, cfg.hardware.lanes
+        self.names = memory_names(cfg)
+        self.chunks: list[tuple] = []
+
+    def emit(self, cycles, memory: str, buffer: int, index, values) -> None:
+        cycles, index = np.broadcast_arrays(np.asarray(cycles, dtype=np.int64), np.asarray(index, dtype=np.int64))
+        self.chunks.append((cycles.ravel(), self.names.index(memory), buffer, index.ravel(), np.asarray(values, dtype=np.int64).ravel()))
+
+    def rows(self, slot: Slot):
+        """``(part, first beat's issue cycle of every row)`` of every part of a pass."""
+        cycle = slot.start
+        for group in slot.pass_.groups:
+            offset = 0
+            for part in group.parts:
+                yield part, cycle + offset + np.arange(group.rows) * group.row_beats
+                offset += part.beats
+            cycle += group.beats
+
+    def neurons(self, slot: Slot, values: dict[int, np.ndarray], memory, buffer: int = 0) -> None:
+        """One write per row of every group: ``values[layer]`` when its last beat has gone through."""
+        cycle = slot.start
+        for group in slot.pass_.groups:
+            layer = group.parts[-1].layer
+            if layer in values:
+                last_beats = cycle + (np.arange(group.rows) + 1) * group.row_beats - 1
+                self.emit(last_beats + STATE_WRITE_LATENCY, memory(layer), buffer, np.arange(group.rows), values[layer])
+            cycle += group.beats
+
+    def matrix(self, issue: np.ndarray, part, name: str, values: np.ndarray, transposed: bool = False) -> None:
+        """A row-by-row read-modify-write of ``values`` (``(rows, length)``): beat k of row r writes its P words."""
+        j = np.arange(part.length)
+        cycles = issue[:, None] + j[None, :] // self.P + WEIGHT_WRITE_LATENCY
+        r = np.arange(part.rows)[:, None]
+        index = j[None, :] * part.rows + r if transposed else r * part.length + j[None, :]
+        self.emit(cycles, name, 0, index, values.T if transposed else values)
+
+    def weights(self, slot: Slot, params: dict[str, np.ndarray]) -> None:
+        for part, issue in self.rows(slot):
+            if part.kind == PassKind.HOMEOSTASIS:
+                self.matrix(issue, part, part.matrix, params[part.matrix])
+                self.matrix(issue, part, f"B{part.layer}", params[f"B{part.layer}"], transposed=True)
+            elif part.target == "b":
+                name = f"b{part.layer + 1}"
+                self.matrix(issue, part, name, params[name].reshape(1, -1))
+            else:
+                self.matrix(issue, part, part.matrix, params[part.matrix])
+
+    def trace(self) -> "WriteTrace":
+        columns = [
+            np.concatenate([c[0] for c in self.chunks]),
+            np.concatenate([np.full(len(c[0]), c[1]) for c in self.chunks]),
+            np.concatenate([np.full(len(c[0]), c[2]) for c in self.chunks]),
+            np.concatenate([c[3] for c in self.chunks]),
+            np.concatenate([c[4] for c in self.chunks]),
+        ]
+        return WriteTrace(self.names, *columns)
+
+
+class _StateBuffers:
+    """Which of the three state buffers each relaxation step writes: a step reads one and writes
+    another; from the end of the free phase the third keeps s*, where every nudged phase starts."""
+
+    def __init__(self) -> None:
+        self.write, self.star, self.phase = 1, 2, None
+
+    def next(self, slot: Slot) -> int:
+        if slot.phase is None:  # free step t writes buffer (t + 1) mod 2; the last one holds s*
+            buffer = (slot.step + 1) % 2
+            self.star = buffer
+            return buffer
+        if slot.step == 0:
+            self.write = (self.star + 1) % 3
+        buffer, self.write = self.write, 3 - self.star - self.write
+        return buffer
 
 
 def sample_trace(model, x, label: int = 0, train: bool = False) -> WriteTrace:
     """Every state, ``W_0 x``, weight and bias write the chip makes for one sample, with its cycle.
 
     ``model`` is a :class:`eqprop.golden.GoldenModel` (it learns the sample when ``train``); the
-    values are its, the cycles follow the pipeline of :mod:`eqprop.hw.core`: a beat issued in
-    cycle c writes a weight in cycle c + 1 (update and homeostasis passes), a row's last beat
-    issued in cycle c writes its state (or ``W_0 x``) in cycle c + 2, and the passes follow each
-    other as :func:`cycle_count` counts them. Weights and biases are indexed row-major.
+    values are its, the cycles those of :func:`eqprop.program.sample_passes`. Weights and biases
+    are indexed row-major.
     """
-    cfg, P = model.arith.cfg, model.arith.cfg.hardware.lanes
-    n, L, tied, learn = cfg.network.sizes, cfg.network.n_layers, cfg.network.tied, cfg.learning
-    names = memory_names(cfg)
+    cfg = model.arith.cfg
+    events: list[tuple[str, object]] = []
     x = np.asarray(x, dtype=np.int64).reshape(1, -1)
-    chunks: list[tuple] = []
-    cycle = 0  # the next issue cycle
-    free_steps = 0
-    buffers = {"write": 1, "star": 2}
-
-    def beats(length: int) -> int:
-        return max(1, math.ceil(length / P))
-
-    def emit(cycles, memory: str, buffer: int, index, values) -> None:
-        cycles, index = np.broadcast_arrays(np.asarray(cycles, dtype=np.int64), np.asarray(index, dtype=np.int64))
-        chunks.append((cycles.ravel(), names.index(memory), buffer, index.ravel(), np.asarray(values, dtype=np.int64).ravel()))
-
-    def matrix(name: str, values: np.ndarray, transposed: bool = False) -> int:
-        """A row-by-row read-modify-write pass over ``values`` (or its transpose) from ``cycle``; returns its beats per row."""
-        grid = values.T if transposed else values
-        rows, cols = grid.shape
-        per_row = beats(cols)
-        r, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-        emit(cycle + r * per_row + j // P + 1, name, 0, j * rows + r if transposed else r * cols + j, grid)
-        return per_row
-
-    def relaxation(states, buffer: int) -> None:
-        nonlocal cycle
-        for l in range(1, L + 1):
-            per_neuron = neuron_beats(n, l, P)
-            emit(cycle + (np.arange(n[l]) + 1) * per_neuron + 1, f"s{l}", buffer, np.arange(n[l]), states[l][0])
-            cycle += n[l] * per_neuron
-        cycle += PASS_LATENCY
-
-    def w0x_rows(w0x, per_row: int) -> None:
-        emit(cycle + (np.arange(n[1]) + 1) * per_row + 1, "w0x", 0, np.arange(n[1]), w0x[0])
-
-    def weight_pass(params, w0x) -> None:
-        nonlocal cycle
-        for l in range(L):
-            per_row = matrix(f"W{l}", params[f"W{l}"])
-            if l == 0:
-                w0x_rows(w0x, per_row)
-            cycle += n[l + 1] * per_row
-            if not tied and l >= 1:
-                cycle += n[l] * matrix(f"B{l}", params[f"B{l}"])
-            cycle += matrix(f"b{l + 1}", params[f"b{l + 1}"].reshape(1, -1))
-        cycle += PASS_LATENCY
-
-    def homeostasis_pass(params) -> None:
-        nonlocal cycle
-        for l in range(1, L):
-            matrix(f"B{l}", params[f"B{l}"], transposed=True)  # B_l[j, r] with W_l[r, j], in the same beat
-            cycle += n[l + 1] * matrix(f"W{l}", params[f"W{l}"])
-        cycle += PASS_LATENCY
-
-    def observe(event, value):
-        nonlocal free_steps, cycle
-        if event == "w0x":
-            w0x_rows(value, beats(n[0]))
-            cycle += n[1] * beats(n[0]) + PASS_LATENCY
-        elif event == "free":
-            free_steps += 1
-            relaxation(value, free_steps % 2)
-            if free_steps == learn.T1:  # s* stays in this buffer through the nudged phases
-                buffers["star"] = free_steps % 2
-                buffers["write"] = (buffers["star"] + 1) % 3
-                buffers["steps"] = 0
-        elif event == "nudged":
-            if buffers["steps"] % learn.T2 == 0:
-                buffers["write"] = (buffers["star"] + 1) % 3
-            relaxation(value, buffers["write"])
-            buffers["write"] = 3 - buffers["star"] - buffers["write"]
-            buffers["steps"] += 1
-        elif event == "update":
-            weight_pass(*value)
-        elif event == "homeostasis":
-            homeostasis_pass(value)
-
+    observe = lambda event, value: events.append((event, value))  # noqa: E731
     if train:
         model.train_sample(x, label, observe)
     else:
         model.free_phase(x, observe)
-    columns = [
-        np.concatenate([c[0] for c in chunks]),
-        np.concatenate([np.full(len(c[0]), c[1]) for c in chunks]),
-        np.concatenate([np.full(len(c[0]), c[2]) for c in chunks]),
-        np.concatenate([c[3] for c in chunks]),
-        np.concatenate([c[4] for c in chunks]),
-    ]
-    return WriteTrace(names, *columns)
+    slots = sample_passes(cfg, train, homeostasis=any(event == "homeostasis" for event, _ in events))
+    assert len(slots) == len(events), "the golden model and the pass program disagree on the passes of a sample"
+    out, buffers = _TraceBuilder(cfg), _StateBuffers()
+    layers = range(1, cfg.network.n_layers + 1)
+    deferred = cfg.hardware.defer_input_updates
+    for slot, (event, value) in zip(slots, events):
+        kind = slot.pass_.kind
+        if kind == PassKind.INPUT_DRIVE:
+            out.neurons(slot, {1: value[0]}, lambda l: "w0x")
+        elif kind == PassKind.RELAXATION:
+            states, w0x = value if event == "nudged" else (value, None)
+            buffer = buffers.next(slot)
+            out.neurons(slot, {l: states[l][0] for l in layers}, lambda l: f"s{l}", buffer)
+            if deferred and w0x is not None:  # the tracked W_0 x is written beside s_1
+                out.neurons(slot, {1: w0x[0]}, lambda l: "w0x")
+        elif kind == PassKind.UPDATE:
+            params, w0x = value
+            out.weights(slot, params)
+            if not deferred:  # the W_0 update refreshes W_0 x, row by row
+                part, issue = next((p, i) for p, i in out.rows(slot) if p.matrix == "W0")
+                out.emit(issue + part.beats - 1 + STATE_WRITE_LATENCY, "w0x", 0, np.arange(part.rows), w0x[0])
+        else:
+            out.weights(slot, value)
+    return out.trace()
 
 
 def sample_writes(model, x, label: int = 0, train: bool = False) -> list[Write]:
@@ -288,24 +301,13 @@ def sample_writes(model, x, label: int = 0, train: bool = False) -> list[Write]:
 
 
 def locate(cfg: Config, cycle: int) -> str:
-    """The pass a cycle of a training sample falls in, in words (``nudged phase 2, step 3, weight update``).
+    """The pass a cycle of a training sample falls in, in words (``nudged phase 2, step 3 of 10, weight update``).
 
     Every write lands inside the pass that issued it (the pass's drain cycles are its own), so
     this names the pass of a write from its cycle alone.
     """
-    count, learn = cycle_count(cfg), cfg.learning
-    nudged_steps = phase_count(learn.nudging) * learn.T2
-    drive, step = int(count.phases["input_drive"]), int(count.phases["free"]) // learn.T1
-    update = int(count.phases["updates"]) // nudged_steps
-    if cycle < drive:
-        return "input drive (W_0 x)"
-    cycle -= drive
-    if cycle < learn.T1 * step:
-        return f"free phase, step {cycle // step + 1} of {learn.T1}"
-    cycle -= learn.T1 * step
-    if cycle < nudged_steps * (step + update):
-        k, within = divmod(cycle, step + update)
-        phase, t = divmod(k, learn.T2)
-        what = "relaxation" if within < step else "weight update"
-        return f"nudged phase {phase + 1}, step {t + 1} of {learn.T2}, {what}"
-    return "homeostasis pass"
+    slots = sample_passes(cfg)
+    for slot in reversed(slots):
+        if cycle >= slot.start:
+            return describe(slot, cfg)
+    return describe(slots[0], cfg)

@@ -10,7 +10,7 @@ from eqprop.boards.protocol import Command, Frame, crc16
 from eqprop.boards.requests import load_payload
 from eqprop.config import Config
 from eqprop.golden import GoldenModel
-from eqprop.hw.core import parameter_words
+from eqprop.layout import parameter_words
 
 CFG = Config().replace(
     network={"sizes": [6, 5, 3], "tied": True, "init_gain": 2.0},

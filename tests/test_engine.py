@@ -5,12 +5,13 @@ import torch
 from amaranth.sim import Simulator
 
 from eqprop import network
-from eqprop.boards.engine import HostLink, config_hash, info_bytes, word_bytes
+from eqprop.boards.engine import HostLink
+from eqprop.boards.requests import config_hash, info_bytes, word_bytes
 from eqprop.boards.protocol import ANSWER, ERROR, Command, Error, Frame, Receiver
 from eqprop.boards.requests import SampleResult, Stats, load_payload, load_payloads, read_payload, sample_payload, word_runs, words_of
 from eqprop.config import Config
 from eqprop.golden import GoldenModel
-from eqprop.hw.core import parameter_words
+from eqprop.layout import parameter_words
 from eqprop.schedule import cycle_count
 
 

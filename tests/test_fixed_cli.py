@@ -8,7 +8,8 @@ import pytest
 from eqprop.checkpoint import load_checkpoint
 from eqprop.config import Config
 from eqprop.golden import Arith
-from eqprop.schedule import PASS_LATENCY, cycle_count
+from eqprop.program import Program, sample_passes
+from eqprop.schedule import cycle_count
 
 from test_cli import FAST, run
 
@@ -145,12 +146,13 @@ def test_cycle_formula_at_one_lane_is_the_work_plus_pipeline_drains(preset):
     """At P = 1 every beat does one MAC or one read-modify-write, so only the drains are extra."""
     from eqprop import presets
 
-    cfg = presets.get(preset)
-    count = cycle_count(cfg, 1)
-    learn = cfg.learning
-    nudged = 2 * learn.T2 if learn.nudging == "symmetric" else learn.T2
-    drains = PASS_LATENCY * (1 + learn.T1 + 2 * nudged + (1 / learn.homeostasis_period if learn.homeostasis == "local" else 0))
-    assert count.total == pytest.approx(count.bound + drains)
+    for defer in (True, False):
+        cfg = presets.get(preset).replace(hardware={"lanes": 1, "defer_input_updates": defer})
+        count, program, learn = cycle_count(cfg), Program.of(cfg), cfg.learning
+        drains = sum(slot.pass_.drain for slot in sample_passes(cfg, homeostasis=False))
+        if program.homeostasis:
+            drains += program.homeostasis.drain / learn.homeostasis_period
+        assert count.total == pytest.approx(count.bound + drains)
 
 
 def test_cycles_never_beat_the_lower_bound_and_fall_with_lanes():

@@ -44,9 +44,12 @@ def model_for(cfg: Config, seed: int = 1) -> GoldenModel:
     return GoldenModel.from_float(cfg, network.init_params(cfg.network, torch.Generator().manual_seed(seed), torch.float64))
 
 
+@pytest.mark.parametrize("defer", [True, False], ids=["deferred-input-updates", "literal-input-updates"])
 @pytest.mark.parametrize("net, learn", [TIED, UNTIED_HOMEOSTASIS], ids=["cep-symmetric", "cvf-one-sided-homeostasis"])
-def test_wide_formats_agree_with_the_float_reference(net, learn, digits):
-    cfg = fixed_config(net, learn, WIDE)
+def test_wide_formats_agree_with_the_float_reference(net, learn, defer, digits):
+    """Both forms of the input-layer updates compute the float model's C-EP / C-VF (the deferred
+    one by the telescoping identity, W_0 x tracked exactly), to the wide formats' resolution."""
+    cfg = fixed_config(net, learn, WIDE).replace(hardware={"defer_input_updates": defer})
     model = model_for(cfg)
     arith = model.arith
     params = {k: torch.as_tensor(v) for k, v in golden.dequantize_params(arith, model.params).items()}
@@ -91,10 +94,11 @@ def test_default_formats_learn_like_the_float_model_at_batch_1(digits):
 
 
 def test_learning_bits_keep_the_small_increments(digits):
-    """Why learn_bits exists: without them the per-step increments of W_0 mostly round away."""
+    """Why learn_bits exists: without them the per-step increments of W_0 mostly round away. Deferred
+    input updates round W_0's increment once per sample, so even without learning bits it stays."""
 
-    def learned_change(bits):
-        cfg = fixed_config(learning_changes={"lr": [0.01, 0.005]}, fixed={"learn_bits": bits})
+    def learned_change(bits, defer=False):
+        cfg = fixed_config(learning_changes={"lr": [0.01, 0.005]}, fixed={"learn_bits": bits}).replace(hardware={"defer_input_updates": defer})
         model = model_for(cfg)
         start = golden.dequantize_params(model.arith, model.params)["W0"]
         x = quantize_inputs(model.arith, digits.x_train)
@@ -105,6 +109,8 @@ def test_learning_bits_keep_the_small_increments(digits):
     reference = learned_change(15)
     error = {bits: np.linalg.norm(learned_change(bits) - reference) / np.linalg.norm(reference) for bits in (0, 8)}
     assert error[0] > 0.3 and error[8] < 0.05
+    deferred = np.linalg.norm(learned_change(0, defer=True) - reference) / np.linalg.norm(reference)
+    assert deferred < error[0] / 3
 
 
 def test_random_sign_nudging_takes_its_sign_from_the_lfsr(digits):

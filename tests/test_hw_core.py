@@ -8,7 +8,8 @@ from amaranth.sim import Simulator
 from eqprop import network
 from eqprop.config import Config
 from eqprop.golden import GoldenModel
-from eqprop.hw.core import Core, parameter_words, parameters_from_words, skewed_banks, trace_address, trace_location, trace_ports, unskew
+from eqprop.hw.core import Core
+from eqprop.layout import param_shapes, parameter_words, parameters_from_words, skewed_banks, trace_address, trace_location, trace_ports, unskew
 from eqprop.schedule import Write, cycle_count, sample_writes
 
 
@@ -20,6 +21,17 @@ def small_config(sizes, tied, lanes, T1=4) -> Config:
         training={"arith": "fixed"},
         hardware={"lanes": lanes},
     )
+
+
+#: In a test case's learning settings: W_0 updated at every nudged step (hardware.defer_input_updates off).
+LITERAL = {"defer_input_updates": False}
+
+
+def configured(cfg: Config, learn: dict, fixed: dict) -> Config:
+    """``cfg`` with a test case's learning and fixed-point settings (LITERAL goes to the hardware section)."""
+    learn = dict(learn)
+    hardware = {"defer_input_updates": learn.pop("defer_input_updates")} if "defer_input_updates" in learn else {}
+    return cfg.replace(learning=learn, fixed=fixed, hardware=hardware)
 
 
 async def send(ctx, dut, x, label: int, train: bool):
@@ -47,7 +59,7 @@ def test_skewed_layout_round_trips_and_spreads_rows_and_columns_over_banks():
 @pytest.mark.parametrize("lanes", [1, 2, 3, 5])
 def test_trace_addresses_and_element_indices_are_inverse(lanes):
     cfg = small_config([6, 5, 4, 3], False, lanes)
-    sizes = {"w0x": 5, "s1": 5, "s2": 4, "s3": 3} | {k: int(np.prod(v)) for k, v in network.param_shapes(cfg.network).items()}
+    sizes = {"w0x": 5, "s1": 5, "s2": 4, "s3": 3} | {k: int(np.prod(v)) for k, v in param_shapes(cfg.network).items()}
     held = {}
     for port in trace_ports(cfg):
         for address in range(port.depth):
@@ -106,12 +118,15 @@ def test_inference_matches_the_golden_model_in_the_predicted_cycles(sizes, tied,
         ([5, 4, 3], True, {"nudging": "symmetric"}, {}, 2, True),
         ([6, 5, 4, 3], False, {"nudging": "random-sign", "homeostasis": "local", "homeostasis_coef": 0.1, "homeostasis_period": 1},
          {"stochastic_rounding": True, "learn_bits": 4}, 3, True),
+        ([5, 4, 3], True, {"nudging": "symmetric", **LITERAL}, {}, 2, True),
+        ([6, 5, 4, 3], False, {"nudging": "random-sign", **LITERAL}, {"stochastic_rounding": True, "learn_bits": 4}, 3, True),
     ],
-    ids=["inference-tied-P2", "inference-untied-P3", "training-cep-symmetric-P2", "training-cvf-random-sign-stochastic-homeostasis-P3"],
+    ids=["inference-tied-P2", "inference-untied-P3", "training-cep-symmetric-P2", "training-cvf-random-sign-stochastic-homeostasis-P3",
+         "training-cep-literal-input-updates-P2", "training-cvf-literal-input-updates-stochastic-P3"],
 )
 def test_every_write_lands_in_the_cycle_the_schedule_gives(sizes, tied, learn, fixed, lanes, train):
     """The cycle-by-cycle contract: memory, buffer, address, value and cycle of every write."""
-    cfg = small_config(sizes, tied, lanes).replace(learning={"T2": 2, "lr": [0.1] * (len(sizes) - 1), **learn}, fixed=fixed)
+    cfg = configured(small_config(sizes, tied, lanes), {"T2": 2, "lr": [0.1] * (len(sizes) - 1), **learn}, fixed)
     golden = GoldenModel.from_float(cfg, network.init_params(cfg.network, torch.Generator().manual_seed(5), torch.float64))
     x = np.random.default_rng(9).integers(0, cfg.fixed.input.max_int + 1, sizes[0])
     dut = Core(cfg, golden.params)
@@ -151,12 +166,15 @@ STOCHASTIC = {"stochastic_rounding": True, "learn_bits": 4}
         ([6, 5, 4, 3], False, {"nudging": "symmetric", **HOMEOSTASIS}, {}, 2),
         ([5, 4, 3], False, {"nudging": "random-sign", **HOMEOSTASIS}, STOCHASTIC, 3),
         ([6, 5, 3], True, {"nudging": "random-sign"}, STOCHASTIC, 1),
+        ([6, 5, 3], True, {"nudging": "symmetric", **LITERAL}, STOCHASTIC, 2),
+        ([6, 5, 4, 3], False, {"nudging": "one-sided", **LITERAL}, {}, 3),
     ],
     ids=["cep-symmetric-P1", "cep-one-sided-P2", "cvf-deep-P3", "cvf-symmetric-P2", "narrow-P4",
-         "cvf-homeostasis-P2", "cvf-random-sign-stochastic-homeostasis-P3", "cep-random-sign-stochastic-P1"],
+         "cvf-homeostasis-P2", "cvf-random-sign-stochastic-homeostasis-P3", "cep-random-sign-stochastic-P1",
+         "cep-literal-input-updates-stochastic-P2", "cvf-literal-input-updates-P3"],
 )
 def test_learning_matches_the_golden_model_weight_for_weight(sizes, tied, learn, fixed, lanes):
-    cfg = small_config(sizes, tied, lanes).replace(learning={"T2": 3, "lr": [0.1] * (len(sizes) - 1), **learn}, fixed=fixed)
+    cfg = configured(small_config(sizes, tied, lanes), {"T2": 3, "lr": [0.1] * (len(sizes) - 1), **learn}, fixed)
     golden = GoldenModel.from_float(cfg, network.init_params(cfg.network, torch.Generator().manual_seed(4), torch.float64))
     dut = Core(cfg, golden.params)
     rng = np.random.default_rng(lanes + 10)

@@ -1,0 +1,236 @@
+"""The pass program: every pass the core makes over a sample, its beats, and the pipeline's latencies.
+
+Pure Python (neither Amaranth nor torch). What depends on the order and length of the chip's work
+is derived from here and nowhere else: :mod:`eqprop.schedule` (the cycle count, the lower bound,
+the cycle of every write, :func:`eqprop.schedule.locate`) and the sequencer of :mod:`eqprop.hw.core`.
+
+* A **beat** is one clock in which the P lanes each handle one synapse of the same row; a row of
+  n synapses takes ``ceil(n / P)`` beats (at least one: a neuron without synapses to read still
+  takes a beat to apply rho to its cached drive).
+* A **part** is ``rows`` rows of ``beats`` beats over one memory (:class:`Part`).
+* A **group** is the parts whose rows interleave: a neuron of a relaxation step reads its
+  ``W_{l-1}`` row, then its ``B_l`` row, then the next neuron begins (:class:`Group`).
+* A **pass** is its groups issued back to back, one beat per cycle, then drained for
+  :meth:`Pass.drain` cycles, because the next pass reads what it wrote (:class:`Pass`).
+
+The passes of a training sample, in order (:func:`sample_passes`): the input drive ``W_0 x``; T1
+free relaxation steps; for each nudged phase, T2 pairs of a relaxation step and an update pass;
+with deferred input updates the one input-layer update; the homeostasis pass when it is due.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from .config import Config, phase_count
+
+
+class PassKind(enum.Enum):
+    #: ``W_0 x`` for every neuron of layer 1 (x is clamped: once per sample).
+    INPUT_DRIVE = "input drive (W_0 x)"
+    #: One synchronous step of every layer 1..L.
+    RELAXATION = "relaxation"
+    #: The continual update after a nudged step: every ``W_l``, ``B_l``, ``b_{l+1}``
+    #: (without ``W_0`` when input updates are deferred).
+    UPDATE = "weight update"
+    #: The deferred update of ``W_0``, once per sample: ``W_0 += round(F x^T)``.
+    INPUT_UPDATE = "input-layer update"
+    #: The local homeostasis rule over every reciprocal pair ``(W_l[i, j], B_l[j, i])``.
+    HOMEOSTASIS = "homeostasis"
+
+
+# -- pipeline latencies (cycles from the issue of a beat) -------------------------------------
+#: A row's last beat to the write of its neuron's state, learning factors and tracked ``W_0 x``
+#: (and of ``W_0 x`` in the input drive): the memories answer, the lanes multiply and the adder
+#: tree sums into the accumulator (stage 1), the neuron unit applies rho and the nudge (stage 2).
+STATE_WRITE_LATENCY = 2
+#: An update or homeostasis beat to the write of its new weights: the memories answer, the
+#: increment is formed, rounded, added with saturation and written back (stage 1).
+WEIGHT_WRITE_LATENCY = 1
+
+
+@dataclass(frozen=True)
+class Part:
+    """``rows`` rows of ``beats`` beats over one memory."""
+
+    kind: PassKind
+    #: Unique in the program: the core's sequencer names its states after it.
+    name: str
+    #: The layer whose neurons a relaxation part computes; the weight layer l an update works on.
+    layer: int
+    #: The weight memory read (``W{l}``, ``B{l}``), or None (biases, a layer without synapses to read).
+    matrix: str | None
+    #: The matrix is read by column (the tied backward pass reads ``W_l^T`` as columns of ``W_l``).
+    column: bool
+    #: The layer of the presynaptic values multiplied (0: the input x), or None.
+    pre: int | None
+    #: Synapses (or biases) per row.
+    length: int
+    rows: int
+    beats: int
+    #: What an update writes: ``W``, ``B`` or ``b`` (None for the other kinds).
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    """Parts whose rows interleave: row r of every part, in order, then row r + 1."""
+
+    parts: tuple[Part, ...]
+
+    @property
+    def rows(self) -> int:
+        return self.parts[0].rows
+
+    @property
+    def row_beats(self) -> int:
+        return sum(part.beats for part in self.parts)
+
+    @property
+    def beats(self) -> int:
+        return self.rows * self.row_beats
+
+
+@dataclass(frozen=True)
+class Pass:
+    kind: PassKind
+    groups: tuple[Group, ...]
+
+    @property
+    def parts(self) -> list[Part]:
+        return [part for group in self.groups for part in group.parts]
+
+    @property
+    def beats(self) -> int:
+        return sum(group.beats for group in self.groups)
+
+    @property
+    def drain(self) -> int:
+        """Cycles after the last beat until the pass's last write."""
+        if self.kind in (PassKind.INPUT_DRIVE, PassKind.RELAXATION):
+            return STATE_WRITE_LATENCY
+        if self.kind == PassKind.UPDATE and any(part.matrix == "W0" for part in self.parts):
+            return STATE_WRITE_LATENCY  # the literal W_0 update refreshes W_0 x through the accumulator
+        return WEIGHT_WRITE_LATENCY
+
+    @property
+    def cycles(self) -> int:
+        return self.beats + self.drain
+
+
+def beats(length: int, lanes: int) -> int:
+    return max(1, math.ceil(length / lanes))
+
+
+@dataclass(frozen=True)
+class Program:
+    """The passes of one configuration, each built once; :func:`sample_passes` sequences them."""
+
+    cfg: Config
+    input_drive: Pass
+    relaxation: Pass
+    update: Pass
+    input_update: Pass | None
+    homeostasis: Pass | None
+
+    @classmethod
+    def of(cls, cfg: Config) -> "Program":
+        n, L, P, tied = cfg.network.sizes, cfg.network.n_layers, cfg.hardware.lanes, cfg.network.tied
+        deferred = cfg.hardware.defer_input_updates
+
+        def part(kind, name, layer, matrix, column, pre, length, rows, target=None) -> Part:
+            return Part(kind, name, layer, matrix, column, pre, length, rows, beats(length, P), target)
+
+        K = PassKind
+        drive = Pass(K.INPUT_DRIVE, (Group((part(K.INPUT_DRIVE, "drive_W0", 1, "W0", False, 0, n[0], n[1]),)),))
+        layers = []
+        for l in range(1, L + 1):
+            parts = []
+            if l >= 2:
+                parts.append(part(K.RELAXATION, f"relax_l{l}_fwd", l, f"W{l - 1}", False, l - 1, n[l - 1], n[l]))
+            if l < L:
+                matrix = f"W{l}" if tied else f"B{l}"
+                parts.append(part(K.RELAXATION, f"relax_l{l}_bwd", l, matrix, tied, l + 1, n[l + 1], n[l]))
+            if not parts:  # a single-layer network: layer 1 only applies rho to the cached W_0 x
+                parts.append(part(K.RELAXATION, f"relax_l{l}_rho", l, None, False, None, 0, n[l]))
+            layers.append(Group(tuple(parts)))
+        relaxation = Pass(K.RELAXATION, tuple(layers))
+
+        updates = []
+        for l in range(L):
+            if l > 0 or not deferred:
+                updates.append(part(K.UPDATE, f"update_W{l}", l, f"W{l}", False, l, n[l], n[l + 1], "W"))
+            if not tied and l >= 1:
+                updates.append(part(K.UPDATE, f"update_B{l}", l, f"B{l}", False, l + 1, n[l + 1], n[l], "B"))
+            updates.append(part(K.UPDATE, f"update_b{l + 1}", l, None, False, None, n[l + 1], 1, "b"))
+        update = Pass(K.UPDATE, tuple(Group((p,)) for p in updates))
+
+        input_update = None
+        if deferred:
+            input_update = Pass(K.INPUT_UPDATE, (Group((part(K.INPUT_UPDATE, "input_update_W0", 0, "W0", False, 0, n[0], n[1], "W"),)),))
+        homeostasis = None
+        if cfg.learning.homeostasis == "local" and L >= 2:
+            pairs = [part(K.HOMEOSTASIS, f"homeostasis_W{l}", l, f"W{l}", False, None, n[l], n[l + 1]) for l in range(1, L)]
+            homeostasis = Pass(K.HOMEOSTASIS, tuple(Group((p,)) for p in pairs))
+        return cls(cfg, drive, relaxation, update, input_update, homeostasis)
+
+    def passes(self) -> list[Pass]:
+        """Every distinct pass, in the order they first run."""
+        return [p for p in (self.input_drive, self.relaxation, self.update, self.input_update, self.homeostasis) if p]
+
+    def parts(self) -> list[Part]:
+        """Every part of every pass, in the order of :meth:`passes` (the sequencer's states)."""
+        return [part for p in self.passes() for part in p.parts]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One pass of a sample's sequence, where it starts and what it is in words."""
+
+    pass_: Pass
+    start: int
+    #: ``free``/``nudged`` relaxation steps: the phase (0-based, nudged only) and the step in it.
+    phase: int | None = None
+    step: int | None = None
+
+
+def sample_passes(cfg: Config, train: bool = True, homeostasis: bool = True) -> list[Slot]:
+    """The passes of one sample in order with their start cycles (0 = the first beat).
+
+    ``homeostasis`` says whether this sample is followed by the homeostasis pass (the core runs it
+    after every ``homeostasis_period``-th training sample).
+    """
+    program, learn = Program.of(cfg), cfg.learning
+    slots: list[Slot] = []
+    cycle = 0
+
+    def add(p: Pass | None, phase=None, step=None) -> None:
+        nonlocal cycle
+        if p is not None:
+            slots.append(Slot(p, cycle, phase, step))
+            cycle += p.cycles
+
+    add(program.input_drive)
+    for t in range(learn.T1):
+        add(program.relaxation, None, t)
+    if train:
+        for phase in range(phase_count(learn.nudging)):
+            for t in range(learn.T2):
+                add(program.relaxation, phase, t)
+                add(program.update, phase, t)
+        add(program.input_update)
+        if homeostasis:
+            add(program.homeostasis)
+    return slots
+
+
+def describe(slot: Slot, cfg: Config) -> str:
+    """A slot in words: ``nudged phase 2, step 3 of 10, weight update``."""
+    learn, kind = cfg.learning, slot.pass_.kind
+    if kind in (PassKind.RELAXATION, PassKind.UPDATE) and slot.phase is not None:
+        return f"nudged phase {slot.phase + 1}, step {slot.step + 1} of {learn.T2}, {kind.value}"
+    if kind == PassKind.RELAXATION:
+        return f"free phase, step {slot.step + 1} of {learn.T1}"
+    return f"{kind.value} pass" if kind == PassKind.HOMEOSTASIS else kind.value
