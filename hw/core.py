@@ -44,20 +44,23 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from eqprop.config import Config
+from eqprop.config import Config, phase_count
 from eqprop.errors import ConfigError
-from eqprop.config import phase_count
 from eqprop.golden import Arith
 from eqprop.layout import (
     TracePort, bank_depth, param_names, param_shapes, parameter_depths, parameter_words, parameters_from_words,
     skewed_banks, striped_banks, trace_ports,
 )
-from eqprop.program import PassKind, Program
+from eqprop.program import NEURON_STAGES, READ_STAGES, WEIGHT_WRITE_LATENCY, PassKind, Program
 
-from .arith import requantize, saturate, shape_of, shift_round
-from .devices import check_device, spram_matrices
+from .arith import shape_of
+from .devices import check_device, presynaptic_operand, spram_matrices
+from .lanes import delayed
 from .lfsr import LfsrUnit
+from .mac import MacLanes
 from .memories import ParityStore
+from .neuron import NeuronUnit, row_fields
+from .update import Rounding, UpdateLanes
 
 
 def check_buildable(cfg: Config) -> Arith:
@@ -230,30 +233,22 @@ class Core(wiring.Component):
         drain = Signal(range(max(p.drain for p in program.passes()) + 1))
         loaded = Signal(range(n[0] + 1))
         loaded_mod, loaded_div = Signal(range(P)), Signal(range(n[0] // P + 2))
-        best, best_index = Signal(shape_of(fx.state)), Signal(range(max(2, n[-1])))
         issue = Signal()
         part_index = Signal(range(len(parts)))
         last_free_step = Signal()
         m.d.comb += last_free_step.eq(~nudged & (step == learn.T1 - 1))
 
-        # -- stage 0 -> 1 registers
-        s1_valid, s1_first, s1_last, s1_zero = Signal(), Signal(), Signal(), Signal()
-        s1_part = Signal(range(len(parts)))
-        s1_mask = Signal(P)
-        s1_row, s1_mod, s1_div = Signal.like(row), Signal.like(row_mod), Signal.like(row_div)
-        s1_segment = Signal.like(segment)
-        s1_waddr = Signal(range(max(shape[0] * math.ceil(shape[1] / P) for name, shape in shapes.items() if name[0] != "b") + 1))
-        s1_baddr = [Signal.like(s1_waddr, name=f"s1_baddr{b}") for b in range(P)]  # B_l, read by column
-        # -- stage 1 -> 2 registers
-        s2_valid = Signal()
-        s2_part = Signal.like(s1_part)
-        s2_row, s2_mod, s2_div = Signal.like(row), Signal.like(row_mod), Signal.like(row_div)
-        s2_old = Signal(shape_of(fx.state))
-        s2_w0x, s2_pending = Signal(shape_of(fx.accumulator)), Signal(shape_of(fx.update))  # deferred input updates
-        norm = Signal(range(n[0] * (1 << 2 * fx.input.width) + 1))  # ||x||^2, 2n input fraction bits
-        acc = Signal(shape_of(fx.accumulator))
+        pre_width, pre_frac = presynaptic_operand(cfg)  # x and states meet the MAC lanes in one format
+        update_pre_width = max(fx.state.width, fx.input.width + 1, fx.update.width)
 
-        # -- stage 0: addresses --------------------------------------------------------------
+        # -- issue: what a beat is, in the cycle its addresses go out -------------------------
+        i_first, i_last, i_ends_row = Signal(), Signal(), Signal()
+        i_mask = Signal(P)
+        waddr_range = range(max(bank_depth(shape, P) for name, shape in shapes.items() if name[0] != "b") + 1)
+        i_waddr = Signal(waddr_range)
+        i_baddr = [Signal(waddr_range, name=f"i_baddr{b}") for b in range(P)]  # B_l, read by column
+        norm = Signal(range(n[0] * (1 << 2 * fx.input.width) + 1))  # ||x||^2, 2n input fraction bits
+
         for index, part in enumerate(parts):
             with m.If(issue & (part_index == index)):
                 if part.matrix:
@@ -265,14 +260,13 @@ class Core(wiring.Component):
                             m.d.comb += port.addr.eq((segment * P + lane) * per_row + row_div)
                         else:
                             m.d.comb += port.addr.eq(row * per_row + segment)
-                    m.d.sync += s1_waddr.eq(row * per_row + segment)
+                    m.d.comb += i_waddr.eq(row * per_row + segment)
                 if part.kind == K.HOMEOSTASIS:  # the partner B_l[j, r] of W_l[r, j], a column of B_l
                     per_row_b = math.ceil(shapes[f"B{part.layer}"][1] / P)
                     for b, port in enumerate(weight_rd[f"B{part.layer}"]):
                         lane = Mux(row_mod <= b, b - row_mod, b + P - row_mod)
                         address = (segment * P + lane) * per_row_b + row_div
-                        m.d.comb += port.addr.eq(address)
-                        m.d.sync += s1_baddr[b].eq(address)
+                        m.d.comb += [port.addr.eq(address), i_baddr[b].eq(address)]
                 if part.pre == 0:
                     for port in input_rd:
                         m.d.comb += port.addr.eq(segment)
@@ -286,7 +280,7 @@ class Core(wiring.Component):
                             m.d.comb += port.addr.eq(row_div)
                     for port in bias_rd[part.layer]:
                         m.d.comb += port.addr.eq(row_div)
-                if part.kind in (K.UPDATE, K.INPUT_UPDATE):
+                if part.kind == K.UPDATE:
                     post = part.layer if part.target == "B" else part.layer + 1
                     for (_, l), ports in factor_rd.items():
                         if l == post:
@@ -298,23 +292,25 @@ class Core(wiring.Component):
                 m.d.comb += w0x_rd.addr.eq(row)
                 if pending_rd is not None:
                     m.d.comb += pending_rd.addr.eq(row)
-                starts = index == siblings[index][0]
-                m.d.sync += [
-                    s1_first.eq((segment == 0) if starts else 0),
-                    s1_last.eq(segment == part.beats - 1),
-                    s1_mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0),
+                m.d.comb += [
+                    i_first.eq((segment == 0) if index == siblings[index][0] else 0),
+                    i_last.eq(segment == part.beats - 1),
+                    i_ends_row.eq(index == siblings[index][-1]),
+                    i_mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0),
                 ]
-        m.d.sync += [
-            s1_valid.eq(issue),
-            s1_part.eq(part_index),
-            s1_row.eq(row),
-            s1_mod.eq(row_mod),
-            s1_div.eq(row_div),
-            s1_segment.eq(segment),
-            s1_zero.eq(~nudged & (step == 0)),
-        ]
 
-        # -- stage 1 -------------------------------------------------------------------------
+        def issued(value, cycles: int, name: str):
+            """An issue-time value as it is ``cycles`` cycles after the beat's issue."""
+            return delayed(m, value, cycles, f"i_{name}")
+
+        # -- r_: the memories' words, registered (their output registers) --------------------
+        registered: dict[int, Signal] = {}
+
+        def r(port):
+            if id(port) not in registered:
+                registered[id(port)] = delayed(m, port.data, 1, "r")
+            return registered[id(port)]
+
         def select(options: dict, selector):
             """``options[key]`` for the ``selector`` value equal to ``key`` (a mux)."""
             keys = list(options)
@@ -323,198 +319,169 @@ class Core(wiring.Component):
                 out = Mux(selector == key, options[key], out)
             return out
 
-        def rotate(values, amount):
-            """Lane t gets ``values[(t + amount) % P]``."""
-            return [select({r: values[(t + r) % P] for r in range(P)}, amount) for t in range(P)]
+        at_read = READ_STAGES  # the beat's words are in the r_ registers this many cycles after issue
+        r_part, r_mod = issued(part_index, at_read, "part"), issued(row_mod, at_read, "mod")
+        r_valid, r_mask = issued(issue, at_read, "valid"), issued(i_mask, at_read, "mask")
+        in_parts = lambda selector, indices: reduce(lambda a, b: a | b, [selector == i for i in indices], 0)  # noqa: E731
 
-        in_part = lambda indices: any_of([s1_part == i for i in indices])  # noqa: E731
-        mac_acc = lambda product, pre_n: shift_round(product, fx.weight.n + pre_n - fx.accumulator.n, fx.accumulator.rounding)  # noqa: E731
-        mask = [s1_mask[t] for t in range(P)]
+        def by_part(values: dict):
+            """``values[part]`` of the part in the r_ registers; 0 for a part not listed."""
+            out = 0
+            for index, value in values.items():
+                out = Mux(r_part == index, value, out)
+            return out
 
-        # presynaptic values of the lanes: the step's states (old buffer), or x
-        stage1_sum = 0
-        for index, part in enumerate(parts):
-            if part.kind not in (K.INPUT_DRIVE, K.RELAXATION) or part.matrix is None:
-                continue
-            stored = rotate([port.data for port in weight_rd[part.matrix]], s1_mod)
-            if part.pre == 0:
-                pres, pre_n = [port.data for port in input_rd], fx.input.n
-            else:
-                pres = [Mux(s1_zero, 0, select({buf: state_rd[(part.pre, buf)][t].data for buf in range(3)}, read_buf)) for t in range(P)]
-                pre_n = fx.state.n
-            lanes = [Mux(mask[t], mac_acc(requantize(stored[t], arith.weight_store.n, fx.weight) * pres[t], pre_n), 0) for t in range(P)]
-            stage1_sum = Mux(s1_part == index, reduce(lambda a, b: a + b, lanes), stage1_sum)
+        pre_shift = {"x": pre_frac - fx.input.n, "s": pre_frac - fx.state.n}
 
-        def to_store(exact, shift, store, index):
-            """An exact increment rounded to storage: the format's mode, or LFSR bits when stochastic."""
-            if shift > 0 and fx.stochastic_rounding:
-                with m.If(s1_valid & (s1_part == index)):
-                    m.d.comb += lfsr.advance.eq(sum(mask[t] for t in range(P)))
-                return [(exact[t] + lfsr.words[t][:shift]) >> shift for t in range(P)]
-            return [shift_round(exact[t], shift, store.rounding) for t in range(P)]
+        def pre_values(layer: int, buffer) -> list:
+            """Lane t's presynaptic value of ``layer`` (0: x) from the r_ registers, ``buffer`` for states."""
+            if layer == 0:
+                return [r(input_rd[t]) for t in range(P)]
+            return [select({buf: r(state_rd[(layer, buf)][t]) for buf in range(3)}, buffer) for t in range(P)]
 
-        def write_row(matrix, values, addresses, index):
-            """Lane t's ``values[t]`` into bank ``(t + row) mod P`` of ``matrix`` (padding lanes write nothing)."""
-            with m.If(s1_valid & (s1_part == index)):
-                for b, port in enumerate(weight_wr[matrix]):
-                    lane = select({r: (b - r) % P for r in range(P)}, s1_mod)
-                    m.d.comb += [
-                        port.addr.eq(addresses[b]),
-                        port.data.eq(select({t: values[t] for t in range(P)}, lane)),
-                        port.en.eq(select({t: mask[t] for t in range(P)}, lane)),
-                    ]
-
-        # the update passes: increments, rounding, write back (and W_0 x from the new W_0)
-        for index, part in enumerate(parts):
-            if part.kind not in (K.UPDATE, K.INPUT_UPDATE):
-                continue
-            l = part.layer
-            if part.target == "b":
-                store, stored = arith.bias_store, [port.data for port in bias_rd[l + 1]]
-                factor_layer = l + 1
-                if tied:
-                    exact = [factor_rd[("u", factor_layer)][t].data - factor_rd[("v", factor_layer)][t].data for t in range(P)]
-                else:
-                    exact = [factor_rd[("d", factor_layer)][t].data for t in range(P)]
-                frac = fx.update.n
-            else:
-                store = arith.weight_store
-                stored = rotate([port.data for port in weight_rd[part.matrix]], s1_mod)
-                if part.pre == 0:
-                    old = new = [port.data for port in input_rd]
-                else:
-                    old = [select({buf: state_rd[(part.pre, buf)][t].data for buf in range(3)}, read_buf) for t in range(P)]
-                    new = [select({buf: state_rd[(part.pre, buf)][t].data for buf in range(3)}, write_buf) for t in range(P)]
-                row_factor = lambda name, layer: select({b: factor_rd[(name, layer)][b].data for b in range(P)}, s1_mod)  # noqa: E731
-                if part.kind == K.INPUT_UPDATE:  # F_i x_j, the sign already in F
-                    exact = [pending_rd.data * old[t] for t in range(P)]
-                    frac = fx.update.n + fx.input.n
-                elif part.target == "B":
-                    exact = [row_factor("e", l) * old[t] for t in range(P)]
-                    frac = fx.update.n + fx.state.n
-                elif tied:
-                    u, v = row_factor("u", l + 1), row_factor("v", l + 1)
-                    exact = [u * new[t] - v * old[t] for t in range(P)]
-                    frac = fx.update.n + arith.pre_frac(l)
-                else:
-                    exact = [row_factor("d", l + 1) * old[t] for t in range(P)]
-                    frac = fx.update.n + arith.pre_frac(l)
-            if part.kind == K.UPDATE:
-                exact = [Mux(negative, -exact[t], exact[t]) for t in range(P)]
-            deltas = to_store(exact, frac - store.n, store, index)
-            updated = []
-            for t in range(P):
-                value = Signal(shape_of(store), name=f"{part.name}_lane{t}_new")
-                m.d.comb += value.eq(saturate(stored[t] + deltas[t], store))
-                updated.append(value)
-            if part.target == "b":
-                with m.If(s1_valid & (s1_part == index)):
-                    for t, port in enumerate(bias_wr[l + 1]):
-                        m.d.comb += [port.addr.eq(s1_segment), port.data.eq(updated[t]), port.en.eq(mask[t])]
-            else:
-                write_row(part.matrix, updated, [s1_waddr] * P, index)
-            if part.matrix == "W0":
-                x = [port.data for port in input_rd]
-                lanes = [Mux(mask[t], mac_acc(requantize(updated[t], store.n, fx.weight) * x[t], fx.input.n), 0) for t in range(P)]
-                stage1_sum = Mux(s1_part == index, reduce(lambda a, b: a + b, lanes), stage1_sum)
-
-        # homeostasis: W_l[r, j] -= lambda (W - B^T), B_l[j, r] += the same, for one row of pairs per beat
-        for index, part in enumerate(parts):
-            if part.kind != K.HOMEOSTASIS:
-                continue
-            store = arith.weight_store
-            forward = rotate([port.data for port in weight_rd[part.matrix]], s1_mod)
-            backward = rotate([port.data for port in weight_rd[f"B{part.layer}"]], s1_mod)
-            deltas = to_store([arith.lam * (forward[t] - backward[t]) for t in range(P)], fx.factor.n, store, index)
-            pulled = {}
-            for name, values, sign in ((part.matrix, forward, -1), (f"B{part.layer}", backward, 1)):
-                pulled[name] = []
-                for t in range(P):
-                    value = Signal(shape_of(store), name=f"{part.name}_{name}_lane{t}")
-                    m.d.comb += value.eq(saturate(values[t] + sign * deltas[t], store))
-                    pulled[name].append(value)
-            write_row(part.matrix, pulled[part.matrix], [s1_waddr] * P, index)
-            write_row(f"B{part.layer}", pulled[f"B{part.layer}"], s1_baddr, index)
-
-        step_parts = of_kind(K.RELAXATION)
-        bias = select(
-            {l: select({b: bias_rd[l][b].data for b in range(P)}, s1_mod) for l in range(1, L + 1)},
-            select({i: parts[i].layer for i in step_parts}, s1_part),
-        )
-        bias_acc = shift_round(bias, arith.bias_store.n - fx.accumulator.n, fx.accumulator.rounding)
-        layer1 = in_part([i for i in step_parts if parts[i].layer == 1])
-        init = Mux(in_part(step_parts), bias_acc + Mux(layer1, w0x_rd.data, 0), 0)
-        with m.If(s1_valid):
-            m.d.sync += acc.eq(Mux(s1_first, init, acc) + stage1_sum)
-        ends_row = any_of([s1_part == i for i in range(len(parts)) if i == siblings[i][-1]])
-        own_old = select(
-            {l: select({buf: select({b: own_rd[(l, buf)][b].data for b in range(P)}, s1_mod) for buf in range(3)}, read_buf) for l in range(1, L + 1)},
-            select({i: parts[i].layer for i in step_parts}, s1_part),
-        )
-        with m.If(s1_valid & s1_last):
-            m.d.sync += s2_old.eq(own_old)
-            if deferred:
-                m.d.sync += [s2_w0x.eq(w0x_rd.data), s2_pending.eq(pending_rd.data)]
-        m.d.sync += [
-            s2_valid.eq(s1_valid & s1_last & ends_row),
-            s2_part.eq(s1_part),
-            s2_row.eq(s1_row),
-            s2_mod.eq(s1_mod),
-            s2_div.eq(s1_div),
+        # -- MAC lanes: the rows of the input drive and the relaxation steps -------------------
+        mac_parts = [i for i, p in enumerate(parts) if p.kind in (K.INPUT_DRIVE, K.RELAXATION) and p.matrix]
+        m.submodules.mac = mac = MacLanes(P, arith.weight_store, fx.weight, pre_width, pre_frac, fx.accumulator)
+        first_free_step = ~nudged & (step == 0)  # the states' memories still hold the last sample's
+        for b in range(P):
+            m.d.comb += mac.weights[b].eq(by_part({i: r(weight_rd[parts[i].matrix][b]) for i in mac_parts}))
+        for t in range(P):
+            pres = {}
+            for i in mac_parts:
+                values = pre_values(parts[i].pre, read_buf)
+                pres[i] = values[t] << pre_shift["x"] if parts[i].pre == 0 else Mux(first_free_step, 0, values[t]) << pre_shift["s"]
+            m.d.comb += mac.pres[t].eq(by_part(pres))
+        m.d.comb += [
+            # a row without synapses (layer 1 of a network without hidden layers) still passes, masked
+            mac.valid.eq(r_valid & in_parts(r_part, [i for i, p in enumerate(parts) if p.kind in (K.INPUT_DRIVE, K.RELAXATION)])),
+            mac.first.eq(issued(i_first, at_read, "first")),
+            mac.last.eq(issued(i_last & i_ends_row, at_read, "last")),
+            mac.mask.eq(r_mask),
+            mac.rotate.eq(r_mod),
         ]
 
-        # -- stage 2: rho, the nudge, the state and its learning factors; W_0 x ----------------
-        refresh = [i for i, p in enumerate(parts) if p.kind == K.INPUT_DRIVE or (p.kind == K.UPDATE and p.matrix == "W0")]
-        with m.If(s2_valid & any_of([s2_part == i for i in refresh])):
-            m.d.comb += [w0x_wr.addr.eq(s2_row), w0x_wr.data.eq(acc), w0x_wr.en.eq(1)]
-        rounded = shift_round(acc, fx.accumulator.n - fx.state.n, fx.state.rounding)
-        rho = Mux(rounded < 0, 0, Mux(rounded > arith.one, arith.one, rounded))
-        target = Mux(s2_row == label, arith.one, 0) - s2_old
-        pull = arith.beta * target
-        nudge = shift_round(Mux(negative, -pull, pull), fx.factor.n, fx.state.rounding)
-        factor = lambda rate, value: saturate(  # noqa: E731
-            shift_round(rate * value, fx.factor.n + fx.state.n - fx.update.n, fx.update.rounding), fx.update
-        )
-
-        def track_input_layer(values):
-            """Deferred input updates, as a layer-1 neuron's nudged state is written: F += sigma f,
-            ``W_0 x += sigma f ||x||^2`` (eqprop.golden)."""
-            f = values["u"] - values["v"] if tied else values["d"]
-            signed_f = Mux(negative, -f, f)
-            first_update = (phase == 0) & (step == 0)
-            tracked = shift_round(signed_f * norm, fx.update.n + 2 * fx.input.n - fx.accumulator.n, fx.accumulator.rounding)
-            with m.If(nudged):
-                m.d.comb += [
-                    pending_wr.addr.eq(s2_row), pending_wr.en.eq(1),
-                    pending_wr.data.eq(saturate(Mux(first_update, 0, s2_pending) + signed_f, fx.update)),
-                    w0x_wr.addr.eq(s2_row), w0x_wr.en.eq(1), w0x_wr.data.eq(saturate(s2_w0x + tracked, fx.accumulator)),
-                ]
-
+        # -- the neuron unit: a row's drive, with what the row read beside its synapses ---------
+        m.submodules.neuron = neuron = NeuronUnit(arith)
+        row_parts = [i for i, p in enumerate(parts) if p.kind in (K.INPUT_DRIVE, K.RELAXATION)]
+        layer_of = lambda i: parts[i].layer  # noqa: E731
+        r_layer = by_part({i: layer_of(i) for i in row_parts})
+        tags = {
+            "drive_row": by_part({i: int(parts[i].kind == K.INPUT_DRIVE) for i in row_parts}),
+            "layer": r_layer,
+            "row": issued(row, at_read, "row"),
+            "mod": r_mod,
+            "div": issued(row_div, at_read, "div"),
+            "bias": select({l: select({b: r(bias_rd[l][b]) for b in range(P)}, r_mod) for l in range(1, L + 1)}, r_layer),
+            "w0x": r(w0x_rd),
+            "old": select({l: select({buf: select({b: r(own_rd[(l, buf)][b]) for b in range(P)}, r_mod) for buf in range(3)}, read_buf)
+                           for l in range(1, L + 1)}, r_layer),
+            "pending": r(pending_rd) if pending_rd is not None else 0,
+        }
+        arrive = MacLanes.latency(P)  # the row's drive leaves the lanes this many cycles after its operands
+        at_neuron = {name: delayed(m, value, arrive, f"tag_{name}") for name, value in tags.items()}
+        for name in row_fields(arith):
+            m.d.comb += getattr(neuron, name).eq(at_neuron[name])
+        m.d.comb += [
+            neuron.valid.eq(mac.done), neuron.drive.eq(mac.drive),
+            neuron.nudged.eq(nudged), neuron.negative.eq(negative), neuron.first_update.eq(nudged & (phase == 0) & (step == 0)),
+            neuron.last_free_step.eq(last_free_step), neuron.label.eq(label), neuron.norm.eq(norm),
+        ]
+        out_mod, out_div = (delayed(m, at_neuron[name], NEURON_STAGES, f"out_{name}") for name in ("mod", "div"))
         for l in range(1, L + 1):
-            state = Signal(shape_of(fx.state), name=f"s{l}_new")
-            if l == L:
-                m.d.comb += state.eq(Mux(nudged, saturate(rho + nudge, fx.state), rho))
-            else:
-                m.d.comb += state.eq(rho)
-            with m.If(s2_valid & any_of([s2_part == i for i in step_parts if parts[i].layer == l])):
+            with m.If(neuron.state_valid & (neuron.out_layer == l)):
                 for buf in range(3):
                     with m.If(write_buf == buf):
                         for b, port in enumerate(state_wr[(l, buf)]):
-                            m.d.comb += [port.addr.eq(s2_div), port.data.eq(state), port.en.eq(s2_mod == b)]
-                if tied:
-                    values = {"u": factor(arith.rates[l - 1], state), "v": factor(arith.rates[l - 1], s2_old)}
+                            m.d.comb += [port.addr.eq(out_div), port.data.eq(neuron.state), port.en.eq(out_mod == b)]
+                for (name, layer), ports in factor_wr.items():
+                    if layer == l:
+                        for b, port in enumerate(ports):
+                            m.d.comb += [port.addr.eq(out_div), port.data.eq(getattr(neuron.factors, name)), port.en.eq(nudged & (out_mod == b))]
+        m.d.comb += [w0x_wr.addr.eq(neuron.out_row), w0x_wr.data.eq(neuron.out_w0x), w0x_wr.en.eq(neuron.w0x_valid)]
+        if pending_wr is not None:
+            m.d.comb += [pending_wr.addr.eq(neuron.out_row), pending_wr.data.eq(neuron.out_pending), pending_wr.en.eq(neuron.pending_valid)]
+
+        # -- update lanes: continual updates, the deferred input-layer update, homeostasis ------
+        update_parts = [i for i, p in enumerate(parts) if p.kind in (K.UPDATE, K.INPUT_UPDATE, K.HOMEOSTASIS)]
+        roundings, rounding_of = [], {}
+        for i in update_parts:
+            part = parts[i]
+            if part.kind == K.HOMEOSTASIS:
+                rounding = Rounding(fx.factor.n + arith.weight_store.n, arith.weight_store)
+            elif part.target == "b":
+                rounding = Rounding(fx.update.n, arith.bias_store)
+            else:
+                rounding = Rounding(fx.update.n + (fx.state.n if part.target == "B" else arith.pre_frac(part.layer)), arith.weight_store)
+            if rounding not in roundings:
+                roundings.append(rounding)
+            rounding_of[i] = roundings.index(rounding)
+        word_width = max(arith.weight_store.width, arith.bias_store.width)
+        m.submodules.update = update = UpdateLanes(
+            P, word_width, update_pre_width, fx.update, roundings, arith.lam, fx.factor.n, fx.stochastic_rounding, fx.lfsr.width
+        )
+
+        def factor_of(name: str, layer: int):
+            """The row's learning factor (bank ``row mod P`` of its memory)."""
+            return select({b: r(factor_rd[(name, layer)][b]) for b in range(P)}, r_mod)
+
+        stored, partner, pre_a, pre_b, fa, fb = ({} for _ in range(6))
+        for i in update_parts:
+            part, l = parts[i], parts[i].layer
+            if part.target == "b":
+                stored[i] = [r(bias_rd[l + 1][b]) for b in range(P)]
+                names = ("u", "v") if tied else ("d", None)
+                pre_a[i] = [r(factor_rd[(names[0], l + 1)][t]) for t in range(P)]
+                pre_b[i] = [r(factor_rd[(names[1], l + 1)][t]) for t in range(P)] if names[1] else [0] * P
+                continue
+            stored[i] = [r(weight_rd[part.matrix][b]) for b in range(P)]
+            if part.kind == K.HOMEOSTASIS:
+                partner[i] = [r(weight_rd[f"B{l}"][b]) for b in range(P)]
+            elif part.kind == K.INPUT_UPDATE:  # F_i x_j: the sign is in F already
+                pre_a[i], fa[i] = pre_values(0, read_buf), r(pending_rd)
+            elif part.target == "B":
+                pre_a[i], fa[i] = pre_values(l + 1, read_buf), factor_of("e", l)
+            elif tied:
+                pre_a[i], fa[i] = pre_values(l, write_buf), factor_of("u", l + 1)
+                pre_b[i], fb[i] = pre_values(l, read_buf), factor_of("v", l + 1)
+            else:
+                pre_a[i], fa[i] = pre_values(l, read_buf), factor_of("d", l + 1)
+        lanes_of = lambda values, t: {i: v[t] for i, v in values.items()}  # noqa: E731
+        for t in range(P):
+            m.d.comb += [
+                update.stored[t].eq(by_part(lanes_of(stored, t))),
+                update.partner[t].eq(by_part(lanes_of(partner, t)) if partner else 0),
+                update.pre_a[t].eq(by_part(lanes_of(pre_a, t)) if pre_a else 0),
+                update.pre_b[t].eq(by_part(lanes_of(pre_b, t)) if pre_b else 0),
+                update.noise[t].eq(lfsr.words[t]),
+            ]
+        m.d.comb += [
+            update.valid.eq(r_valid & in_parts(r_part, update_parts)),
+            update.mask.eq(r_mask),
+            update.rotate.eq(r_mod),
+            update.bias.eq(in_parts(r_part, [i for i in update_parts if parts[i].target == "b"])),
+            update.homeostasis.eq(in_parts(r_part, [i for i in update_parts if parts[i].kind == K.HOMEOSTASIS])),
+            update.negate.eq(negative & in_parts(r_part, [i for i in update_parts if parts[i].kind == K.UPDATE])),
+            update.rounding.eq(by_part(rounding_of)),
+            update.fa.eq(by_part(fa) if fa else 0),
+            update.fb.eq(by_part(fb) if fb else 0),
+            lfsr.advance.eq(update.draws),
+        ]
+        # the new words leave the lanes WEIGHT_WRITE_LATENCY cycles after their beat's issue
+        w_part = issued(part_index, WEIGHT_WRITE_LATENCY, "w_part")
+        w_addr, w_segment = issued(i_waddr, WEIGHT_WRITE_LATENCY, "w_addr"), issued(segment, WEIGHT_WRITE_LATENCY, "w_segment")
+        w_baddr = [issued(i_baddr[b], WEIGHT_WRITE_LATENCY, f"w_baddr{b}") for b in range(P)]
+        for i in update_parts:
+            part = parts[i]
+            with m.If(w_part == i):
+                if part.target == "b":
+                    targets = [(bias_wr[part.layer + 1], update.words, [w_segment] * P)]
                 else:
-                    values = {"d": factor(arith.rates[l - 1], state - s2_old)}
-                    if l < L:
-                        values["e"] = factor(arith.rates[l], state - s2_old)
-                for name, value in values.items():
-                    for b, port in enumerate(factor_wr[(name, l)]):
-                        m.d.comb += [port.addr.eq(s2_div), port.data.eq(value), port.en.eq(nudged & (s2_mod == b))]
-                if l == 1 and deferred:
-                    track_input_layer(values)
-                if l == L:
-                    with m.If(last_free_step & ((s2_row == 0) | (state > best))):
-                        m.d.sync += [best.eq(state), best_index.eq(s2_row)]
+                    targets = [(weight_wr[part.matrix], update.words, [w_addr] * P)]
+                if part.kind == K.HOMEOSTASIS:
+                    targets.append((weight_wr[f"B{part.layer}"], update.partner_words, w_baddr))
+                for ports, words, addresses in targets:
+                    for b, port in enumerate(ports):
+                        m.d.comb += [port.addr.eq(addresses[b]), port.data.eq(words[b]), port.en.eq(update.write[b])]
 
         # -- controller ----------------------------------------------------------------------
         def restart_rows():
@@ -593,6 +560,12 @@ class Core(wiring.Component):
                 m.next = "OUTPUT"
 
         def after_update():
+            if program.input_update is None:  # literal input updates: W_0 x again, from the new W_0
+                m.next = first_part[K.INPUT_DRIVE]
+            else:
+                after_nudged_step()
+
+        def after_nudged_step():
             with m.If(step != learn.T2 - 1):
                 next_step()
             with m.Elif(phase != phase_count(learn.nudging) - 1):
@@ -606,7 +579,10 @@ class Core(wiring.Component):
                     finish_sample()
 
         def after_input_drive():
-            m.next = first_part[K.RELAXATION]
+            with m.If(nudged):
+                after_nudged_step()
+            with m.Else():
+                m.next = first_part[K.RELAXATION]
 
         def after_homeostasis():
             m.next = "OUTPUT"
@@ -683,7 +659,7 @@ class Core(wiring.Component):
                     with m.If(drain == pass_.drain - 1):
                         after[pass_.kind]()
             with m.State("OUTPUT"):
-                m.d.comb += [self.prediction.valid.eq(1), self.prediction.payload.eq(best_index)]
+                m.d.comb += [self.prediction.valid.eq(1), self.prediction.payload.eq(neuron.best_index)]
                 with m.If(self.prediction.ready):
                     m.next = "LOAD"
         return m

@@ -57,14 +57,21 @@ def spram_matrices(cfg: Config) -> list[str]:
     return [name for name in param_shapes(cfg.network) if name[0] == "W"]
 
 
+def presynaptic_operand(cfg: Config) -> tuple[int, int]:
+    """``(signed width, fraction bits)`` of the MAC lanes' presynaptic operand: inputs and states
+    aligned to the larger of their fraction bits (an exact shift, so no product rounds otherwise)."""
+    fx = cfg.fixed
+    frac = max(fx.state.n, fx.input.n)
+    return max(fx.state.width + frac - fx.state.n, fx.input.width + 1 + frac - fx.input.n), frac
+
+
 def multiplier_operands(cfg: Config) -> dict[str, int]:
     """Signed operand widths of the products that map onto DSPs."""
     fx = cfg.fixed
     signed = lambda fmt: fmt.width + (0 if fmt.signed else 1)  # noqa: E731
     return {
         "fixed.weight": signed(fx.weight),
-        "fixed.state": signed(fx.state),
-        "fixed.input": signed(fx.input),
+        "fixed.state and fixed.input (aligned to one fraction)": presynaptic_operand(cfg)[0],
         "fixed.update": signed(fx.update),
     }
 
@@ -123,10 +130,16 @@ def check_device(cfg: Config) -> None:
             f"the network needs at least {bits / 1024:.0f} Kbit of {device.ram_kind} (weights with learn_bits, states, "
             f"factors); {device.name} has {budget / 1024:.0f} Kbit"
         )
-    # per lane: the dot product, two update products (one untied), and the W_0 x refresh
-    per_lane = 4 if cfg.network.tied else 3
-    if per_lane * cfg.hardware.lanes > device.dsps:
+    needed = multipliers(cfg)
+    if needed > device.dsps:
         raise ConfigError(
-            f"{cfg.hardware.lanes} lanes need about {per_lane * cfg.hardware.lanes} multipliers; "
-            f"{device.name} has {device.dsps} DSPs: use fewer lanes"
+            f"{cfg.hardware.lanes} lanes need about {needed} multipliers; {device.name} has {device.dsps} DSPs: use fewer lanes"
         )
+
+
+def multipliers(cfg: Config) -> int:
+    """Multipliers of the core: per lane the dot product's and the update's two (one untied); the
+    neuron unit's ``||x||^2`` and ``f ||x||^2`` with deferred input updates. (Products by the
+    constants beta, eta/beta and lambda are shifts and adds.)"""
+    per_lane = 3 if cfg.network.tied else 2
+    return per_lane * cfg.hardware.lanes + (2 if cfg.hardware.defer_input_updates else 0)

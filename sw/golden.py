@@ -316,9 +316,9 @@ class GoldenModel:
         """Learn one sample on chip: free phase, nudged phase(s) with continual updates, homeostasis.
 
         ``observe(event, value)``, when given, also sees ``("nudged", (states, W_0 x))`` after every
-        nudged step (``W_0 x`` as the next step will see it), ``("update", (params, W_0 x))`` after
-        every update pass, ``("input_update", params)`` after the deferred ``W_0`` update and
-        ``("homeostasis", params)``.
+        nudged step (``W_0 x`` as the next step will see it), ``("update", params)`` after every
+        update pass (then ``("w0x", W_0 x)`` from the new ``W_0`` without deferred input updates),
+        ``("input_update", params)`` after the deferred ``W_0`` update and ``("homeostasis", params)``.
         """
         arith, fx = self.arith, self.arith.cfg.fixed
         learn, deferred = arith.cfg.learning, arith.cfg.hardware.defer_input_updates
@@ -346,7 +346,9 @@ class GoldenModel:
                     w0x = self.input_drive(x)
                 if observe:
                     observe("nudged", (s_next, w0x))
-                    observe("update", (dict(self.params), w0x))
+                    observe("update", dict(self.params))
+                    if not deferred:
+                        observe("w0x", w0x)
                 s = s_next
         if deferred:
             self._add("W0", np.outer(pending, x[0]), fx.update.n + fx.input.n)

@@ -14,8 +14,9 @@ the cycle of every write, :func:`eqprop.schedule.locate`) and the sequencer of :
   :meth:`Pass.drain` cycles, because the next pass reads what it wrote (:class:`Pass`).
 
 The passes of a training sample, in order (:func:`sample_passes`): the input drive ``W_0 x``; T1
-free relaxation steps; for each nudged phase, T2 pairs of a relaxation step and an update pass;
-with deferred input updates the one input-layer update; the homeostasis pass when it is due.
+free relaxation steps; for each nudged phase, T2 times a relaxation step and an update pass (and,
+with literal input updates, the input drive again from the new ``W_0``); with deferred input
+updates the one input-layer update; the homeostasis pass when it is due.
 """
 
 from __future__ import annotations
@@ -41,14 +42,45 @@ class PassKind(enum.Enum):
     HOMEOSTASIS = "homeostasis"
 
 
-# -- pipeline latencies (cycles from the issue of a beat) -------------------------------------
-#: A row's last beat to the write of its neuron's state, learning factors and tracked ``W_0 x``
-#: (and of ``W_0 x`` in the input drive): the memories answer, the lanes multiply and the adder
-#: tree sums into the accumulator (stage 1), the neuron unit applies rho and the nudge (stage 2).
-STATE_WRITE_LATENCY = 2
-#: An update or homeostasis beat to the write of its new weights: the memories answer, the
-#: increment is formed, rounded, added with saturation and written back (stage 1).
-WEIGHT_WRITE_LATENCY = 1
+# -- the pipeline (eqprop.hw.core and its units), in registers a beat passes ---------------------
+#: The memories answer the cycle after a beat is issued (synchronous read ports), and their
+#: words are registered once more before any logic (the block RAMs' output registers).
+READ_STAGES = 2
+#: MAC lanes (eqprop.hw.mac): rotated and rounded operands, the products (the DSP blocks' output
+#: registers), the adder tree with a register after every TREE_LEVELS_PER_STAGE levels, the accumulator.
+OPERAND_STAGES = 1
+PRODUCT_STAGES = 1
+TREE_LEVELS_PER_STAGE = 2
+ACCUMULATE_STAGES = 1
+#: Neuron unit (eqprop.hw.neuron): rho and the nudge; the learning factors; the tracked W_0 x and
+#: F; its writes leave from the last of these registers.
+NEURON_STAGES = 3
+#: Update lanes (eqprop.hw.update): operands, products, the rounded increment, the saturated sum,
+#: the words rotated back to their banks; the writes leave from the last of these registers.
+#: Odd with READ_STAGES, so that in a read-modify-write walk the word written and the word read
+#: in one cycle have addresses of different parity (eqprop.hw.memories' SPRAM stores need it).
+UPDATE_STAGES = 5
+
+
+def tree_stages(lanes: int) -> int:
+    """Registers in the adder tree of P lanes (none for one lane)."""
+    levels = math.ceil(math.log2(lanes)) if lanes > 1 else 0
+    return math.ceil(levels / TREE_LEVELS_PER_STAGE)
+
+
+def mac_latency(lanes: int) -> int:
+    """Cycles from the MAC lanes' operands to the accumulator holding a row's drive."""
+    return OPERAND_STAGES + PRODUCT_STAGES + tree_stages(lanes) + ACCUMULATE_STAGES
+
+
+def state_write_latency(lanes: int) -> int:
+    """A row's last beat to the write of its neuron's state, learning factors and ``W_0 x``."""
+    return READ_STAGES + mac_latency(lanes) + NEURON_STAGES
+
+
+#: An update or homeostasis beat to the write of its new words.
+WEIGHT_WRITE_LATENCY = READ_STAGES + UPDATE_STAGES
+assert WEIGHT_WRITE_LATENCY % 2 == 1
 
 
 @dataclass(frozen=True)
@@ -106,14 +138,8 @@ class Pass:
     def beats(self) -> int:
         return sum(group.beats for group in self.groups)
 
-    @property
-    def drain(self) -> int:
-        """Cycles after the last beat until the pass's last write."""
-        if self.kind in (PassKind.INPUT_DRIVE, PassKind.RELAXATION):
-            return STATE_WRITE_LATENCY
-        if self.kind == PassKind.UPDATE and any(part.matrix == "W0" for part in self.parts):
-            return STATE_WRITE_LATENCY  # the literal W_0 update refreshes W_0 x through the accumulator
-        return WEIGHT_WRITE_LATENCY
+    #: Cycles after the last beat until the pass's last write.
+    drain: int
 
     @property
     def cycles(self) -> int:
@@ -144,7 +170,8 @@ class Program:
             return Part(kind, name, layer, matrix, column, pre, length, rows, beats(length, P), target)
 
         K = PassKind
-        drive = Pass(K.INPUT_DRIVE, (Group((part(K.INPUT_DRIVE, "drive_W0", 1, "W0", False, 0, n[0], n[1]),)),))
+        mac, weights = state_write_latency(P), WEIGHT_WRITE_LATENCY
+        drive = Pass(K.INPUT_DRIVE, (Group((part(K.INPUT_DRIVE, "drive_W0", 1, "W0", False, 0, n[0], n[1]),)),), mac)
         layers = []
         for l in range(1, L + 1):
             parts = []
@@ -156,7 +183,7 @@ class Program:
             if not parts:  # a single-layer network: layer 1 only applies rho to the cached W_0 x
                 parts.append(part(K.RELAXATION, f"relax_l{l}_rho", l, None, False, None, 0, n[l]))
             layers.append(Group(tuple(parts)))
-        relaxation = Pass(K.RELAXATION, tuple(layers))
+        relaxation = Pass(K.RELAXATION, tuple(layers), mac)
 
         updates = []
         for l in range(L):
@@ -165,15 +192,15 @@ class Program:
             if not tied and l >= 1:
                 updates.append(part(K.UPDATE, f"update_B{l}", l, f"B{l}", False, l + 1, n[l + 1], n[l], "B"))
             updates.append(part(K.UPDATE, f"update_b{l + 1}", l, None, False, None, n[l + 1], 1, "b"))
-        update = Pass(K.UPDATE, tuple(Group((p,)) for p in updates))
+        update = Pass(K.UPDATE, tuple(Group((p,)) for p in updates), weights)
 
         input_update = None
         if deferred:
-            input_update = Pass(K.INPUT_UPDATE, (Group((part(K.INPUT_UPDATE, "input_update_W0", 0, "W0", False, 0, n[0], n[1], "W"),)),))
+            input_update = Pass(K.INPUT_UPDATE, (Group((part(K.INPUT_UPDATE, "input_update_W0", 0, "W0", False, 0, n[0], n[1], "W"),)),), weights)
         homeostasis = None
         if cfg.learning.homeostasis == "local" and L >= 2:
             pairs = [part(K.HOMEOSTASIS, f"homeostasis_W{l}", l, f"W{l}", False, None, n[l], n[l + 1]) for l in range(1, L)]
-            homeostasis = Pass(K.HOMEOSTASIS, tuple(Group((p,)) for p in pairs))
+            homeostasis = Pass(K.HOMEOSTASIS, tuple(Group((p,)) for p in pairs), weights)
         return cls(cfg, drive, relaxation, update, input_update, homeostasis)
 
     def passes(self) -> list[Pass]:
@@ -191,7 +218,7 @@ class Slot:
 
     pass_: Pass
     start: int
-    #: ``free``/``nudged`` relaxation steps: the phase (0-based, nudged only) and the step in it.
+    #: The phase (0-based; None in the free phase) and the step in it.
     phase: int | None = None
     step: int | None = None
 
@@ -220,6 +247,8 @@ def sample_passes(cfg: Config, train: bool = True, homeostasis: bool = True) -> 
             for t in range(learn.T2):
                 add(program.relaxation, phase, t)
                 add(program.update, phase, t)
+                if program.input_update is None:  # literal input updates: W_0 x again, from the new W_0
+                    add(program.input_drive, phase, t)
         add(program.input_update)
         if homeostasis:
             add(program.homeostasis)
@@ -229,7 +258,7 @@ def sample_passes(cfg: Config, train: bool = True, homeostasis: bool = True) -> 
 def describe(slot: Slot, cfg: Config) -> str:
     """A slot in words: ``nudged phase 2, step 3 of 10, weight update``."""
     learn, kind = cfg.learning, slot.pass_.kind
-    if kind in (PassKind.RELAXATION, PassKind.UPDATE) and slot.phase is not None:
+    if slot.phase is not None:
         return f"nudged phase {slot.phase + 1}, step {slot.step + 1} of {learn.T2}, {kind.value}"
     if kind == PassKind.RELAXATION:
         return f"free phase, step {slot.step + 1} of {learn.T1}"

@@ -4,8 +4,8 @@ word it writes in which cycle: all derived from the pass program (:mod:`eqprop.p
 :func:`cycle_count` sums the cycles of a sample's passes (:func:`eqprop.program.sample_passes`)
 by phase. :func:`sample_trace` walks the same passes beside the golden model's learning of a
 sample and gives every state, ``W_0 x``, weight and bias write with its cycle: a relaxation or
-input-drive row writes its neuron :data:`~eqprop.program.STATE_WRITE_LATENCY` cycles after its
-last beat is issued, an update or homeostasis beat writes its P words
+input-drive row writes its neuron :func:`~eqprop.program.state_write_latency` cycles after its
+last beat is issued (the pass's drain), an update or homeostasis beat writes its P words
 :data:`~eqprop.program.WEIGHT_WRITE_LATENCY` cycles after it is issued. :func:`locate` names the
 pass of a cycle.
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from .config import CONTINUAL_RULES, Config, phase_count
 from .errors import ConfigError
-from .program import STATE_WRITE_LATENCY, WEIGHT_WRITE_LATENCY, PassKind, Slot, describe, sample_passes
+from .program import WEIGHT_WRITE_LATENCY, PassKind, Slot, describe, sample_passes
 
 #: :class:`CycleCount` phases, by the pass kind (and, for relaxation and updates, free or nudged).
 PHASES = ("input_drive", "free", "nudged", "updates", "input_update", "homeostasis")
@@ -203,7 +203,7 @@ class _TraceBuilder:
             layer = group.parts[-1].layer
             if layer in values:
                 last_beats = cycle + (np.arange(group.rows) + 1) * group.row_beats - 1
-                self.emit(last_beats + STATE_WRITE_LATENCY, memory(layer), buffer, np.arange(group.rows), values[layer])
+                self.emit(last_beats + slot.pass_.drain, memory(layer), buffer, np.arange(group.rows), values[layer])
             cycle += group.beats
 
     def matrix(self, issue: np.ndarray, part, name: str, values: np.ndarray, transposed: bool = False) -> None:
@@ -284,12 +284,6 @@ def sample_trace(model, x, label: int = 0, train: bool = False) -> WriteTrace:
             out.neurons(slot, {l: states[l][0] for l in layers}, lambda l: f"s{l}", buffer)
             if deferred and w0x is not None:  # the tracked W_0 x is written beside s_1
                 out.neurons(slot, {1: w0x[0]}, lambda l: "w0x")
-        elif kind == PassKind.UPDATE:
-            params, w0x = value
-            out.weights(slot, params)
-            if not deferred:  # the W_0 update refreshes W_0 x, row by row
-                part, issue = next((p, i) for p, i in out.rows(slot) if p.matrix == "W0")
-                out.emit(issue + part.beats - 1 + STATE_WRITE_LATENCY, "w0x", 0, np.arange(part.rows), w0x[0])
         else:
             out.weights(slot, value)
     return out.trace()

@@ -143,7 +143,8 @@ def test_cycles_command_prints_the_formula_for_each_lane_count(capsys):
 
 @pytest.mark.parametrize("preset", ["digits-cep", "digits-cvf-homeostasis"])
 def test_cycle_formula_at_one_lane_is_the_work_plus_pipeline_drains(preset):
-    """At P = 1 every beat does one MAC or one read-modify-write, so only the drains are extra."""
+    """At P = 1 every beat does one MAC or one read-modify-write, so only the drains are extra (and,
+    with literal input updates, the W_0 x recomputed after every update)."""
     from eqprop import presets
 
     for defer in (True, False):
@@ -152,7 +153,9 @@ def test_cycle_formula_at_one_lane_is_the_work_plus_pipeline_drains(preset):
         drains = sum(slot.pass_.drain for slot in sample_passes(cfg, homeostasis=False))
         if program.homeostasis:
             drains += program.homeostasis.drain / learn.homeostasis_period
-        assert count.total == pytest.approx(count.bound + drains)
+        n, nudged_steps = cfg.network.sizes, (2 if learn.nudging == "symmetric" else 1) * learn.T2
+        refresh = 0 if defer else nudged_steps * n[0] * n[1]
+        assert count.total == pytest.approx(count.bound + drains + refresh)
 
 
 def test_cycles_never_beat_the_lower_bound_and_fall_with_lanes():
@@ -167,7 +170,9 @@ def test_cycles_never_beat_the_lower_bound_and_fall_with_lanes():
         totals = [cycle_count(cfg, p).total for p in (1, 2, 3, 8, 64)]
         for p, total in zip((1, 2, 3, 8, 64), totals):
             assert total >= cycle_count(cfg, p).bound
-        assert totals == sorted(totals, reverse=True)
+        # the beats fall with more lanes; the drains grow a little (a deeper adder tree)
+        beats = [sum(s.pass_.beats for s in sample_passes(cfg.replace(hardware={"lanes": p}))) for p in (1, 2, 3, 8, 64)]
+        assert beats == sorted(beats, reverse=True)
 
 
 def test_verilog_is_written_with_its_configuration_beside_it(tmp_path, capsys):

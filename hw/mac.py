@@ -1,0 +1,90 @@
+"""The MAC lanes: P synapses of a row per beat, summed into the row's drive.
+
+Stages (their counts are :mod:`eqprop.program`'s constants):
+
+* ``o_`` operands: the beat's stored weights rotated from bank to lane order, rounded to the
+  multipliers' ``weight`` format, and the presynaptic values, both zeroed on idle lanes;
+* ``m_`` products: one multiplier per lane, registered (a DSP block's output register);
+* ``t_`` the adder tree over the products aligned to the accumulator, a register every
+  :data:`~eqprop.program.TREE_LEVELS_PER_STAGE` levels;
+* ``a_`` the accumulator: the row's first beat starts it, its last beat raises ``done``.
+
+Presynaptic values come in one fixed-point format (``pre_frac`` fraction bits): the core aligns the
+input x to it, which changes no product's rounding (the dropped bits are the same).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from eqprop.fixed import Format
+from eqprop.program import ACCUMULATE_STAGES, OPERAND_STAGES, PRODUCT_STAGES, TREE_LEVELS_PER_STAGE, mac_latency
+
+from .arith import requantize, shape_of, shift_round
+from .lanes import delayed, rotate, staged_sum
+
+
+class MacLanes(wiring.Component):
+    """``drive = sum over the row's beats of sum_t weight_t * pre_t``, at accumulator precision.
+
+    ``weights`` are bank words (lane t's word is in bank ``(t + rotate) mod P``); ``pres`` are in
+    lane order already. ``drive`` holds a finished row while ``done`` is high, :func:`latency`
+    cycles after its last beat's operands came in.
+    """
+
+    def __init__(self, lanes: int, store: Format, weight: Format, pre_width: int, pre_frac: int, accumulator: Format) -> None:
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, got {lanes}")
+        self.lanes, self.store, self.weight, self.pre_frac, self.accumulator = lanes, store, weight, pre_frac, accumulator
+        super().__init__({
+            "valid": In(1),
+            "first": In(1),
+            "last": In(1),
+            "rotate": In(range(max(2, lanes))),
+            "weights": In(data.ArrayLayout(shape_of(store), lanes)),
+            "pres": In(data.ArrayLayout(signed(pre_width), lanes)),
+            "mask": In(lanes),
+            "drive": Out(shape_of(accumulator)),
+            "done": Out(1),
+        })
+
+    @staticmethod
+    def latency(lanes: int) -> int:
+        return mac_latency(lanes)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        P, acc = self.lanes, self.accumulator
+        assert OPERAND_STAGES == PRODUCT_STAGES == ACCUMULATE_STAGES == 1
+
+        # o_: rotated, rounded weights and masked presynaptic values
+        lane_words = rotate(m, [self.weights[b] for b in range(P)], self.rotate, "mac")
+        o_weights = [Signal(shape_of(self.weight), name=f"o_weight{t}") for t in range(P)]
+        o_pres = [Signal.like(self.pres[t], name=f"o_pre{t}") for t in range(P)]
+        for t in range(P):
+            m.d.sync += [
+                # idle lanes may read past a bank's end (a column segment below the last row): zero both
+                o_weights[t].eq(Mux(self.mask[t], requantize(lane_words[t], self.store.n, self.weight), 0)),
+                o_pres[t].eq(Mux(self.mask[t], self.pres[t], 0)),
+            ]
+        # m_: the products, registered
+        m_products = [Signal(signed(len(o_weights[t]) + len(o_pres[t])), name=f"m_product{t}") for t in range(P)]
+        for t in range(P):
+            m.d.sync += m_products[t].eq(o_weights[t] * o_pres[t])
+        # t_: aligned to the accumulator, summed
+        shift = self.weight.n + self.pre_frac - acc.n
+        aligned = [shift_round(product, shift, acc.rounding) for product in m_products]
+        total, tree = staged_sum(m, aligned, shape_of(acc), TREE_LEVELS_PER_STAGE, "t")
+        # the beat's flags travel beside its data
+        valid, first, last = (delayed(m, flag, OPERAND_STAGES + PRODUCT_STAGES + tree, f"mac_{name}")
+                              for flag, name in ((self.valid, "valid"), (self.first, "first"), (self.last, "last")))
+        # a_: accumulate
+        a_sum = Signal(shape_of(acc))
+        with m.If(valid):
+            m.d.sync += a_sum.eq(Mux(first, 0, a_sum) + total)
+        m.d.sync += self.done.eq(valid & last)
+        m.d.comb += self.drive.eq(a_sum)
+        assert OPERAND_STAGES + PRODUCT_STAGES + tree + ACCUMULATE_STAGES == self.latency(P)
+        return m

@@ -1,0 +1,144 @@
+"""The neuron unit: a row's drive in, the neuron's new state, learning factors and W_0 x out.
+
+One row per cycle at most, in :data:`~eqprop.program.NEURON_STAGES` registered stages, the
+arithmetic of :class:`eqprop.golden.GoldenModel` (``step``, ``_row_factor``, the deferred input
+updates):
+
+* ``n1_``: the drive plus the neuron's bias (and its cached ``W_0 x`` in layer 1), rounded to the
+  state format, rho (clamped to [0, 1]); in the output layer of a nudged phase plus the nudge
+  ``+-beta (y - s)``, saturated. A row of the input drive passes its drive on as ``W_0 x``;
+* ``n2_``: the learning factors ``u = c s', v = c s`` (tied) or ``d = c (s' - s)``, ``e`` (untied),
+  each rounded and saturated to the ``update`` format;
+* ``n3_``: with deferred input updates, for layer 1 in a nudged phase, ``F += f`` and
+  ``W_0 x += f ||x||^2`` (``f = +-(u - v)`` or ``+-d``); the free phase's last step updates the argmax.
+
+The outputs are the ``n3_`` registers: what the core writes to its memories that cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from eqprop.golden import Arith
+
+from .arith import saturate, shape_of, shift_round
+from .lanes import stage
+
+
+def row_fields(arith: Arith) -> dict:
+    """What the core tells the unit about a row, beside its drive."""
+    cfg, fx = arith.cfg, arith.cfg.fixed
+    n, L = cfg.network.sizes, cfg.network.n_layers
+    return {
+        "drive_row": 1,  # a row of the input drive: its drive is W_0 x
+        "layer": range(L + 1),
+        "row": range(max(n) + 1),
+        "bias": shape_of(arith.bias_store),
+        "w0x": shape_of(fx.accumulator),
+        "old": shape_of(fx.state),
+        "pending": shape_of(fx.update),
+    }
+
+
+class NeuronUnit(wiring.Component):
+    def __init__(self, arith: Arith) -> None:
+        self.arith = arith
+        cfg, fx = arith.cfg, arith.cfg.fixed
+        n = cfg.network.sizes
+        self.factor_names = ("u", "v") if cfg.network.tied else ("d", "e")
+        fields = row_fields(arith)
+        super().__init__({
+            "valid": In(1),
+            "drive": In(shape_of(fx.accumulator)),
+            **{name: In(shape) for name, shape in fields.items()},
+            # the phase, from the controller (constant over a pass)
+            "nudged": In(1),
+            "negative": In(1),
+            "first_update": In(1),  # the sample's first nudged step: F starts from 0
+            "last_free_step": In(1),
+            "label": In(range(max(2, n[-1]))),
+            "norm": In(range(n[0] * (1 << 2 * fx.input.width) + 1)),
+            # out, from the last stage's registers
+            "state_valid": Out(1),
+            "w0x_valid": Out(1),
+            "pending_valid": Out(1),
+            "out_layer": Out(range(cfg.network.n_layers + 1)),
+            "out_row": Out(range(max(n) + 1)),
+            "state": Out(shape_of(fx.state)),
+            "factors": Out(wiring.Signature({name: Out(shape_of(fx.update)) for name in self.factor_names})),
+            "out_w0x": Out(shape_of(fx.accumulator)),
+            "out_pending": Out(shape_of(fx.update)),
+            "best_index": Out(range(max(2, n[-1]))),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        arith, fx = self.arith, self.arith.cfg.fixed
+        cfg = arith.cfg
+        L, tied = cfg.network.n_layers, cfg.network.tied
+        deferred = cfg.hardware.defer_input_updates
+
+        # n1_: rho and the nudge
+        bias = shift_round(self.bias, arith.bias_store.n - fx.accumulator.n, fx.accumulator.rounding)
+        total = self.drive + bias + Mux(self.layer == 1, self.w0x, 0)
+        rounded = shift_round(total, fx.accumulator.n - fx.state.n, fx.state.rounding)
+        rho = Mux(rounded < 0, 0, Mux(rounded > arith.one, arith.one, rounded))
+        pull = arith.beta * (Mux(self.row == self.label, arith.one, 0) - self.old)
+        nudge = shift_round(Mux(self.negative, -pull, pull), fx.factor.n, fx.state.rounding)
+        state = Signal(shape_of(fx.state))
+        m.d.comb += state.eq(Mux(self.nudged & (self.layer == L), saturate(rho + nudge, fx.state), rho))
+        n1 = stage(m, "n1", {
+            "valid": self.valid, "drive_row": self.drive_row, "layer": self.layer, "row": self.row,
+            "state": state, "old": self.old, "drive": self.drive, "w0x": self.w0x, "pending": self.pending,
+        })
+
+        # n2_: learning factors, by layer (the rates are constants)
+        def factor(rate: int, value):
+            return saturate(shift_round(rate * value, fx.factor.n + fx.state.n - fx.update.n, fx.update.rounding), fx.update)
+
+        def by_layer(make):
+            out = 0
+            for l in range(1, L + 1):
+                out = Mux(n1["layer"] == l, make(l), out)
+            return out
+
+        if tied:
+            factors = {"u": by_layer(lambda l: factor(arith.rates[l - 1], n1["state"])),
+                       "v": by_layer(lambda l: factor(arith.rates[l - 1], n1["old"]))}
+        else:
+            change = n1["state"] - n1["old"]
+            factors = {"d": by_layer(lambda l: factor(arith.rates[l - 1], change)),
+                       "e": by_layer(lambda l: factor(arith.rates[l], change) if l < L else 0)}
+        factor_regs = {}
+        for name, value in factors.items():
+            factor_regs[name] = Signal(shape_of(fx.update), name=f"n2_{name}")
+            m.d.sync += factor_regs[name].eq(value)
+        n2 = stage(m, "n2", {name: n1[name] for name in ("valid", "drive_row", "layer", "row", "state", "drive", "w0x", "pending")})
+
+        # n3_: deferred input updates (layer 1, nudged), the argmax
+        n3 = stage(m, "n3", {name: n2[name] for name in ("valid", "drive_row", "layer", "row", "state")})
+        for name in self.factor_names:
+            m.d.sync += getattr(self.factors, name).eq(factor_regs[name])
+        tracking = self.nudged & (n2["layer"] == 1) & ~n2["drive_row"] if deferred else 0
+        w0x_next, pending_next = n2["drive"], n2["pending"]
+        if deferred:
+            f = factor_regs["u"] - factor_regs["v"] if tied else factor_regs["d"]
+            signed_f = Mux(self.negative, -f, f)
+            step = shift_round(signed_f * self.norm, fx.update.n + 2 * fx.input.n - fx.accumulator.n, fx.accumulator.rounding)
+            w0x_next = Mux(tracking, saturate(n2["w0x"] + step, fx.accumulator), n2["drive"])
+            pending_next = saturate(Mux(self.first_update, 0, n2["pending"]) + signed_f, fx.update)
+        m.d.sync += [
+            self.out_w0x.eq(w0x_next),
+            self.out_pending.eq(pending_next),
+            self.state_valid.eq(n2["valid"] & ~n2["drive_row"]),
+            self.w0x_valid.eq(n2["valid"] & (n2["drive_row"] | tracking)),
+            self.pending_valid.eq(n2["valid"] & tracking),
+        ]
+        m.d.comb += [self.out_layer.eq(n3["layer"]), self.out_row.eq(n3["row"]), self.state.eq(n3["state"])]
+        best = Signal(shape_of(fx.state))
+        with m.If(n3["valid"] & ~n3["drive_row"] & (n3["layer"] == L) & self.last_free_step):
+            with m.If((n3["row"] == 0) | (n3["state"] > best)):
+                m.d.sync += [best.eq(n3["state"]), self.best_index.eq(n3["row"])]
+        return m

@@ -1,0 +1,149 @@
+"""The update lanes: read-modify-write of P stored words per beat, as the golden model updates them.
+
+A beat carries P stored weights (or biases) of one row, the presynaptic values of the lanes and
+the row's learning factors; the lanes form each exact increment, round it to the storage format
+and add it with saturation (:meth:`eqprop.golden.GoldenModel._update`, ``_add``, ``homeostasis``):
+
+* weights: ``fa * pa - fb * pb`` (tied: ``u s'_j - v s_j``; untied ``d s_j`` or ``e s_j``; the
+  deferred input-layer update ``F x_j``), negated in a ``-beta`` phase;
+* biases: ``pa - pb``, the lanes' own factors (``u - v``, or ``d``);
+* homeostasis: ``lambda (W - B^T)`` subtracted from the weight and added to its partner in ``B``.
+
+Each kind of increment has its *rounding*: the bits it drops and the store it goes to
+(:class:`Rounding`); with stochastic rounding the dropped bits are decided by the LFSR's words,
+of which the lanes consume one per active lane (``draws``) in the cycle they round.
+
+Stages (:data:`~eqprop.program.UPDATE_STAGES`): ``o_`` operands in lane order (rotated from the
+banks), ``m_`` products, ``d_`` the rounded increment, ``n_`` the saturated sums, ``b_`` the words
+rotated back to their banks; the outputs are the ``b_`` registers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from eqprop.fixed import Format
+from eqprop.program import UPDATE_STAGES
+
+from .arith import saturate, shape_of, shift_round
+from .lanes import rotate, stage, stage_lanes
+
+
+@dataclass(frozen=True)
+class Rounding:
+    """An increment with ``frac`` fraction bits added to a word of ``store``."""
+
+    frac: int
+    store: Format
+
+    @property
+    def shift(self) -> int:
+        return self.frac - self.store.n
+
+
+class UpdateLanes(wiring.Component):
+    def __init__(self, lanes: int, word_width: int, pre_width: int, update: Format, roundings: list[Rounding],
+                 lam: int, lam_frac: int, stochastic: bool, noise_width: int) -> None:
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, got {lanes}")
+        self.lanes, self.roundings, self.lam, self.lam_frac = lanes, roundings, lam, lam_frac
+        self.stochastic, self.noise_width = stochastic, noise_width
+        word = signed(word_width)
+        super().__init__({
+            "valid": In(1),
+            "mask": In(lanes),
+            "rotate": In(range(max(2, lanes))),
+            "bias": In(1),  # the increment is pre_a - pre_b: the lanes' own factors
+            "homeostasis": In(1),
+            "negate": In(1),
+            "rounding": In(range(max(2, len(roundings)))),
+            "stored": In(data.ArrayLayout(word, lanes)),  # bank order (lane order for biases: rotate 0)
+            "partner": In(data.ArrayLayout(word, lanes)),  # homeostasis: the B_l words, bank order
+            "pre_a": In(data.ArrayLayout(signed(pre_width), lanes)),
+            "pre_b": In(data.ArrayLayout(signed(pre_width), lanes)),
+            "fa": In(shape_of(update)),
+            "fb": In(shape_of(update)),
+            "noise": In(data.ArrayLayout(noise_width, lanes)),
+            "draws": Out(range(lanes + 1)),
+            # from the b_ registers, in bank order
+            "write": Out(lanes),
+            "words": Out(data.ArrayLayout(word, lanes)),
+            "partner_words": Out(data.ArrayLayout(word, lanes)),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        P = self.lanes
+        assert UPDATE_STAGES == 5
+
+        register = lambda prefix, values: stage(m, prefix, values)  # noqa: E731
+        lanes_of = lambda prefix, name, values: stage_lanes(m, prefix, name, values)  # noqa: E731
+
+        flags = ("valid", "bias", "homeostasis", "negate", "rounding", "rotate")
+        # o_: operands in lane order
+        o = register("o", {name: getattr(self, name) for name in flags + ("fa", "fb", "mask")})
+        o_stored = lanes_of("o", "stored", rotate(m, [self.stored[b] for b in range(P)], self.rotate, "upd_in"))
+        o_partner = lanes_of("o", "partner", rotate(m, [self.partner[b] for b in range(P)], self.rotate, "upd_partner"))
+        o_pa = lanes_of("o", "pre_a", [self.pre_a[t] for t in range(P)])
+        o_pb = lanes_of("o", "pre_b", [self.pre_b[t] for t in range(P)])
+
+        # m_: products (the homeostasis gap times the constant lambda is shifts and adds)
+        mm = register("m", {name: o[name] for name in flags + ("fa", "fb", "mask")})
+        m_stored = lanes_of("m", "stored", o_stored)
+        m_partner = lanes_of("m", "partner", o_partner)
+        m_a = lanes_of("m", "product_a", [o["fa"] * o_pa[t] for t in range(P)])
+        m_b = lanes_of("m", "product_b", [o["fb"] * o_pb[t] for t in range(P)])
+        m_gap = lanes_of("m", "gap", [self.lam * (o_stored[t] - o_partner[t]) for t in range(P)])
+        m_diff = lanes_of("m", "diff", [o_pa[t] - o_pb[t] for t in range(P)])  # a bias's u - v (or d)
+
+        # d_: the exact increment, rounded to its store
+        d = register("d", {name: mm[name] for name in flags + ("mask",)})
+        d_stored = lanes_of("d", "stored", m_stored)
+        d_partner = lanes_of("d", "partner", m_partner)
+        deltas = []
+        for t in range(P):
+            exact = Mux(mm["homeostasis"], m_gap[t], Mux(mm["bias"], m_diff[t], m_a[t] - m_b[t]))
+            exact = Mux(mm["negate"], -exact, exact)
+            delta = 0
+            for index, rounding in enumerate(self.roundings):
+                delta = Mux(mm["rounding"] == index, self._round(exact, rounding, self.noise[t]), delta)
+            deltas.append(delta)
+        d_delta = lanes_of("d", "delta", deltas)
+        if self.stochastic:  # an increment that drops bits takes one LFSR word per active lane
+            drops = [index for index, rounding in enumerate(self.roundings) if rounding.shift > 0]
+            dropping = sum((mm["rounding"] == index for index in drops), start=0) != 0 if drops else 0
+            m.d.comb += self.draws.eq(Mux(mm["valid"] & dropping, sum(mm["mask"][t] for t in range(P)), 0))
+
+        # n_: saturated sums
+        n = register("n", {name: d[name] for name in flags + ("mask",)})
+        n_words, n_partner = [], []
+        for t in range(P):
+            delta = d_delta[t]
+            new = 0
+            partner = 0
+            for index, rounding in enumerate(self.roundings):
+                new = Mux(d["rounding"] == index, saturate(d_stored[t] + Mux(d["homeostasis"], -delta, delta), rounding.store), new)
+                partner = Mux(d["rounding"] == index, saturate(d_partner[t] + delta, rounding.store), partner)
+            n_words.append(new)
+            n_partner.append(partner)
+        n_words = lanes_of("n", "word", n_words)
+        n_partner = lanes_of("n", "partner", n_partner)
+
+        # b_: back to bank order
+        back = Mux(n["rotate"] == 0, 0, P - n["rotate"])
+        b_words = lanes_of("b", "word", rotate(m, n_words, back, "upd_out"))
+        b_partner = lanes_of("b", "partner", rotate(m, n_partner, back, "upd_partner_out"))
+        b_write = lanes_of("b", "write", rotate(m, [n["valid"] & n["mask"][t] for t in range(P)], back, "upd_mask"))
+        for b in range(P):
+            m.d.comb += [self.words[b].eq(b_words[b]), self.partner_words[b].eq(b_partner[b]), self.write[b].eq(b_write[b])]
+        return m
+
+    def _round(self, exact, rounding: Rounding, noise):
+        shift = rounding.shift
+        if shift > 0 and self.stochastic:
+            return (exact + noise[:shift]) >> shift
+        return shift_round(exact, shift, rounding.store.rounding)
