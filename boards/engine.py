@@ -78,6 +78,10 @@ class HostLink(wiring.Component):
         samples, frames, last_cycles = Signal(32), Signal(32), Signal(32)
         crc_errors, other_errors = Signal(16), Signal(16)
         prediction = Signal(8)
+        # count = words_bytes // W for every 16-bit words_bytes: the exact reciprocal of W
+        words_bytes = Signal(16)
+        reciprocal_shift = 16 + (W - 1).bit_length()
+        reciprocal = -(-(1 << reciprocal_shift) // W)
         header = [memory, bank, address[8:], address[:8], count[8:], count[:8]]
 
         def big_endian(*values):
@@ -121,11 +125,11 @@ class HostLink(wiring.Component):
                                            crc_errors[8:], crc_errors[:8], other_errors[8:], other_errors[:8])
                         answer(Command.STATS | ANSWER, stats, 16)
                     with m.Elif(request.command == Command.LOAD):
-                        with m.If((request.length < 4 + W) | ((request.length - 4) % W != 0)):
+                        with m.If(request.length < 4 + W):
                             refuse(Error.LENGTH)
                         with m.Else():
-                            m.d.sync += count.eq((request.length - 4) // W)
-                            m.next = "HEADER"
+                            m.d.sync += words_bytes.eq(request.length - 4)
+                            m.next = "LOAD_LENGTH"
                     with m.Elif(request.command == Command.READ):
                         with m.If(request.length != 6):
                             refuse(Error.LENGTH)
@@ -138,6 +142,14 @@ class HostLink(wiring.Component):
                             m.next = "LABEL"
                     with m.Else():
                         refuse(Error.COMMAND)
+            with m.State("LOAD_LENGTH"):  # the words' bytes / W, by a reciprocal: registered, not a divider in IDLE
+                m.d.sync += count.eq((words_bytes * reciprocal) >> reciprocal_shift)
+                m.next = "LOAD_COUNT"
+            with m.State("LOAD_COUNT"):
+                with m.If(count * W != words_bytes):
+                    refuse(Error.LENGTH)
+                with m.Else():
+                    m.next = "HEADER"
             with m.State("HEADER"):  # memory, bank, address (and count for READ), one byte a cycle
                 last = Mux(request.command == Command.LOAD, 3, 5)
                 with m.Switch(index - 1):

@@ -61,9 +61,10 @@ class Board:
 
 
 BOARDS = {
-    # iCE40UP5K, 12 MHz oscillator halved (the core's update path closes at about 11 MHz), FT2232H
+    # iCE40UP5K, 12 MHz oscillator, FT2232H. Literal input updates: deferring them takes three more
+    # SB_MAC16 (the tracking of W_0 x) than the eight the UP5K has beside the lanes and the link.
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40up5k", 12_000_000, 2, 1_000_000,
-                        hardware={"lanes": 1}, programmers=("iceprog", "openFPGALoader")),
+                        hardware={"lanes": 1, "defer_input_updates": False}, programmers=("iceprog", "openFPGALoader")),
     # ECP5 LFE5U-85F, 25 MHz oscillator halved (P = 2 closes at about 17 MHz), FT231X
     "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5-85f", 25_000_000, 2, 1_000_000,
                        hardware={"lanes": 2}),

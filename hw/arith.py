@@ -55,3 +55,33 @@ def saturate(value: Value, fmt: Format) -> Value:
 def requantize(value: Value, frac_bits: int, fmt: Format, rounding: str | None = None) -> Value:
     """A value with ``frac_bits`` fraction bits into ``fmt``: round with its mode, then saturate."""
     return saturate(shift_round(value, frac_bits - fmt.n, rounding or fmt.rounding), fmt)
+
+
+def times_constant(value: Value, constant: int) -> Value:
+    """``value * constant`` as shifts and adds of the constant's signed digits (canonical signed
+    digits: no two adjacent), so that a product by a constant takes adders, not a DSP block."""
+    value = Value.cast(value)
+    if constant == 0:
+        return Const(0)
+    digits, k, c = [], 0, abs(constant)
+    while c:
+        if c & 1:
+            digit = 2 - (c & 3)  # +1, or -1 when the next bit is set too (then carry)
+            digits.append((k, digit))
+            c -= digit
+        c >>= 1
+        k += 1
+    total = None
+    for shift, digit in digits:
+        term = value << shift
+        total = (term if digit > 0 else -term) if total is None else (total + term if digit > 0 else total - term)
+    return -total if constant < 0 else total
+
+
+def square(value: Value) -> Value:
+    """``value * value`` of an unsigned value as a sum of its shifted partial products (adders, no DSP block)."""
+    value = Value.cast(value)
+    total = Const(0)
+    for bit in range(len(value)):
+        total = total + Mux(value[bit], value << bit, 0)
+    return total

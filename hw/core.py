@@ -51,9 +51,9 @@ from eqprop.layout import (
     TracePort, bank_depth, param_names, param_shapes, parameter_depths, parameter_words, parameters_from_words,
     skewed_banks, striped_banks, trace_ports,
 )
-from eqprop.program import NEURON_STAGES, READ_STAGES, WEIGHT_WRITE_LATENCY, PassKind, Program
+from eqprop.program import NEURON_STAGES, PassKind, Program, pipeline
 
-from .arith import shape_of
+from .arith import shape_of, square
 from .devices import check_device, presynaptic_operand, spram_matrices
 from .lanes import delayed
 from .lfsr import LfsrUnit
@@ -238,6 +238,7 @@ class Core(wiring.Component):
         last_free_step = Signal()
         m.d.comb += last_free_step.eq(~nudged & (step == learn.T1 - 1))
 
+        stages = pipeline(cfg)
         pre_width, pre_frac = presynaptic_operand(cfg)  # x and states meet the MAC lanes in one format
         update_pre_width = max(fx.state.width, fx.input.width + 1, fx.update.width)
 
@@ -248,6 +249,24 @@ class Core(wiring.Component):
         i_waddr = Signal(waddr_range)
         i_baddr = [Signal(waddr_range, name=f"i_baddr{b}") for b in range(P)]  # B_l, read by column
         norm = Signal(range(n[0] * (1 << 2 * fx.input.width) + 1))  # ||x||^2, 2n input fraction bits
+
+        def issued(value, cycles: int, name: str):
+            """An issue-time value as it is ``cycles`` cycles after the beat's issue."""
+            return delayed(m, value, cycles, f"i_{name}")
+
+        # What the neuron unit needs of a row beside its drive (old state, bias, W_0 x, F) is read
+        # late, so that it arrives with the drive: the addresses wait, not the words.
+        i_layer, i_drive_row = Signal(range(L + 1)), Signal()
+        arrive = MacLanes.latency(P)  # the row's drive leaves the lanes this many cycles after its operands
+        late = {name: issued(value, arrive, f"late_{name}") for name, value in (("row", row), ("div", row_div))}
+        for l in range(1, L + 1):
+            for b in range(P):
+                m.d.comb += bias_rd[l][b].addr.eq(late["div"])
+                for buf in range(3):
+                    m.d.comb += own_rd[(l, buf)][b].addr.eq(late["div"])
+        m.d.comb += w0x_rd.addr.eq(late["row"])
+        if pending_rd is not None:
+            m.d.comb += pending_rd.addr.eq(late["row"])
 
         for index, part in enumerate(parts):
             with m.If(issue & (part_index == index)):
@@ -274,12 +293,8 @@ class Core(wiring.Component):
                     for buf in range(3):
                         for port in state_rd[(part.pre, buf)]:
                             m.d.comb += port.addr.eq(segment)
-                if part.kind == K.RELAXATION:
-                    for buf in range(3):
-                        for port in own_rd[(part.layer, buf)]:
-                            m.d.comb += port.addr.eq(row_div)
-                    for port in bias_rd[part.layer]:
-                        m.d.comb += port.addr.eq(row_div)
+                if part.kind in (K.INPUT_DRIVE, K.RELAXATION):
+                    m.d.comb += [i_layer.eq(part.layer), i_drive_row.eq(part.kind == K.INPUT_DRIVE)]
                 if part.kind == K.UPDATE:
                     post = part.layer if part.target == "B" else part.layer + 1
                     for (_, l), ports in factor_rd.items():
@@ -289,8 +304,7 @@ class Core(wiring.Component):
                     if part.target == "b":
                         for port in bias_rd[part.layer + 1]:
                             m.d.comb += port.addr.eq(segment)
-                m.d.comb += w0x_rd.addr.eq(row)
-                if pending_rd is not None:
+                if part.kind == K.INPUT_UPDATE:
                     m.d.comb += pending_rd.addr.eq(row)
                 m.d.comb += [
                     i_first.eq((segment == 0) if index == siblings[index][0] else 0),
@@ -299,16 +313,12 @@ class Core(wiring.Component):
                     i_mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0),
                 ]
 
-        def issued(value, cycles: int, name: str):
-            """An issue-time value as it is ``cycles`` cycles after the beat's issue."""
-            return delayed(m, value, cycles, f"i_{name}")
-
         # -- r_: the memories' words, registered (their output registers) --------------------
         registered: dict[int, Signal] = {}
 
         def r(port):
             if id(port) not in registered:
-                registered[id(port)] = delayed(m, port.data, 1, "r")
+                registered[id(port)] = delayed(m, port.data, stages.read_stages - 1, "r")
             return registered[id(port)]
 
         def select(options: dict, selector):
@@ -319,7 +329,7 @@ class Core(wiring.Component):
                 out = Mux(selector == key, options[key], out)
             return out
 
-        at_read = READ_STAGES  # the beat's words are in the r_ registers this many cycles after issue
+        at_read = stages.read_stages  # the beat's words are in the r_ registers this many cycles after issue
         r_part, r_mod = issued(part_index, at_read, "part"), issued(row_mod, at_read, "mod")
         r_valid, r_mask = issued(issue, at_read, "valid"), issued(i_mask, at_read, "mask")
         in_parts = lambda selector, indices: reduce(lambda a, b: a | b, [selector == i for i in indices], 0)  # noqa: E731
@@ -353,7 +363,7 @@ class Core(wiring.Component):
             m.d.comb += mac.pres[t].eq(by_part(pres))
         m.d.comb += [
             # a row without synapses (layer 1 of a network without hidden layers) still passes, masked
-            mac.valid.eq(r_valid & in_parts(r_part, [i for i, p in enumerate(parts) if p.kind in (K.INPUT_DRIVE, K.RELAXATION)])),
+            mac.valid.eq(r_valid & in_parts(r_part, of_kind(K.INPUT_DRIVE, K.RELAXATION))),
             mac.first.eq(issued(i_first, at_read, "first")),
             mac.last.eq(issued(i_last & i_ends_row, at_read, "last")),
             mac.mask.eq(r_mask),
@@ -362,23 +372,15 @@ class Core(wiring.Component):
 
         # -- the neuron unit: a row's drive, with what the row read beside its synapses ---------
         m.submodules.neuron = neuron = NeuronUnit(arith)
-        row_parts = [i for i, p in enumerate(parts) if p.kind in (K.INPUT_DRIVE, K.RELAXATION)]
-        layer_of = lambda i: parts[i].layer  # noqa: E731
-        r_layer = by_part({i: layer_of(i) for i in row_parts})
-        tags = {
-            "drive_row": by_part({i: int(parts[i].kind == K.INPUT_DRIVE) for i in row_parts}),
-            "layer": r_layer,
-            "row": issued(row, at_read, "row"),
-            "mod": r_mod,
-            "div": issued(row_div, at_read, "div"),
-            "bias": select({l: select({b: r(bias_rd[l][b]) for b in range(P)}, r_mod) for l in range(1, L + 1)}, r_layer),
+        at_neuron = {name: issued(value, arrive + at_read, f"n_{name}")
+                     for name, value in (("drive_row", i_drive_row), ("layer", i_layer), ("row", row), ("mod", row_mod), ("div", row_div))}
+        at_neuron |= {
+            "bias": select({l: select({b: r(bias_rd[l][b]) for b in range(P)}, at_neuron["mod"]) for l in range(1, L + 1)}, at_neuron["layer"]),
             "w0x": r(w0x_rd),
-            "old": select({l: select({buf: select({b: r(own_rd[(l, buf)][b]) for b in range(P)}, r_mod) for buf in range(3)}, read_buf)
-                           for l in range(1, L + 1)}, r_layer),
+            "old": select({l: select({buf: select({b: r(own_rd[(l, buf)][b]) for b in range(P)}, at_neuron["mod"]) for buf in range(3)}, read_buf)
+                           for l in range(1, L + 1)}, at_neuron["layer"]),
             "pending": r(pending_rd) if pending_rd is not None else 0,
         }
-        arrive = MacLanes.latency(P)  # the row's drive leaves the lanes this many cycles after its operands
-        at_neuron = {name: delayed(m, value, arrive, f"tag_{name}") for name, value in tags.items()}
         for name in row_fields(arith):
             m.d.comb += getattr(neuron, name).eq(at_neuron[name])
         m.d.comb += [
@@ -417,7 +419,8 @@ class Core(wiring.Component):
             rounding_of[i] = roundings.index(rounding)
         word_width = max(arith.weight_store.width, arith.bias_store.width)
         m.submodules.update = update = UpdateLanes(
-            P, word_width, update_pre_width, fx.update, roundings, arith.lam, fx.factor.n, fx.stochastic_rounding, fx.lfsr.width
+            P, word_width, update_pre_width, fx.update, roundings, arith.lam, fx.factor.n, fx.stochastic_rounding, fx.lfsr.width,
+            stages=stages.update_stages,
         )
 
         def factor_of(name: str, layer: int):
@@ -466,10 +469,11 @@ class Core(wiring.Component):
             update.fb.eq(by_part(fb) if fb else 0),
             lfsr.advance.eq(update.draws),
         ]
-        # the new words leave the lanes WEIGHT_WRITE_LATENCY cycles after their beat's issue
-        w_part = issued(part_index, WEIGHT_WRITE_LATENCY, "w_part")
-        w_addr, w_segment = issued(i_waddr, WEIGHT_WRITE_LATENCY, "w_addr"), issued(segment, WEIGHT_WRITE_LATENCY, "w_segment")
-        w_baddr = [issued(i_baddr[b], WEIGHT_WRITE_LATENCY, f"w_baddr{b}") for b in range(P)]
+        # the new words leave the lanes this many cycles after their beat's issue
+        write_latency = stages.weight_write_latency
+        w_part = issued(part_index, write_latency, "w_part")
+        w_addr, w_segment = issued(i_waddr, write_latency, "w_addr"), issued(segment, write_latency, "w_segment")
+        w_baddr = [issued(i_baddr[b], write_latency, f"w_baddr{b}") for b in range(P)]
         for i in update_parts:
             part = parts[i]
             with m.If(w_part == i):
@@ -610,7 +614,7 @@ class Core(wiring.Component):
                     m.d.comb += [port.addr.eq(loaded_div), port.data.eq(self.x.payload), port.en.eq(self.x.valid & (loaded_mod == b))]
                 with m.If(self.x.valid):
                     if deferred:
-                        m.d.sync += norm.eq(Mux(loaded == 0, 0, norm) + self.x.payload * self.x.payload)
+                        m.d.sync += norm.eq(Mux(loaded == 0, 0, norm) + square(self.x.payload))
                     with m.If(loaded == n[0] - 1):
                         m.d.sync += [loaded.eq(0), loaded_mod.eq(0), loaded_div.eq(0)]
                         m.next = "LABEL"

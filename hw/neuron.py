@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from eqprop.golden import Arith
 
-from .arith import saturate, shape_of, shift_round
+from .arith import saturate, shape_of, shift_round, times_constant
 from .lanes import stage
 
 
@@ -85,49 +85,52 @@ class NeuronUnit(wiring.Component):
         total = self.drive + bias + Mux(self.layer == 1, self.w0x, 0)
         rounded = shift_round(total, fx.accumulator.n - fx.state.n, fx.state.rounding)
         rho = Mux(rounded < 0, 0, Mux(rounded > arith.one, arith.one, rounded))
-        pull = arith.beta * (Mux(self.row == self.label, arith.one, 0) - self.old)
+        pull = times_constant(Mux(self.row == self.label, arith.one, 0) - self.old, arith.beta)
         nudge = shift_round(Mux(self.negative, -pull, pull), fx.factor.n, fx.state.rounding)
         state = Signal(shape_of(fx.state))
         m.d.comb += state.eq(Mux(self.nudged & (self.layer == L), saturate(rho + nudge, fx.state), rho))
         n1 = stage(m, "n1", {
-            "valid": self.valid, "drive_row": self.drive_row, "layer": self.layer, "row": self.row,
-            "state": state, "old": self.old, "drive": self.drive, "w0x": self.w0x, "pending": self.pending,
+            "valid": self.valid, "drive_row": self.drive_row, "layer": self.layer, "row": self.row, "state": state, "old": self.old,
+            "w0x": Mux(self.drive_row, self.drive, self.w0x),  # a drive row's W_0 x is its drive
+            "pending": self.pending,
         })
 
-        # n2_: learning factors, by layer (the rates are constants)
-        def factor(rate: int, value):
-            return saturate(shift_round(rate * value, fx.factor.n + fx.state.n - fx.update.n, fx.update.rounding), fx.update)
-
-        def by_layer(make):
-            out = 0
+        # n2_: learning factors: the layer's rate (a constant, chosen by layer) times a state, one
+        # multiplier per factor
+        def rate(weight_layer_of):
+            selected = Signal(range(max(arith.rates) + 1), name="n2_rate")
+            value = 0
             for l in range(1, L + 1):
-                out = Mux(n1["layer"] == l, make(l), out)
-            return out
+                value = Mux(n1["layer"] == l, arith.rates[weight_layer_of(l)] if weight_layer_of(l) < L else 0, value)
+            m.d.comb += selected.eq(value)
+            return selected
 
+        def factor(rate_of_layer, value):
+            return saturate(shift_round(rate_of_layer * value, fx.factor.n + fx.state.n - fx.update.n, fx.update.rounding), fx.update)
+
+        own_rate = rate(lambda l: l - 1)  # the rate of W_{l-1}, into this layer
         if tied:
-            factors = {"u": by_layer(lambda l: factor(arith.rates[l - 1], n1["state"])),
-                       "v": by_layer(lambda l: factor(arith.rates[l - 1], n1["old"]))}
+            factors = {"u": factor(own_rate, n1["state"]), "v": factor(own_rate, n1["old"])}
         else:
             change = n1["state"] - n1["old"]
-            factors = {"d": by_layer(lambda l: factor(arith.rates[l - 1], change)),
-                       "e": by_layer(lambda l: factor(arith.rates[l], change) if l < L else 0)}
+            factors = {"d": factor(own_rate, change), "e": factor(rate(lambda l: l), change)}
         factor_regs = {}
         for name, value in factors.items():
             factor_regs[name] = Signal(shape_of(fx.update), name=f"n2_{name}")
             m.d.sync += factor_regs[name].eq(value)
-        n2 = stage(m, "n2", {name: n1[name] for name in ("valid", "drive_row", "layer", "row", "state", "drive", "w0x", "pending")})
+        n2 = stage(m, "n2", {name: n1[name] for name in ("valid", "drive_row", "layer", "row", "state", "w0x", "pending")})
 
         # n3_: deferred input updates (layer 1, nudged), the argmax
         n3 = stage(m, "n3", {name: n2[name] for name in ("valid", "drive_row", "layer", "row", "state")})
         for name in self.factor_names:
             m.d.sync += getattr(self.factors, name).eq(factor_regs[name])
         tracking = self.nudged & (n2["layer"] == 1) & ~n2["drive_row"] if deferred else 0
-        w0x_next, pending_next = n2["drive"], n2["pending"]
+        w0x_next, pending_next = n2["w0x"], n2["pending"]
         if deferred:
             f = factor_regs["u"] - factor_regs["v"] if tied else factor_regs["d"]
             signed_f = Mux(self.negative, -f, f)
             step = shift_round(signed_f * self.norm, fx.update.n + 2 * fx.input.n - fx.accumulator.n, fx.accumulator.rounding)
-            w0x_next = Mux(tracking, saturate(n2["w0x"] + step, fx.accumulator), n2["drive"])
+            w0x_next = Mux(tracking, saturate(n2["w0x"] + step, fx.accumulator), n2["w0x"])
             pending_next = saturate(Mux(self.first_update, 0, n2["pending"]) + signed_f, fx.update)
         m.d.sync += [
             self.out_w0x.eq(w0x_next),

@@ -13,9 +13,10 @@ Each kind of increment has its *rounding*: the bits it drops and the store it go
 (:class:`Rounding`); with stochastic rounding the dropped bits are decided by the LFSR's words,
 of which the lanes consume one per active lane (``draws``) in the cycle they round.
 
-Stages (:data:`~eqprop.program.UPDATE_STAGES`): ``o_`` operands in lane order (rotated from the
-banks), ``m_`` products, ``d_`` the rounded increment, ``n_`` the saturated sums, ``b_`` the words
-rotated back to their banks; the outputs are the ``b_`` registers.
+Stages (:attr:`eqprop.program.Pipeline.update_stages`): ``o_`` operands in lane order (rotated
+from the banks), ``m_`` products, ``d_`` the rounded increment, ``n_`` the saturated sums, and with
+5 stages ``b_``, the words rotated back to their banks; the outputs are the last registers (with 4,
+rotated back on their way out).
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from eqprop.fixed import Format
-from eqprop.program import UPDATE_STAGES
 
-from .arith import saturate, shape_of, shift_round
+from .arith import saturate, shape_of, shift_round, times_constant
 from .lanes import rotate, stage, stage_lanes
 
 
@@ -47,9 +47,12 @@ class Rounding:
 
 class UpdateLanes(wiring.Component):
     def __init__(self, lanes: int, word_width: int, pre_width: int, update: Format, roundings: list[Rounding],
-                 lam: int, lam_frac: int, stochastic: bool, noise_width: int) -> None:
+                 lam: int, lam_frac: int, stochastic: bool, noise_width: int, stages: int = 5) -> None:
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
+        if stages not in (4, 5):
+            raise ValueError(f"the update lanes have 4 or 5 stages, not {stages}")
+        self.stages = stages
         self.lanes, self.roundings, self.lam, self.lam_frac = lanes, roundings, lam, lam_frac
         self.stochastic, self.noise_width = stochastic, noise_width
         word = signed(word_width)
@@ -78,7 +81,6 @@ class UpdateLanes(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         P = self.lanes
-        assert UPDATE_STAGES == 5
 
         register = lambda prefix, values: stage(m, prefix, values)  # noqa: E731
         lanes_of = lambda prefix, name, values: stage_lanes(m, prefix, name, values)  # noqa: E731
@@ -97,7 +99,7 @@ class UpdateLanes(wiring.Component):
         m_partner = lanes_of("m", "partner", o_partner)
         m_a = lanes_of("m", "product_a", [o["fa"] * o_pa[t] for t in range(P)])
         m_b = lanes_of("m", "product_b", [o["fb"] * o_pb[t] for t in range(P)])
-        m_gap = lanes_of("m", "gap", [self.lam * (o_stored[t] - o_partner[t]) for t in range(P)])
+        m_gap = lanes_of("m", "gap", [times_constant(o_stored[t] - o_partner[t], self.lam) for t in range(P)])
         m_diff = lanes_of("m", "diff", [o_pa[t] - o_pb[t] for t in range(P)])  # a bias's u - v (or d)
 
         # d_: the exact increment, rounded to its store
@@ -133,11 +135,13 @@ class UpdateLanes(wiring.Component):
         n_words = lanes_of("n", "word", n_words)
         n_partner = lanes_of("n", "partner", n_partner)
 
-        # b_: back to bank order
+        # b_: back to bank order (registered with 5 stages)
         back = Mux(n["rotate"] == 0, 0, P - n["rotate"])
-        b_words = lanes_of("b", "word", rotate(m, n_words, back, "upd_out"))
-        b_partner = lanes_of("b", "partner", rotate(m, n_partner, back, "upd_partner_out"))
-        b_write = lanes_of("b", "write", rotate(m, [n["valid"] & n["mask"][t] for t in range(P)], back, "upd_mask"))
+        b_words = rotate(m, n_words, back, "upd_out")
+        b_partner = rotate(m, n_partner, back, "upd_partner_out")
+        b_write = rotate(m, [n["valid"] & n["mask"][t] for t in range(P)], back, "upd_mask")
+        if self.stages == 5:
+            b_words, b_partner, b_write = (lanes_of("b", name, values) for name, values in (("word", b_words), ("partner", b_partner), ("write", b_write)))
         for b in range(P):
             m.d.comb += [self.words[b].eq(b_words[b]), self.partner_words[b].eq(b_partner[b]), self.write[b].eq(b_write[b])]
         return m

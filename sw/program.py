@@ -43,9 +43,6 @@ class PassKind(enum.Enum):
 
 
 # -- the pipeline (eqprop.hw.core and its units), in registers a beat passes ---------------------
-#: The memories answer the cycle after a beat is issued (synchronous read ports), and their
-#: words are registered once more before any logic (the block RAMs' output registers).
-READ_STAGES = 2
 #: MAC lanes (eqprop.hw.mac): rotated and rounded operands, the products (the DSP blocks' output
 #: registers), the adder tree with a register after every TREE_LEVELS_PER_STAGE levels, the accumulator.
 OPERAND_STAGES = 1
@@ -55,11 +52,38 @@ ACCUMULATE_STAGES = 1
 #: Neuron unit (eqprop.hw.neuron): rho and the nudge; the learning factors; the tracked W_0 x and
 #: F; its writes leave from the last of these registers.
 NEURON_STAGES = 3
-#: Update lanes (eqprop.hw.update): operands, products, the rounded increment, the saturated sum,
-#: the words rotated back to their banks; the writes leave from the last of these registers.
-#: Odd with READ_STAGES, so that in a read-modify-write walk the word written and the word read
-#: in one cycle have addresses of different parity (eqprop.hw.memories' SPRAM stores need it).
-UPDATE_STAGES = 5
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The registers that depend on the FPGA: where timing is easy (the iCE40 closes its 24 MHz
+    with room to spare) and logic cells are few, two registers are left out."""
+
+    #: The memories answer the cycle after a beat is issued (synchronous read ports); with 2 their
+    #: words are registered once more before any logic (the block RAMs' output registers).
+    read_stages: int = 2
+    #: Update lanes (eqprop.hw.update): operands, products, the rounded increment, the saturated
+    #: sum and, with 5, the words rotated back to their banks registered; the writes leave from the
+    #: last register. With ``read_stages`` odd in all, so that in a read-modify-write walk the word
+    #: written and the word read in one cycle have addresses of different parity
+    #: (eqprop.hw.memories' SPRAM stores need it).
+    update_stages: int = 5
+
+    def __post_init__(self) -> None:
+        assert self.read_stages in (1, 2) and self.update_stages in (4, 5)
+        assert (self.read_stages + self.update_stages) % 2 == 1
+
+    @property
+    def weight_write_latency(self) -> int:
+        """An update or homeostasis beat to the write of its new words."""
+        return self.read_stages + self.update_stages
+
+
+PIPELINES = {"ice40up5k": Pipeline(read_stages=1, update_stages=4)}
+
+
+def pipeline(cfg: Config) -> Pipeline:
+    return PIPELINES.get(cfg.hardware.fpga, Pipeline())
 
 
 def tree_stages(lanes: int) -> int:
@@ -73,14 +97,9 @@ def mac_latency(lanes: int) -> int:
     return OPERAND_STAGES + PRODUCT_STAGES + tree_stages(lanes) + ACCUMULATE_STAGES
 
 
-def state_write_latency(lanes: int) -> int:
+def state_write_latency(cfg: Config) -> int:
     """A row's last beat to the write of its neuron's state, learning factors and ``W_0 x``."""
-    return READ_STAGES + mac_latency(lanes) + NEURON_STAGES
-
-
-#: An update or homeostasis beat to the write of its new words.
-WEIGHT_WRITE_LATENCY = READ_STAGES + UPDATE_STAGES
-assert WEIGHT_WRITE_LATENCY % 2 == 1
+    return pipeline(cfg).read_stages + mac_latency(cfg.hardware.lanes) + NEURON_STAGES
 
 
 @dataclass(frozen=True)
@@ -170,7 +189,7 @@ class Program:
             return Part(kind, name, layer, matrix, column, pre, length, rows, beats(length, P), target)
 
         K = PassKind
-        mac, weights = state_write_latency(P), WEIGHT_WRITE_LATENCY
+        mac, weights = state_write_latency(cfg), pipeline(cfg).weight_write_latency
         drive = Pass(K.INPUT_DRIVE, (Group((part(K.INPUT_DRIVE, "drive_W0", 1, "W0", False, 0, n[0], n[1]),)),), mac)
         layers = []
         for l in range(1, L + 1):

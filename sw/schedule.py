@@ -6,7 +6,7 @@ by phase. :func:`sample_trace` walks the same passes beside the golden model's l
 sample and gives every state, ``W_0 x``, weight and bias write with its cycle: a relaxation or
 input-drive row writes its neuron :func:`~eqprop.program.state_write_latency` cycles after its
 last beat is issued (the pass's drain), an update or homeostasis beat writes its P words
-:data:`~eqprop.program.WEIGHT_WRITE_LATENCY` cycles after it is issued. :func:`locate` names the
+:attr:`~eqprop.program.Pipeline.weight_write_latency` cycles after it is issued. :func:`locate` names the
 pass of a cycle.
 
 The lower bound counts the work a sample needs, divided by P: multiply-accumulates (``W_0 x``
@@ -27,7 +27,7 @@ import numpy as np
 
 from .config import CONTINUAL_RULES, Config, phase_count
 from .errors import ConfigError
-from .program import WEIGHT_WRITE_LATENCY, PassKind, Slot, describe, sample_passes
+from .program import PassKind, Slot, describe, pipeline, sample_passes
 
 #: :class:`CycleCount` phases, by the pass kind (and, for relaxation and updates, free or nudged).
 PHASES = ("input_drive", "free", "nudged", "updates", "input_update", "homeostasis")
@@ -179,6 +179,7 @@ class _TraceBuilder:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg, self.P = cfg, cfg.hardware.lanes
+        self.weight_latency = pipeline(cfg).weight_write_latency
         self.names = memory_names(cfg)
         self.chunks: list[tuple] = []
 
@@ -209,7 +210,7 @@ class _TraceBuilder:
     def matrix(self, issue: np.ndarray, part, name: str, values: np.ndarray, transposed: bool = False) -> None:
         """A row-by-row read-modify-write of ``values`` (``(rows, length)``): beat k of row r writes its P words."""
         j = np.arange(part.length)
-        cycles = issue[:, None] + j[None, :] // self.P + WEIGHT_WRITE_LATENCY
+        cycles = issue[:, None] + j[None, :] // self.P + self.weight_latency
         r = np.arange(part.rows)[:, None]
         index = j[None, :] * part.rows + r if transposed else r * part.length + j[None, :]
         self.emit(cycles, name, 0, index, values.T if transposed else values)

@@ -1,4 +1,4 @@
-"""The HDL's rounding and saturation against the golden model's, in the Amaranth simulator."""
+"""The HDL's rounding, saturation and constant products against the golden model's, in the Amaranth simulator."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from amaranth.sim import Simulator
 
 from eqprop import fixed
 from eqprop.fixed import ROUNDING_MODES, Format
-from eqprop.hw.arith import requantize, saturate, shift_round
+from eqprop.hw.arith import requantize, saturate, shift_round, square, times_constant
 
 N = 300
 
@@ -49,3 +49,24 @@ def test_saturate_and_requantize_match_the_golden_model(fmt):
     values = rng.integers(-(1 << 22), 1 << 22, N)
     np.testing.assert_array_equal(evaluate(signed(23), lambda a: saturate(a, fmt), values), fixed.saturate(values, fmt))
     np.testing.assert_array_equal(evaluate(signed(23), lambda a: requantize(a, fmt.n + 6, fmt), values), fixed.requantize(values, fmt.n + 6, fmt))
+
+
+@pytest.mark.parametrize("constant", [0, 1, 3, 7, 1000, 26214, 65535, -5])
+def test_products_by_constants_and_squares_are_exact(constant):
+    value = Signal(signed(18))
+    product, squared_in = Signal(signed(40)), Signal(8)
+    squared = Signal(16)
+    m = Module()
+    m.d.comb += [product.eq(times_constant(value, constant)), squared.eq(square(squared_in))]
+    samples = np.random.default_rng(constant & 0xFF).integers(-(1 << 17), 1 << 17, 200)
+
+    async def bench(ctx):
+        for v in samples.tolist():
+            ctx.set(value, v)
+            ctx.set(squared_in, v & 0xFF)
+            assert ctx.get(product) == v * constant
+            assert ctx.get(squared) == (v & 0xFF) ** 2
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
