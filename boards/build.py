@@ -17,12 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Module, Mux, ResetSignal, Signal
+from amaranth.hdl import DomainRenamer, Elaboratable, Module
 
 from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.hw.core import check_buildable
 
+from .clocks import soc_domain
 from .registry import Board
 from .soc import Soc
 
@@ -44,16 +45,8 @@ class BoardTop(Elaboratable):
         m = Module()
         uart = platform.request("uart", 0)
         soc = Soc(self.cfg, self.board.divisor, self.board.frame_timeout_cycles, primitives=True)
-        if self.board.clock_divide == 1:
-            m.submodules.soc = soc
-        else:  # the SoC in its own domain on the oscillator divided down, reset with the platform's power-on reset (if it has one)
-            count = Signal(range(self.board.clock_divide))
-            divided = Signal()
-            m.d.sync += [count.eq(Mux(count == self.board.clock_divide - 1, 0, count + 1)), divided.eq(count < self.board.clock_divide // 2)]
-            m.domains.soc = ClockDomain("soc")
-            m.d.comb += [ClockSignal("soc").eq(divided), ResetSignal("soc").eq(ResetSignal("sync", allow_reset_less=True))]
-            platform.add_clock_constraint(divided, self.board.clock_hz)
-            m.submodules.soc = DomainRenamer({"sync": "soc"})(soc)
+        soc_domain(m, platform, self.board.fpga, self.board.oscillator_hz, self.board.clock_hz)
+        m.submodules.soc = DomainRenamer({"sync": "soc"})(soc)
         m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]
         if "uart_tx_enable" in {resource.name for resource in platform.resources.values()}:
             m.d.comb += platform.request("uart_tx_enable", 0).o.eq(1)

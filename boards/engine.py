@@ -78,10 +78,7 @@ class HostLink(wiring.Component):
         samples, frames, last_cycles = Signal(32), Signal(32), Signal(32)
         crc_errors, other_errors = Signal(16), Signal(16)
         prediction = Signal(8)
-        # count = words_bytes // W for every 16-bit words_bytes: the exact reciprocal of W
-        words_bytes = Signal(16)
-        reciprocal_shift = 16 + (W - 1).bit_length()
-        reciprocal = -(-(1 << reciprocal_shift) // W)
+        words_bytes = Signal(16)  # a LOAD's word bytes not yet counted
         header = [memory, bank, address[8:], address[:8], count[8:], count[:8]]
 
         def big_endian(*values):
@@ -128,7 +125,7 @@ class HostLink(wiring.Component):
                         with m.If(request.length < 4 + W):
                             refuse(Error.LENGTH)
                         with m.Else():
-                            m.d.sync += words_bytes.eq(request.length - 4)
+                            m.d.sync += [words_bytes.eq(request.length - 4), count.eq(0)]
                             m.next = "LOAD_LENGTH"
                     with m.Elif(request.command == Command.READ):
                         with m.If(request.length != 6):
@@ -142,11 +139,10 @@ class HostLink(wiring.Component):
                             m.next = "LABEL"
                     with m.Else():
                         refuse(Error.COMMAND)
-            with m.State("LOAD_LENGTH"):  # the words' bytes / W, by a reciprocal: registered, not a divider in IDLE
-                m.d.sync += count.eq((words_bytes * reciprocal) >> reciprocal_shift)
-                m.next = "LOAD_COUNT"
-            with m.State("LOAD_COUNT"):
-                with m.If(count * W != words_bytes):
+            with m.State("LOAD_LENGTH"):  # count = words' bytes / W by subtraction, a word a cycle (no divider)
+                with m.If(words_bytes >= W):
+                    m.d.sync += [words_bytes.eq(words_bytes - W), count.eq(count + 1)]
+                with m.Elif(words_bytes != 0):
                     refuse(Error.LENGTH)
                 with m.Else():
                     m.next = "HEADER"

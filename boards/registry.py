@@ -1,8 +1,8 @@
 """The boards eqprop builds for, on top of ``amaranth-boards``: clock, UART, FPGA budget, default network.
 
-Each board runs the SoC (:mod:`eqprop.boards.soc`) from its oscillator, divided where the core
-does not close timing at the oscillator's rate (the iCE40's PLL cannot go below 16 MHz), and talks
-to the host through the USB-serial bridge wired to its UART pins.
+Each board runs the SoC (:mod:`eqprop.boards.soc`) at its ``clock_hz``, made from its oscillator
+by :mod:`eqprop.boards.clocks` (the ECP5's PLL multiplies it), and talks to the host through the
+USB-serial bridge wired to its UART pins.
 """
 
 from __future__ import annotations
@@ -25,20 +25,15 @@ class Board:
     platform: str
     #: ``hardware.fpga``: the budget the network is checked against.
     fpga: str
-    #: The oscillator, and what the SoC's clock divides it by.
+    #: The oscillator, and the SoC's clock made from it (eqprop.boards.clocks: the same, divided, or by a PLL).
     oscillator_hz: int
-    clock_divide: int
+    clock_hz: int
     baud: int
     #: The network a bare ``eqprop build --board NAME`` builds: a preset and hardware options.
     preset: str = "digits-cep"
     hardware: dict = field(default_factory=dict)
     #: Programmers ``eqprop flash`` tries, in order.
     programmers: tuple[str, ...] = ("openFPGALoader",)
-
-    @property
-    def clock_hz(self) -> int:
-        """The SoC's clock."""
-        return self.oscillator_hz // self.clock_divide
 
     @property
     def frame_timeout_cycles(self) -> int:
@@ -61,13 +56,13 @@ class Board:
 
 
 BOARDS = {
-    # iCE40UP5K, 12 MHz oscillator, FT2232H. Literal input updates: deferring them takes three more
-    # SB_MAC16 (the tracking of W_0 x) than the eight the UP5K has beside the lanes and the link.
-    "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40up5k", 12_000_000, 2, 1_000_000,
+    # iCE40UP5K, the SoC on the 12 MHz oscillator, FT2232H. Literal input updates: deferring them takes
+    # three more SB_MAC16 (the tracking of W_0 x) than the eight the UP5K has beside the lane and the link.
+    "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40up5k", 12_000_000, 12_000_000, 1_000_000,
                         hardware={"lanes": 1, "defer_input_updates": False}, programmers=("iceprog", "openFPGALoader")),
-    # ECP5 LFE5U-85F, 25 MHz oscillator halved (P = 2 closes at about 17 MHz), FT231X
-    "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5-85f", 25_000_000, 2, 1_000_000,
-                       hardware={"lanes": 2}),
+    # ECP5 LFE5U-85F, the SoC at 50 MHz from the 25 MHz oscillator by the PLL, 16 lanes, FT231X
+    "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5-85f", 25_000_000, 50_000_000, 1_000_000,
+                       hardware={"lanes": 16}),
 }
 
 

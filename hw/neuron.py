@@ -4,15 +4,16 @@ One row per cycle at most, in :data:`~eqprop.program.NEURON_STAGES` registered s
 arithmetic of :class:`eqprop.golden.GoldenModel` (``step``, ``_row_factor``, the deferred input
 updates):
 
-* ``n1_``: the drive plus the neuron's bias (and its cached ``W_0 x`` in layer 1), rounded to the
-  state format, rho (clamped to [0, 1]); in the output layer of a nudged phase plus the nudge
-  ``+-beta (y - s)``, saturated. A row of the input drive passes its drive on as ``W_0 x``;
-* ``n2_``: the learning factors ``u = c s', v = c s`` (tied) or ``d = c (s' - s)``, ``e`` (untied),
+* ``n1_``: the drive plus the neuron's bias (and its cached ``W_0 x`` in layer 1); a row of the
+  input drive passes its drive on as ``W_0 x``;
+* ``n2_``: rounded to the state format, rho (clamped to [0, 1]); in the output layer of a nudged
+  phase plus the nudge ``+-beta (y - s)``, saturated;
+* ``n3_``: the learning factors ``u = c s', v = c s`` (tied) or ``d = c (s' - s)``, ``e`` (untied),
   each rounded and saturated to the ``update`` format;
-* ``n3_``: with deferred input updates, for layer 1 in a nudged phase, ``F += f`` and
+* ``n4_``: with deferred input updates, for layer 1 in a nudged phase, ``F += f`` and
   ``W_0 x += f ||x||^2`` (``f = +-(u - v)`` or ``+-d``); the free phase's last step updates the argmax.
 
-The outputs are the ``n3_`` registers: what the core writes to its memories that cycle.
+The outputs are the ``n4_`` registers: what the core writes to its memories that cycle.
 """
 
 from __future__ import annotations
@@ -80,28 +81,34 @@ class NeuronUnit(wiring.Component):
         L, tied = cfg.network.n_layers, cfg.network.tied
         deferred = cfg.hardware.defer_input_updates
 
-        # n1_: rho and the nudge
+        # n1_: the neuron's total drive (a drive row's is its drive: the W_0 x it writes)
         bias = shift_round(self.bias, arith.bias_store.n - fx.accumulator.n, fx.accumulator.rounding)
-        total = self.drive + bias + Mux(self.layer == 1, self.w0x, 0)
-        rounded = shift_round(total, fx.accumulator.n - fx.state.n, fx.state.rounding)
-        rho = Mux(rounded < 0, 0, Mux(rounded > arith.one, arith.one, rounded))
-        pull = times_constant(Mux(self.row == self.label, arith.one, 0) - self.old, arith.beta)
-        nudge = shift_round(Mux(self.negative, -pull, pull), fx.factor.n, fx.state.rounding)
-        state = Signal(shape_of(fx.state))
-        m.d.comb += state.eq(Mux(self.nudged & (self.layer == L), saturate(rho + nudge, fx.state), rho))
+        carried = {"w0x": self.w0x, "pending": self.pending} if deferred else {}
         n1 = stage(m, "n1", {
-            "valid": self.valid, "drive_row": self.drive_row, "layer": self.layer, "row": self.row, "state": state, "old": self.old,
-            "w0x": Mux(self.drive_row, self.drive, self.w0x),  # a drive row's W_0 x is its drive
-            "pending": self.pending,
+            "valid": self.valid, "drive_row": self.drive_row, "layer": self.layer, "row": self.row, "old": self.old,
+            "total": self.drive + Mux(self.drive_row, 0, bias + Mux(self.layer == 1, self.w0x, 0)), **carried,
         })
 
-        # n2_: learning factors: the layer's rate (a constant, chosen by layer) times a state, one
+        # n2_: rho and the nudge
+        rounded = shift_round(n1["total"], fx.accumulator.n - fx.state.n, fx.state.rounding)
+        rho = Mux(rounded < 0, 0, Mux(rounded > arith.one, arith.one, rounded))
+        pull = times_constant(Mux(n1["row"] == self.label, arith.one, 0) - n1["old"], arith.beta)
+        nudge = shift_round(Mux(self.negative, -pull, pull), fx.factor.n, fx.state.rounding)
+        state = Signal(shape_of(fx.state))
+        m.d.comb += state.eq(Mux(self.nudged & (n1["layer"] == L), saturate(rho + nudge, fx.state), rho))
+        # a row writes its state or (a drive row) its W_0 x: one register carries either
+        row_tags = ("valid", "drive_row", "layer", "row", *carried)
+        n2 = stage(m, "n2", {**{name: n1[name] for name in row_tags}, "value": Mux(n1["drive_row"], n1["total"], state), "old": n1["old"]})
+        n2["state"] = Signal(shape_of(fx.state), name="n2_state")
+        m.d.comb += n2["state"].eq(n2["value"])
+
+        # n3_: learning factors: the layer's rate (a constant, chosen by layer) times a state, one
         # multiplier per factor
         def rate(weight_layer_of):
-            selected = Signal(range(max(arith.rates) + 1), name="n2_rate")
+            selected = Signal(range(max(arith.rates) + 1), name="n3_rate")
             value = 0
             for l in range(1, L + 1):
-                value = Mux(n1["layer"] == l, arith.rates[weight_layer_of(l)] if weight_layer_of(l) < L else 0, value)
+                value = Mux(n2["layer"] == l, arith.rates[weight_layer_of(l)] if weight_layer_of(l) < L else 0, value)
             m.d.comb += selected.eq(value)
             return selected
 
@@ -110,38 +117,36 @@ class NeuronUnit(wiring.Component):
 
         own_rate = rate(lambda l: l - 1)  # the rate of W_{l-1}, into this layer
         if tied:
-            factors = {"u": factor(own_rate, n1["state"]), "v": factor(own_rate, n1["old"])}
+            factors = {"u": factor(own_rate, n2["state"]), "v": factor(own_rate, n2["old"])}
         else:
-            change = n1["state"] - n1["old"]
+            change = n2["state"] - n2["old"]
             factors = {"d": factor(own_rate, change), "e": factor(rate(lambda l: l), change)}
-        factor_regs = {}
-        for name, value in factors.items():
-            factor_regs[name] = Signal(shape_of(fx.update), name=f"n2_{name}")
-            m.d.sync += factor_regs[name].eq(value)
-        n2 = stage(m, "n2", {name: n1[name] for name in ("valid", "drive_row", "layer", "row", "state", "w0x", "pending")})
+        n3 = stage(m, "n3", {**{name: n2[name] for name in (*row_tags, "value")}, **factors})
+        n3["state"] = Signal(shape_of(fx.state), name="n3_state")
+        m.d.comb += n3["state"].eq(n3["value"])
 
-        # n3_: deferred input updates (layer 1, nudged), the argmax
-        n3 = stage(m, "n3", {name: n2[name] for name in ("valid", "drive_row", "layer", "row", "state")})
+        # n4_: deferred input updates (layer 1, nudged), the argmax; the outputs
+        n4 = stage(m, "n4", {name: n3[name] for name in ("valid", "drive_row", "layer", "row", "state")})
         for name in self.factor_names:
-            m.d.sync += getattr(self.factors, name).eq(factor_regs[name])
-        tracking = self.nudged & (n2["layer"] == 1) & ~n2["drive_row"] if deferred else 0
-        w0x_next, pending_next = n2["w0x"], n2["pending"]
+            m.d.sync += getattr(self.factors, name).eq(n3[name])
+        tracking = self.nudged & (n3["layer"] == 1) & ~n3["drive_row"] if deferred else 0
+        w0x_next, pending_next = n3["value"], 0
         if deferred:
-            f = factor_regs["u"] - factor_regs["v"] if tied else factor_regs["d"]
+            f = n3["u"] - n3["v"] if tied else n3["d"]
             signed_f = Mux(self.negative, -f, f)
             step = shift_round(signed_f * self.norm, fx.update.n + 2 * fx.input.n - fx.accumulator.n, fx.accumulator.rounding)
-            w0x_next = Mux(tracking, saturate(n2["w0x"] + step, fx.accumulator), n2["w0x"])
-            pending_next = saturate(Mux(self.first_update, 0, n2["pending"]) + signed_f, fx.update)
+            w0x_next = Mux(tracking, saturate(n3["w0x"] + step, fx.accumulator), n3["value"])
+            pending_next = saturate(Mux(self.first_update, 0, n3["pending"]) + signed_f, fx.update)
         m.d.sync += [
             self.out_w0x.eq(w0x_next),
             self.out_pending.eq(pending_next),
-            self.state_valid.eq(n2["valid"] & ~n2["drive_row"]),
-            self.w0x_valid.eq(n2["valid"] & (n2["drive_row"] | tracking)),
-            self.pending_valid.eq(n2["valid"] & tracking),
+            self.state_valid.eq(n3["valid"] & ~n3["drive_row"]),
+            self.w0x_valid.eq(n3["valid"] & (n3["drive_row"] | tracking)),
+            self.pending_valid.eq(n3["valid"] & tracking),
         ]
-        m.d.comb += [self.out_layer.eq(n3["layer"]), self.out_row.eq(n3["row"]), self.state.eq(n3["state"])]
+        m.d.comb += [self.out_layer.eq(n4["layer"]), self.out_row.eq(n4["row"]), self.state.eq(n4["state"])]
         best = Signal(shape_of(fx.state))
-        with m.If(n3["valid"] & ~n3["drive_row"] & (n3["layer"] == L) & self.last_free_step):
-            with m.If((n3["row"] == 0) | (n3["state"] > best)):
-                m.d.sync += [best.eq(n3["state"]), self.best_index.eq(n3["row"])]
+        with m.If(n4["valid"] & ~n4["drive_row"] & (n4["layer"] == L) & self.last_free_step):
+            with m.If((n4["row"] == 0) | (n4["state"] > best)):
+                m.d.sync += [best.eq(n4["state"]), self.best_index.eq(n4["row"])]
         return m

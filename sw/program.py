@@ -49,9 +49,9 @@ OPERAND_STAGES = 1
 PRODUCT_STAGES = 1
 TREE_LEVELS_PER_STAGE = 2
 ACCUMULATE_STAGES = 1
-#: Neuron unit (eqprop.hw.neuron): rho and the nudge; the learning factors; the tracked W_0 x and
-#: F; its writes leave from the last of these registers.
-NEURON_STAGES = 3
+#: Neuron unit (eqprop.hw.neuron): the total drive; rho and the nudge; the learning factors; the
+#: tracked W_0 x and F; its writes leave from the last of these registers.
+NEURON_STAGES = 4
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,11 @@
 
 import json
 
+import pytest
+
 from eqprop.boards.build import clocks, flip_flops, soc_clock, utilisation
 from eqprop.boards.registry import BOARDS, get_board
+from eqprop.errors import ConfigError
 from eqprop.hw.core import check_buildable
 
 from test_cli import run
@@ -77,3 +80,25 @@ def test_board_train_needs_exactly_one_transport_and_names_a_port_it_cannot_open
     code, _, err = run(capsys, "board", "train", "--board", "icebreaker", "--port", str(tmp_path / "no-such-port"), "--out", str(tmp_path / "o"))
     assert code == 2 and "cannot open" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("output_mhz", [50, 75, 100, 12.5])
+def test_the_ecp5_pll_makes_the_clock_exactly_within_its_limits(output_mhz):
+    from eqprop.boards.clocks import ECP5_PFD_HZ, ECP5_VCO_HZ, ecp5_pll_dividers
+
+    output = int(output_mhz * 1e6)
+    pll = ecp5_pll_dividers(25_000_000, output)
+    assert 25_000_000 * pll.clkfb_div == output * pll.clki_div
+    assert ECP5_PFD_HZ[0] <= 25_000_000 / pll.clki_div <= ECP5_PFD_HZ[1]
+    assert ECP5_VCO_HZ[0] <= output * pll.clkop_div <= ECP5_VCO_HZ[1]
+
+
+def test_a_clock_the_board_cannot_make_is_refused():
+    from amaranth.hdl import Module
+
+    from eqprop.boards.clocks import ecp5_pll_dividers, soc_domain
+
+    with pytest.raises(ConfigError, match="divided by an integer"):
+        soc_domain(Module(), None, "ice40up5k", 12_000_000, 24_000_000)
+    with pytest.raises(ConfigError, match="cannot make"):
+        ecp5_pll_dividers(25_000_000, 1_000_003)
