@@ -24,12 +24,14 @@ Every write to a state, ``W_0 x``, weight or bias memory is also driven onto the
 interface: verification watches the core through it (:mod:`eqprop.sim`), and a design that leaves it
 unconnected (the SoC) loses it in synthesis.
 
-Pipeline: a beat's addresses are issued in one cycle (stage 0); the memories answer in the next
-(stage 1: multiply, align to the accumulator, adder tree, accumulate; or, in an update pass, the
-increment, its rounding and the write back); after a neuron's last beat stage 2 applies rho (and
-the nudge) and writes the state and its learning factors. The passes, their parts and drains come
-from the pass program (:class:`eqprop.program.Program`): the sequencer has one state per part and
-one drain state per pass, named after them.
+Pipeline: the sequencer issues a beat's addresses in one cycle; the memories answer in the next,
+and (except on the iCE40, :func:`eqprop.program.pipeline`) their words are registered again.
+Then a relaxation or input-drive beat goes through the MAC lanes (:mod:`eqprop.hw.mac`) and, at a
+row's end, the neuron unit (:mod:`eqprop.hw.neuron`), which writes the state, the learning factors
+and ``W_0 x``; an update or homeostasis beat goes through the update lanes (:mod:`eqprop.hw.update`),
+which write the weights back. The passes, their parts and drains come from the pass program
+(:class:`eqprop.program.Program`): the sequencer has one state per part and one drain state per
+pass, named after them, and the latencies are the program's constants.
 """
 
 from __future__ import annotations
