@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from functools import reduce
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -53,7 +53,7 @@ from eqprop.layout import (
     TracePort, bank_depth, param_names, param_shapes, parameter_depths, parameter_words, parameters_from_words,
     skewed_banks, striped_banks, trace_ports,
 )
-from eqprop.program import NEURON_STAGES, PassKind, Program, pipeline
+from eqprop.program import PassKind, Program, neuron_stages, pipeline
 
 from .arith import shape_of, square
 from .devices import check_device, presynaptic_operand, spram_matrices
@@ -270,50 +270,52 @@ class Core(wiring.Component):
         if pending_rd is not None:
             m.d.comb += pending_rd.addr.eq(late["row"])
 
-        for index, part in enumerate(parts):
-            with m.If(issue & (part_index == index)):
-                if part.matrix:
-                    per_row = math.ceil(shapes[part.matrix][1] / P)
-                    for b, port in enumerate(weight_rd[part.matrix]):
-                        m.d.comb += port.en.eq(1)  # SPRAM-backed weights read only when asked
-                        if part.column:
+        # one case per part (a parallel multiplexer, not a chain of ifs)
+        with m.If(issue), m.Switch(part_index):
+            for index, part in enumerate(parts):
+                with m.Case(index):
+                    if part.matrix:
+                        per_row = math.ceil(shapes[part.matrix][1] / P)
+                        for b, port in enumerate(weight_rd[part.matrix]):
+                            m.d.comb += port.en.eq(1)  # SPRAM-backed weights read only when asked
+                            if part.column:
+                                lane = Mux(row_mod <= b, b - row_mod, b + P - row_mod)
+                                m.d.comb += port.addr.eq((segment * P + lane) * per_row + row_div)
+                            else:
+                                m.d.comb += port.addr.eq(row * per_row + segment)
+                        m.d.comb += i_waddr.eq(row * per_row + segment)
+                    if part.kind == K.HOMEOSTASIS:  # the partner B_l[j, r] of W_l[r, j], a column of B_l
+                        per_row_b = math.ceil(shapes[f"B{part.layer}"][1] / P)
+                        for b, port in enumerate(weight_rd[f"B{part.layer}"]):
                             lane = Mux(row_mod <= b, b - row_mod, b + P - row_mod)
-                            m.d.comb += port.addr.eq((segment * P + lane) * per_row + row_div)
-                        else:
-                            m.d.comb += port.addr.eq(row * per_row + segment)
-                    m.d.comb += i_waddr.eq(row * per_row + segment)
-                if part.kind == K.HOMEOSTASIS:  # the partner B_l[j, r] of W_l[r, j], a column of B_l
-                    per_row_b = math.ceil(shapes[f"B{part.layer}"][1] / P)
-                    for b, port in enumerate(weight_rd[f"B{part.layer}"]):
-                        lane = Mux(row_mod <= b, b - row_mod, b + P - row_mod)
-                        address = (segment * P + lane) * per_row_b + row_div
-                        m.d.comb += [port.addr.eq(address), i_baddr[b].eq(address)]
-                if part.pre == 0:
-                    for port in input_rd:
-                        m.d.comb += port.addr.eq(segment)
-                elif part.pre is not None:
-                    for buf in range(3):
-                        for port in state_rd[(part.pre, buf)]:
+                            address = (segment * P + lane) * per_row_b + row_div
+                            m.d.comb += [port.addr.eq(address), i_baddr[b].eq(address)]
+                    if part.pre == 0:
+                        for port in input_rd:
                             m.d.comb += port.addr.eq(segment)
-                if part.kind in (K.INPUT_DRIVE, K.RELAXATION):
-                    m.d.comb += [i_layer.eq(part.layer), i_drive_row.eq(part.kind == K.INPUT_DRIVE)]
-                if part.kind == K.UPDATE:
-                    post = part.layer if part.target == "B" else part.layer + 1
-                    for (_, l), ports in factor_rd.items():
-                        if l == post:
-                            for port in ports:
-                                m.d.comb += port.addr.eq(segment if part.target == "b" else row_div)
-                    if part.target == "b":
-                        for port in bias_rd[part.layer + 1]:
-                            m.d.comb += port.addr.eq(segment)
-                if part.kind == K.INPUT_UPDATE:
-                    m.d.comb += pending_rd.addr.eq(row)
-                m.d.comb += [
-                    i_first.eq((segment == 0) if index == siblings[index][0] else 0),
-                    i_last.eq(segment == part.beats - 1),
-                    i_ends_row.eq(index == siblings[index][-1]),
-                    i_mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0),
-                ]
+                    elif part.pre is not None:
+                        for buf in range(3):
+                            for port in state_rd[(part.pre, buf)]:
+                                m.d.comb += port.addr.eq(segment)
+                    if part.kind in (K.INPUT_DRIVE, K.RELAXATION):
+                        m.d.comb += [i_layer.eq(part.layer), i_drive_row.eq(part.kind == K.INPUT_DRIVE)]
+                    if part.kind == K.UPDATE:
+                        post = part.layer if part.target == "B" else part.layer + 1
+                        for (_, l), ports in factor_rd.items():
+                            if l == post:
+                                for port in ports:
+                                    m.d.comb += port.addr.eq(segment if part.target == "b" else row_div)
+                        if part.target == "b":
+                            for port in bias_rd[part.layer + 1]:
+                                m.d.comb += port.addr.eq(segment)
+                    if part.kind == K.INPUT_UPDATE:
+                        m.d.comb += pending_rd.addr.eq(row)
+                    m.d.comb += [
+                        i_first.eq((segment == 0) if index == siblings[index][0] else 0),
+                        i_last.eq(segment == part.beats - 1),
+                        i_ends_row.eq(index == siblings[index][-1]),
+                        i_mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0),
+                    ]
 
         # -- r_: the memories' words, registered (their output registers) --------------------
         registered: dict[int, Signal] = {}
@@ -323,13 +325,15 @@ class Core(wiring.Component):
                 registered[id(port)] = delayed(m, port.data, stages.read_stages - 1, "r")
             return registered[id(port)]
 
-        def select(options: dict, selector):
-            """``options[key]`` for the ``selector`` value equal to ``key`` (a mux)."""
+        def select(options: dict, selector, default=None, size=None):
+            """``options[key]`` for the ``selector`` value equal to ``key`` (``default``, or the first
+            option, for a key not listed): one parallel multiplexer, not a chain, so that a choice
+            among P banks stays shallow as P grows."""
             keys = list(options)
-            out = options[keys[0]]
-            for key in keys[1:]:
-                out = Mux(selector == key, options[key], out)
-            return out
+            if len(keys) == 1 and default is None:
+                return options[keys[0]]
+            fill = options[keys[0]] if default is None else default
+            return Array([options.get(key, fill) for key in range(size or max(keys) + 1)])[selector]
 
         at_read = stages.read_stages  # the beat's words are in the r_ registers this many cycles after issue
         r_part, r_mod = issued(part_index, at_read, "part"), issued(row_mod, at_read, "mod")
@@ -338,10 +342,7 @@ class Core(wiring.Component):
 
         def by_part(values: dict):
             """``values[part]`` of the part in the r_ registers; 0 for a part not listed."""
-            out = 0
-            for index, value in values.items():
-                out = Mux(r_part == index, value, out)
-            return out
+            return select(values, r_part, default=0, size=len(parts)) if values else 0
 
         pre_shift = {"x": pre_frac - fx.input.n, "s": pre_frac - fx.state.n}
 
@@ -390,7 +391,7 @@ class Core(wiring.Component):
             neuron.nudged.eq(nudged), neuron.negative.eq(negative), neuron.first_update.eq(nudged & (phase == 0) & (step == 0)),
             neuron.last_free_step.eq(last_free_step), neuron.label.eq(label), neuron.norm.eq(norm),
         ]
-        out_mod, out_div = (delayed(m, at_neuron[name], NEURON_STAGES, f"out_{name}") for name in ("mod", "div"))
+        out_mod, out_div = (delayed(m, at_neuron[name], neuron_stages(cfg), f"out_{name}") for name in ("mod", "div"))
         for l in range(1, L + 1):
             with m.If(neuron.state_valid & (neuron.out_layer == l)):
                 for buf in range(3):

@@ -1,6 +1,6 @@
 """The neuron unit: a row's drive in, the neuron's new state, learning factors and W_0 x out.
 
-One row per cycle at most, in :data:`~eqprop.program.NEURON_STAGES` registered stages, the
+One row per cycle at most, in :func:`~eqprop.program.neuron_stages` registered stages, the
 arithmetic of :class:`eqprop.golden.GoldenModel` (``step``, ``_row_factor``, the deferred input
 updates):
 
@@ -10,6 +10,8 @@ updates):
   phase plus the nudge ``+-beta (y - s)``, saturated;
 * ``n3_``: the learning factors ``u = c s', v = c s`` (tied) or ``d = c (s' - s)``, ``e`` (untied),
   each rounded and saturated to the ``update`` format;
+* ``n3x_`` (deferred input updates only): the signed change ``f = +-(u - v)`` (or ``+-d``) and the
+  product ``f ||x||^2``;
 * ``n4_``: with deferred input updates, for layer 1 in a nudged phase, ``F += f`` and
   ``W_0 x += f ||x||^2`` (``f = +-(u - v)`` or ``+-d``); the free phase's last step updates the argmax.
 
@@ -18,7 +20,7 @@ The outputs are the ``n4_`` registers: what the core writes to its memories that
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -122,6 +124,11 @@ class NeuronUnit(wiring.Component):
             change = n2["state"] - n2["old"]
             factors = {"d": factor(own_rate, change), "e": factor(rate(lambda l: l), change)}
         n3 = stage(m, "n3", {**{name: n2[name] for name in (*row_tags, "value")}, **factors})
+        if deferred:  # n3x_: the change f of the input-layer factor, signed, and f ||x||^2 (a DSP's output register)
+            f = n3["u"] - n3["v"] if tied else n3["d"]
+            signed_f = Signal(signed(fx.update.width + 2))
+            m.d.comb += signed_f.eq(Mux(self.negative, -f, f))
+            n3 = stage(m, "n3x", {**n3, "f": signed_f, "product": signed_f * self.norm})
         n3["state"] = Signal(shape_of(fx.state), name="n3_state")
         m.d.comb += n3["state"].eq(n3["value"])
 
@@ -132,11 +139,9 @@ class NeuronUnit(wiring.Component):
         tracking = self.nudged & (n3["layer"] == 1) & ~n3["drive_row"] if deferred else 0
         w0x_next, pending_next = n3["value"], 0
         if deferred:
-            f = n3["u"] - n3["v"] if tied else n3["d"]
-            signed_f = Mux(self.negative, -f, f)
-            step = shift_round(signed_f * self.norm, fx.update.n + 2 * fx.input.n - fx.accumulator.n, fx.accumulator.rounding)
+            step = shift_round(n3["product"], fx.update.n + 2 * fx.input.n - fx.accumulator.n, fx.accumulator.rounding)
             w0x_next = Mux(tracking, saturate(n3["w0x"] + step, fx.accumulator), n3["value"])
-            pending_next = saturate(Mux(self.first_update, 0, n3["pending"]) + signed_f, fx.update)
+            pending_next = saturate(Mux(self.first_update, 0, n3["pending"]) + n3["f"], fx.update)
         m.d.sync += [
             self.out_w0x.eq(w0x_next),
             self.out_pending.eq(pending_next),

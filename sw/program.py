@@ -50,8 +50,13 @@ PRODUCT_STAGES = 1
 TREE_LEVELS_PER_STAGE = 2
 ACCUMULATE_STAGES = 1
 #: Neuron unit (eqprop.hw.neuron): the total drive; rho and the nudge; the learning factors; the
-#: tracked W_0 x and F; its writes leave from the last of these registers.
+#: tracked W_0 x and F; its writes leave from the last of these registers. Deferred input updates
+#: add one, for the product f ||x||^2.
 NEURON_STAGES = 4
+
+
+def neuron_stages(cfg: Config) -> int:
+    return NEURON_STAGES + (1 if cfg.hardware.defer_input_updates else 0)
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ def mac_latency(lanes: int) -> int:
 
 def state_write_latency(cfg: Config) -> int:
     """A row's last beat to the write of its neuron's state, learning factors and ``W_0 x``."""
-    return pipeline(cfg).read_stages + mac_latency(cfg.hardware.lanes) + NEURON_STAGES
+    return pipeline(cfg).read_stages + mac_latency(cfg.hardware.lanes) + neuron_stages(cfg)
 
 
 @dataclass(frozen=True)

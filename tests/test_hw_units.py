@@ -15,7 +15,7 @@ from eqprop.hw.mac import MacLanes
 from eqprop.hw.neuron import NeuronUnit
 from eqprop.hw.update import Rounding, UpdateLanes
 from eqprop.layout import skewed_banks, unskew
-from eqprop.program import NEURON_STAGES, mac_latency
+from eqprop.program import mac_latency, neuron_stages
 
 
 def golden_for(sizes, lanes, seed=1, **hardware) -> GoldenModel:
@@ -94,7 +94,7 @@ def test_the_neuron_unit_steps_the_nudged_output_and_tracks_the_deferred_input_l
         ctx.set(dut.negative, negative)
         ctx.set(dut.label, label)
         ctx.set(dut.norm, norm)
-        for cycle in range(len(rows) + NEURON_STAGES):
+        for cycle in range(len(rows) + neuron_stages(arith.cfg)):
             if cycle < len(rows):
                 l, i = rows[cycle]
                 fields = {"valid": 1, "layer": l, "row": i, "drive": int(drives[l][0, i]), "bias": int(golden.params[f"b{l}"][i]),
