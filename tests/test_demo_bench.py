@@ -48,10 +48,10 @@ def test_demo_quick_runs_the_whole_path_and_reports_what_its_stages_wrote(tmp_pa
     # the simulated board started from the fixed-point weights and learned exactly as the golden model does
     board = json.loads((out / "board" / "board.json").read_text())
     assert board["weights_equal_golden"] and rows["simulated icebreaker, 5 test samples"]["test_accuracy"] == board["accuracy_before"] / 100
-    golden = GoldenModel(Arith.from_config(cfg), params)
-    for x, label in zip(*training_samples(cfg, 3)):
+    board_cfg, read_back = load_checkpoint(out / "board")  # the board's configuration (its FPGA, lanes, input updates)
+    golden = GoldenModel(Arith.from_config(board_cfg), params)
+    for x, label in zip(*training_samples(board_cfg, 3)):
         golden.train_sample(x, int(label))
-    _, read_back = load_checkpoint(out / "board")
     for name, value in golden.params.items():
         np.testing.assert_array_equal(read_back[name], value)
     assert (out / "learning_curves.png").read_bytes().startswith(b"\x89PNG") and (out / "resources.png").is_file()
