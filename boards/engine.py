@@ -31,7 +31,7 @@ from eqprop.layout import parameter_depths
 
 from .link import FrameReceiver, FrameSender
 from .protocol import ANSWER, ERROR, MAX_PAYLOAD, Command, Error
-from .requests import PROTOCOL_VERSION, SampleResult, config_hash, info_bytes, word_bytes
+from .requests import SampleResult, info_bytes, word_bytes
 
 #: The longest fixed-size answer (INFO of a deep network is the longest).
 REPLY_BYTES = 64

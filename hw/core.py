@@ -37,7 +37,6 @@ pass, named after them, and the latencies are the program's constants.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import reduce
 
 import numpy as np
@@ -50,7 +49,7 @@ from eqprop.config import Config, phase_count
 from eqprop.errors import ConfigError
 from eqprop.golden import Arith
 from eqprop.layout import (
-    TracePort, bank_depth, param_names, param_shapes, parameter_depths, parameter_words, parameters_from_words,
+    bank_depth, param_names, param_shapes, parameter_depths, parameters_from_words,
     skewed_banks, striped_banks, trace_ports,
 )
 from eqprop.program import PassKind, Program, neuron_stages, pipeline
@@ -164,7 +163,6 @@ class Core(wiring.Component):
         m = Module()
         cfg, fx, arith, P = self.cfg, self.cfg.fixed, self.arith, self.lanes
         n, L, tied, learn = cfg.network.sizes, cfg.network.n_layers, cfg.network.tied, cfg.learning
-        any_of = lambda conditions: reduce(lambda a, b: a | b, conditions, 0)  # noqa: E731
 
         for name, mems in self.weights.items():
             for b, mem in enumerate(mems):
@@ -422,7 +420,7 @@ class Core(wiring.Component):
             rounding_of[i] = roundings.index(rounding)
         word_width = max(arith.weight_store.width, arith.bias_store.width)
         m.submodules.update = update = UpdateLanes(
-            P, word_width, update_pre_width, fx.update, roundings, arith.lam, fx.factor.n, fx.stochastic_rounding, fx.lfsr.width,
+            P, word_width, update_pre_width, fx.update, roundings, arith.lam, fx.stochastic_rounding, fx.lfsr.width,
             stages=stages.update_stages,
         )
 

@@ -4,8 +4,8 @@ A device says how wide its multipliers (DSP blocks) are, how many it has, its bl
 and the depth x width shapes one block can take) and its single-port SPRAMs. On the iCE40UP5K the
 weight matrices W_l live in its four SPRAMs (:mod:`eqprop.hw.memories`); everything else, and
 everywhere else, in block RAM. The core's multiplier operands are the ``weight`` x presynaptic value products of the
-dot products and the ``W_0 x`` refresh, and the ``update`` x state products of the weight updates;
-multiplications by the constants (beta, eta/beta, lambda) are shifts and adds, not DSPs. Wider
+dot products, and the ``update`` x state products of the weight updates and the learning factors
+(a layer's rate times a state); products by beta and lambda are shifts and adds, not DSPs. Wider
 operands would need several DSPs per product, a fallback the core does not build: such formats
 are refused. Block RAM is counted in bits (every memory outside SPRAM, padding included, the state
 memories twice for their two read ports): a lower bound of what the RAM blocks must hold, since
@@ -15,7 +15,6 @@ the real count.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from eqprop.config import Config

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -47,13 +47,13 @@ class Rounding:
 
 class UpdateLanes(wiring.Component):
     def __init__(self, lanes: int, word_width: int, pre_width: int, update: Format, roundings: list[Rounding],
-                 lam: int, lam_frac: int, stochastic: bool, noise_width: int, stages: int = 5) -> None:
+                 lam: int, stochastic: bool, noise_width: int, stages: int = 5) -> None:
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
         if stages not in (4, 5):
             raise ValueError(f"the update lanes have 4 or 5 stages, not {stages}")
         self.stages = stages
-        self.lanes, self.roundings, self.lam, self.lam_frac = lanes, roundings, lam, lam_frac
+        self.lanes, self.roundings, self.lam = lanes, roundings, lam
         self.stochastic, self.noise_width = stochastic, noise_width
         word = signed(word_width)
         super().__init__({
