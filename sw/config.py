@@ -36,6 +36,8 @@ DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist")
 DTYPES = ("float32", "float64")
 #: ``float``: the PyTorch reference model. ``fixed``: the integer golden model, the chip's arithmetic.
 ARITHS = ("float", "fixed")
+#: How the float model computes continual updates (TrainingConfig.continual).
+CONTINUAL_FORMS = ("factored", "literal")
 #: FPGAs with a resource budget the core is checked against (eqprop.hw.devices).
 FPGAS = ("generic", "ice40up5k", "ecp5-85f")
 
@@ -104,7 +106,7 @@ class TrainingConfig:
     """Data and the training loop."""
 
     dataset: str = "digits"
-    #: Folder with the IDX files, for ``mnist`` and ``fashion-mnist``.
+    #: Folder with the IDX files, for ``mnist`` and ``fashion-mnist`` (default: where ``eqprop data get`` puts them).
     data_dir: str | None = None
     epochs: int = 30
     batch_size: int = 16
@@ -116,6 +118,10 @@ class TrainingConfig:
     probe_samples: int = 128
     #: ``float`` trains the reference model; ``fixed`` the golden model, one sample at a time as the chip.
     arith: str = "float"
+    #: How the float model computes continual updates (C-EP, C-VF): ``factored`` keeps each nudged
+    #: phase's weight changes as low-rank factors and writes the weights once per phase;
+    #: ``literal`` writes them at every step. Same weights up to float rounding.
+    continual: str = "factored"
 
 
 _FORMAT_FIELDS = ("input", "state", "weight", "bias", "accumulator", "update", "factor")
@@ -262,6 +268,7 @@ class Config:
         _check_choice("training.dataset", train.dataset, DATASETS)
         _check_choice("training.dtype", train.dtype, DTYPES)
         _check_choice("training.arith", train.arith, ARITHS)
+        _check_choice("training.continual", train.continual, CONTINUAL_FORMS)
 
         if not isinstance(net.sizes, list) or len(net.sizes) < 2:
             raise ConfigError("network.sizes must list at least an input and an output layer, e.g. [64, 128, 10]")
@@ -312,8 +319,8 @@ class Config:
             raise ConfigError(f"training.seed must be a non-negative integer, got {train.seed!r}")
         if not _is_int(train.probe_samples) or train.probe_samples < 0:
             raise ConfigError(f"training.probe_samples must be a non-negative integer, got {train.probe_samples!r}")
-        if train.dataset in ("mnist", "fashion-mnist") and not train.data_dir:
-            raise ConfigError(f"dataset {train.dataset!r} is read from IDX files: give their folder in training.data_dir (--data-dir)")
+        if train.data_dir is not None and (not isinstance(train.data_dir, str) or not train.data_dir):
+            raise ConfigError(f"training.data_dir must be a folder name or null, got {train.data_dir!r}")
         if not isinstance(train.device, str) or not train.device:
             raise ConfigError(f"training.device must name a torch device, got {train.device!r}")
 

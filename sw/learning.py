@@ -6,6 +6,8 @@ activity. Plain rules update once after each nudged phase; continual rules (C-EP
 every nudged step with the weights they just changed, which is what the hardware does.
 
 Every direction approximates ``-dL/dtheta``; it is applied as ``theta += lr_l * direction``.
+Continual rules that learn keep each phase's weight changes as factors (:mod:`eqprop.factored`)
+unless the literal per-step form is asked for; both give the same weights.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import torch
 
 from .config import CONTINUAL_RULES, LearningConfig, NetworkConfig
-from .network import Params, States, layer_of, step
+from .factored import FactoredWeight
+from .network import Params, States, layer_of, relax, step
 
 
 def rule_delta(net: NetworkConfig, new: States, old: States, coef: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -65,13 +68,15 @@ def nudged_phases(
     y: torch.Tensor,
     generator: torch.Generator,
     lr: list[float] | None = None,
+    factored: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Run the nudged phase(s) from ``s*`` and return the summed update direction.
 
     With ``lr`` the weights learn in place: after each phase (EP, VF) or at every nudged step
-    (C-EP, C-VF). Without it the weights stay fixed and the direction is the rule's gradient
-    estimate. Each phase with nudge ``beta_p`` is scaled ``1 / (n_phases beta_p)``, so symmetric
-    nudging gives ``(1/2beta)(dPhi(s^+b) - dPhi(s^-b))`` and continual updates telescope to it.
+    (C-EP, C-VF; as factors written once per phase when ``factored``, else step by step). Without
+    it the weights stay fixed and the direction is the rule's gradient estimate. Each phase with
+    nudge ``beta_p`` is scaled ``1 / (n_phases beta_p)``, so symmetric nudging gives
+    ``(1/2beta)(dPhi(s^+b) - dPhi(s^-b))`` and continual updates telescope to it.
     """
     continual = learn.rule in CONTINUAL_RULES
     phases = nudges(learn, y.shape[0], generator, y)
@@ -83,17 +88,63 @@ def nudged_phases(
 
     for beta_p in phases:
         coef = 1.0 / (len(phases) * beta_p.reshape(-1))
+        if continual and lr is not None and factored:
+            accumulate(_factored_continual_phase(net, learn, params, s_free, y, beta_p, coef, lr))
+            continue
+        if not continual:
+            accumulate(rule_delta(net, relax(net, params, s_free, learn.T2, y, beta_p), s_free, coef))
+            continue
         s = s_free
         for _ in range(learn.T2):
             s_next = step(net, params, s, y, beta_p)
-            if continual:
-                d = rule_delta(net, s_next, s, coef)
-                accumulate(d)
-                if lr is not None:
-                    apply_update(params, d, lr)
+            d = rule_delta(net, s_next, s, coef)
+            accumulate(d)
+            if lr is not None:
+                apply_update(params, d, lr)
             s = s_next
-        if not continual:
-            accumulate(rule_delta(net, s, s_free, coef))
     if lr is not None and not continual:
         apply_update(params, total, lr)
     return total
+
+
+def _factored_continual_phase(
+    net: NetworkConfig,
+    learn: LearningConfig,
+    params: Params,
+    s_free: States,
+    y: torch.Tensor,
+    beta: torch.Tensor,
+    coef: torch.Tensor,
+    lr: list[float],
+) -> dict[str, torch.Tensor]:
+    """One nudged phase of C-EP or C-VF with the weights' changes kept as factors; returns its direction.
+
+    The factors are those of :func:`rule_delta` (batch-mean states weighted by ``coef``); the
+    biases change at every step as in the literal form (a vector each: nothing to save).
+    """
+    c = coef.reshape(-1, 1) / coef.shape[0]
+    weights = {
+        name: FactoredWeight(t, lr[layer_of(name)], clamped=s_free[0] if name == "W0" else None)
+        for name, t in params.items()
+        if name[0] in "WB"
+    }
+    view = {**params, **weights}
+    if net.tied:
+        for l in range(net.n_layers):
+            weights[f"W{l}"].telescope(c * s_free[l + 1], s_free[l])
+    biases = {f"b{l}": torch.zeros_like(params[f"b{l}"]) for l in range(1, net.n_layers + 1)}
+    s = s_free
+    for _ in range(learn.T2):
+        s_next = step(net, view, s, y, beta)
+        for l in range(net.n_layers):
+            if net.tied:
+                weights[f"W{l}"].telescope(c * s_next[l + 1], s_next[l])
+            else:
+                weights[f"W{l}"].append(c * (s_next[l + 1] - s[l + 1]), s[l])
+                if l >= 1:
+                    weights[f"B{l}"].append(c * (s_next[l] - s[l]), s[l + 1])
+            db = (c * (s_next[l + 1] - s[l + 1])).sum(0)
+            biases[f"b{l + 1}"] += db
+            params[f"b{l + 1}"].add_(db, alpha=lr[l])
+        s = s_next
+    return {**{name: w.fold() for name, w in weights.items()}, **biases}

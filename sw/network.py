@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 
 from .config import NetworkConfig
+from .factored import FactoredWeight
 
 Params = dict[str, torch.Tensor]
 States = list[torch.Tensor]
@@ -68,11 +69,24 @@ def backward_weight(params: Params, l: int) -> torch.Tensor:
     return params[f"W{l}"].T if B is None else B
 
 
+def _times_transpose(weight, q: torch.Tensor) -> torch.Tensor:
+    """``q weight^T`` for a tensor or a :class:`~eqprop.factored.FactoredWeight`."""
+    return q @ weight.T if torch.is_tensor(weight) else weight.times_transpose(q)
+
+
 def drive(net: NetworkConfig, params: Params, s: States, l: int) -> torch.Tensor:
-    """Pre-activation of layer l: ``W_{l-1} s_{l-1} + B_l s_{l+1} + b_l`` (no B term at the output)."""
-    u = s[l - 1] @ params[f"W{l - 1}"].T + params[f"b{l}"]
+    """Pre-activation of layer l: ``W_{l-1} s_{l-1} + B_l s_{l+1} + b_l`` (no B term at the output).
+
+    Weights may be :class:`~eqprop.factored.FactoredWeight`s (a pending update, a cached input).
+    """
+    u = _times_transpose(params[f"W{l - 1}"], s[l - 1]) + params[f"b{l}"]
     if l < net.n_layers:
-        u = u + s[l + 1] @ backward_weight(params, l).T
+        B = params.get(f"B{l}")
+        if B is not None:
+            u = u + _times_transpose(B, s[l + 1])
+        else:
+            W = params[f"W{l}"]
+            u = u + (s[l + 1] @ W if torch.is_tensor(W) else W.times(s[l + 1]))
     return u
 
 
@@ -96,7 +110,8 @@ def step(net: NetworkConfig, params: Params, s: States, y: torch.Tensor | None =
 
 
 def relax(net: NetworkConfig, params: Params, s: States, steps: int, y: torch.Tensor | None = None, beta=0.0) -> States:
-    """Run ``steps`` steps of the dynamics from ``s``."""
+    """Run ``steps`` steps of the dynamics from ``s``; ``W_0 s_0`` (the clamped input) is computed once."""
+    params = {**params, "W0": FactoredWeight(params["W0"], 0.0, clamped=s[0])}
     for _ in range(steps):
         s = step(net, params, s, y, beta)
     return s

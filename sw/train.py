@@ -103,7 +103,7 @@ def rule_direction(cfg: Config, params: Params, x, y, generator, lr=None) -> dic
     net, learn = cfg.network, cfg.learning
     if learn.rule in EP_RULES:
         s_free = free_phase(net, params, x, learn.T1)
-        return nudged_phases(net, learn, params, s_free, y, generator, lr)
+        return nudged_phases(net, learn, params, s_free, y, generator, lr, factored=cfg.training.continual == "factored")
     if learn.rule == "bptt":
         grad = bptt_gradient(net, params, x, y, learn.T1)
     elif learn.rule == "rbp":

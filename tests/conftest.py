@@ -2,6 +2,11 @@ import pytest
 import torch
 
 from eqprop.config import Config
+from eqprop.fetch import default_data_dir
+
+#: Where MNIST and Fashion-MNIST are when `eqprop data get` has fetched them on this machine: the tests
+#: that need the real data run only then. Every other test sees an empty data folder.
+REAL_DATA_DIRS = {name: default_data_dir(name) for name in ("mnist", "fashion-mnist")}
 
 # The networks under test are small: torch's intra-op threads only contend with the other
 # pytest-xdist worker on a 2-core machine.
@@ -16,6 +21,12 @@ def tiny_config() -> Config:
         learning={"T1": 15, "T2": 6, "lr": [0.05, 0.025], "nudging": "symmetric", "beta": 0.3},
         training={"epochs": 2, "batch_size": 16, "probe_samples": 32},
     )
+
+
+@pytest.fixture(autouse=True)
+def _no_fetched_data(tmp_path_factory, monkeypatch):
+    """Tests behave the same whether or not this machine has fetched MNIST."""
+    monkeypatch.setenv("EQPROP_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -68,7 +68,7 @@ def test_untied_rule_switches_to_untied_weights_and_config_file_round_trips(tmp_
         (["train", "--hidden", "32", "--sizes", "64,32,10"], "either --sizes or --hidden"),
         (["train", "--lr", "0.1"], "learning.lr"),
         (["train", "--preset", "nope"], "unknown preset"),
-        (["train", "--dataset", "mnist"], "data_dir"),
+        (["train", "--dataset", "mnist"], "eqprop data get mnist"),
         (["train", "--dataset", "mnist", "--data-dir", "/nonexistent"], "does not exist"),
         (["train", "--config", "/nonexistent.json"], "cannot read configuration"),
     ],

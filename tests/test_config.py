@@ -32,7 +32,7 @@ def test_json_round_trip_keeps_every_field():
         ({"learning": {"rule": "cvf"}}, "needs untied weights"),
         ({"learning": {"homeostasis": "local", "homeostasis_coef": 0.01}}, "homeostasis needs untied"),
         ({"network": {"tied": False}, "learning": {"rule": "cvf", "homeostasis": "local", "homeostasis_coef": 0.0}}, "homeostasis_coef"),
-        ({"training": {"dataset": "mnist"}}, "data_dir"),
+        ({"training": {"dataset": "mnist", "data_dir": ""}}, "training.data_dir"),
         ({"training": {"epochs": 0}}, "training.epochs"),
     ],
 )

@@ -122,3 +122,27 @@ def test_measuring_does_not_change_the_training_run(tiny_config):
     for name, value in measured.params.items():
         torch.testing.assert_close(value, unmeasured.params[name], rtol=0, atol=0)
     assert "gradient_cosine" in measured.final and "gradient_cosine" not in unmeasured.final
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"learning": {"rule": "cep"}},
+        {"learning": {"rule": "cep", "nudging": "random-sign"}},
+        {"network": {"tied": False}, "learning": {"rule": "cvf", "nudging": "one-sided"}},
+        {"network": {"sizes": [64, 32, 16, 10], "tied": False}, "learning": {"rule": "cvf", "lr": [0.05, 0.02, 0.01]}},
+    ],
+)
+def test_factored_continual_updates_give_the_literal_weights(tiny_config, changes):
+    """After a whole epoch the factored form's weights equal the per-step form's to float64 rounding
+    (amplified over the epoch: 1e-7 of the largest weight, while training moves them by 1e-3 or more)."""
+    cfg = tiny_config.replace(training={"epochs": 1, "dtype": "float64", "probe_samples": 0}, **changes)
+    factored = train(cfg).params
+    literal = train(cfg.replace(training={"continual": "literal"})).params
+    assert factored.keys() == literal.keys()
+    for name in literal:
+        scale = float(literal[name].abs().max())
+        assert float((factored[name] - literal[name]).abs().max()) <= 1e-7 * max(scale, 1.0), name
+    # The weights did move: equality is not that of two untrained networks.
+    initial = init_params(cfg.network, torch.Generator().manual_seed(cfg.training.seed), torch.float64)
+    assert float((factored["W0"] - initial["W0"]).abs().max()) > 1e-3
