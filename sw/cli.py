@@ -457,11 +457,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
-    return run_bench(Path(args.out), sections=args.only, seeds=args.seeds, quick=args.quick, progress=not args.no_progress, jobs=args.jobs)
+    return run_bench(Path(args.out), sections=args.only, seeds=args.seeds, quick=args.quick, progress=not args.no_progress, jobs=args.jobs,
+                     datasets=args.datasets, methods=args.methods, epochs=args.epochs)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .bench import SECTIONS
+    from .bench import DEFAULT_DATASETS, SECTIONS
 
     parser = _Parser(prog="eqprop", description="Equilibrium propagation from a PyTorch reference model to FPGAs that learn on chip: training, the fixed-point golden model, Verilog, co-simulation, bitstreams, boards and benchmarks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -647,6 +648,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="seeds per accuracy figure (default 3)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                    help="worker processes for the training runs, one torch thread each (default: the CPU count)")
+    p.add_argument("--datasets", type=lambda s: s.split(","), default=list(DEFAULT_DATASETS), metavar="NAME[,...]",
+                   help=f"data sets of the accuracy and homeostasis sections (default {','.join(DEFAULT_DATASETS)}; mnist and "
+                   "fashion-mnist, after `eqprop data get`, train for hours)")
+    p.add_argument("--methods", type=lambda s: s.split(","), metavar="METHOD[,...]",
+                   help="only these rows of the accuracy section, e.g. 'BP MLP,EP,C-EP' (default: all)")
+    p.add_argument("--epochs", type=int, metavar="N", help="train every accuracy and homeostasis run N epochs instead of its preset's")
     p.add_argument("--quick", action="store_true", help="few epochs and samples, for a smoke run of the bench itself")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -38,6 +38,7 @@ DTYPES = ("float32", "float64")
 ARITHS = ("float", "fixed")
 #: How the float model computes continual updates (TrainingConfig.continual).
 CONTINUAL_FORMS = ("factored", "literal")
+LR_SCHEDULES = ("constant", "cosine")
 #: FPGAs with a resource budget the core is checked against (eqprop.hw.devices).
 FPGAS = ("generic", "ice40up5k", "ecp5-85f")
 
@@ -122,6 +123,9 @@ class TrainingConfig:
     #: phase's weight changes as low-rank factors and writes the weights once per phase;
     #: ``literal`` writes them at every step. Same weights up to float rounding.
     continual: str = "factored"
+    #: Learning rates per epoch: ``constant``, or ``cosine`` (annealed from ``learning.lr`` towards 0
+    #: over the epochs, as the seeds train MNIST). The chip's rates are constants: float only.
+    lr_schedule: str = "constant"
 
 
 _FORMAT_FIELDS = ("input", "state", "weight", "bias", "accumulator", "update", "factor")
@@ -269,6 +273,7 @@ class Config:
         _check_choice("training.dtype", train.dtype, DTYPES)
         _check_choice("training.arith", train.arith, ARITHS)
         _check_choice("training.continual", train.continual, CONTINUAL_FORMS)
+        _check_choice("training.lr_schedule", train.lr_schedule, LR_SCHEDULES)
 
         if not isinstance(net.sizes, list) or len(net.sizes) < 2:
             raise ConfigError("network.sizes must list at least an input and an output layer, e.g. [64, 128, 10]")
@@ -334,6 +339,8 @@ class Config:
         _check_choice("hardware.fpga", self.hardware.fpga, FPGAS)
         if not isinstance(self.hardware.defer_input_updates, bool):
             raise ConfigError(f"hardware.defer_input_updates must be true or false, got {self.hardware.defer_input_updates!r}")
+        if train.arith == "fixed" and train.lr_schedule != "constant":
+            raise ConfigError("training.lr_schedule must be constant with arith fixed: the chip's learning rates are constants")
         if train.arith == "fixed":
             from .golden import Arith  # the formats' range checks need the derived constants
 

@@ -24,7 +24,8 @@ class FactoredWeight:
     """``W + lr L^T R``: a weight (updated in place by :meth:`fold`) and its pending update.
 
     ``clamped`` is the batch of inputs this weight sees at every step, if any (``x`` for
-    ``W_0``); its product with ``W`` is cached. The factors are kept while their rank ``r`` keeps
+    ``W_0``): its product with ``W`` is computed once and then kept up to date by the folds, and
+    its Gram matrix serves the pending update. The factors are kept while their rank ``r`` keeps
     ``r (in + out)`` below ``in x out``, the cost of using the matrix itself.
     """
 
@@ -36,16 +37,23 @@ class FactoredWeight:
         self.right: torch.Tensor | None = None
         #: The C-EP telescope's start: the product of states the pending update is measured from.
         self.anchor: tuple[torch.Tensor, torch.Tensor] | None = None
-        #: Everything folded into ``weight`` so far, without ``lr``: the rule's direction.
+        #: What the folds wrote into ``weight`` since the last :meth:`end_phase`, without ``lr``.
         self.direction: torch.Tensor | None = None
         self._clamped_product = None if clamped is None else clamped @ weight.T
+        self._clamped_gram = None if clamped is None else clamped @ clamped.T
+
+    def _right_product(self, q: torch.Tensor) -> torch.Tensor:
+        """``q R^T``: the Gram matrix when both are the clamped input."""
+        if q is self.clamped and self.right is self.clamped:
+            return self._clamped_gram
+        return q @ self.right.T
 
     def times_transpose(self, q: torch.Tensor) -> torch.Tensor:
         """``q W^T`` with the pending update: the forward drive of a batch of states."""
         base = self._clamped_product if q is self.clamped else q @ self.weight.T
         if self.left is None:
             return base
-        return base + self.lr * ((q @ self.right.T) @ self.left)
+        return base + self.lr * (self._right_product(q) @ self.left)
 
     def times(self, q: torch.Tensor) -> torch.Tensor:
         """``q W`` with the pending update: the backward drive of tied weights."""
@@ -55,9 +63,12 @@ class FactoredWeight:
         return base + self.lr * ((q @ self.left.T) @ self.right)
 
     def append(self, left: torch.Tensor, right: torch.Tensor) -> None:
-        """Add ``left^T right`` to the pending update (C-VF: one rank-batch term per step)."""
+        """Add ``left^T right`` to the pending update (C-VF: one rank-batch term per step; one for
+        the whole phase where the presynaptic side is the clamped input)."""
         if self.left is None:
             self.left, self.right = left, right
+        elif right is self.clamped and self.right is self.clamped:
+            self.left = self.left + left
         else:
             self.left, self.right = torch.cat([self.left, left]), torch.cat([self.right, right])
         if self.left.shape[0] > self.max_rank:
@@ -67,24 +78,35 @@ class FactoredWeight:
         """Make the pending update ``left^T right - anchor``, the first call setting the anchor.
 
         C-EP's increments telescope, so the update since the last fold is the product of the
-        current states minus that of the states at the fold: its rank stays twice the batch.
+        current states minus that of the states at the fold: its rank stays twice the batch, or
+        the batch where the presynaptic side is the clamped input (``(left - anchor)^T x``).
         """
         if self.anchor is None:
             self.anchor = (left, right)
             return
         anchor_left, anchor_right = self.anchor
-        self.left, self.right = torch.cat([-anchor_left, left]), torch.cat([anchor_right, right])
+        if right is anchor_right:
+            self.left, self.right = left - anchor_left, right
+        else:
+            self.left, self.right = torch.cat([-anchor_left, left]), torch.cat([anchor_right, right])
         if self.left.shape[0] > self.max_rank:
             self.fold()
             self.anchor = (left, right)
 
-    def fold(self) -> torch.Tensor:
-        """Write the pending update into the weight; return the whole direction folded so far."""
-        if self.left is not None:
-            update = self.left.T @ self.right
-            self.direction = update if self.direction is None else self.direction + update
-            self.weight.add_(update, alpha=self.lr)
-            self.left = self.right = None
-            if self.clamped is not None:
-                self._clamped_product = self.clamped @ self.weight.T
-        return torch.zeros_like(self.weight) if self.direction is None else self.direction
+    def fold(self) -> None:
+        """Write the pending update into the weight (and into the clamped input's product)."""
+        if self.left is None:
+            return
+        update = self.left.T @ self.right
+        self.direction = update if self.direction is None else self.direction + update
+        self.weight.add_(update, alpha=self.lr)
+        if self.clamped is not None:
+            self._clamped_product = self._clamped_product + self.lr * (self._right_product(self.clamped) @ self.left)
+        self.left = self.right = None
+
+    def end_phase(self) -> torch.Tensor:
+        """Fold, forget the telescope's anchor, and return the phase's direction (zeros if none)."""
+        self.fold()
+        self.anchor = None
+        direction, self.direction = self.direction, None
+        return torch.zeros_like(self.weight) if direction is None else direction

@@ -86,10 +86,11 @@ def nudged_phases(
         nonlocal total
         total = d if total is None else {k: total[k] + d[k] for k in total}
 
+    factored_weights = _factored_weights(params, s_free[0], lr) if continual and lr is not None and factored else None
     for beta_p in phases:
         coef = 1.0 / (len(phases) * beta_p.reshape(-1))
-        if continual and lr is not None and factored:
-            accumulate(_factored_continual_phase(net, learn, params, s_free, y, beta_p, coef, lr))
+        if factored_weights is not None:
+            accumulate(_factored_continual_phase(net, learn, params, factored_weights, s_free, y, beta_p, coef, lr))
             continue
         if not continual:
             accumulate(rule_delta(net, relax(net, params, s_free, learn.T2, y, beta_p), s_free, coef))
@@ -107,10 +108,20 @@ def nudged_phases(
     return total
 
 
+def _factored_weights(params: Params, x: torch.Tensor, lr: list[float]) -> dict[str, FactoredWeight]:
+    """Every weight matrix as a :class:`FactoredWeight`, for all the nudged phases of a batch."""
+    return {
+        name: FactoredWeight(t, lr[layer_of(name)], clamped=x if name == "W0" else None)
+        for name, t in params.items()
+        if name[0] in "WB"
+    }
+
+
 def _factored_continual_phase(
     net: NetworkConfig,
     learn: LearningConfig,
     params: Params,
+    weights: dict[str, FactoredWeight],
     s_free: States,
     y: torch.Tensor,
     beta: torch.Tensor,
@@ -119,32 +130,31 @@ def _factored_continual_phase(
 ) -> dict[str, torch.Tensor]:
     """One nudged phase of C-EP or C-VF with the weights' changes kept as factors; returns its direction.
 
-    The factors are those of :func:`rule_delta` (batch-mean states weighted by ``coef``); the
-    biases change at every step as in the literal form (a vector each: nothing to save).
+    The factors are those of :func:`rule_delta` (batch-mean states weighted by ``coef``). The
+    biases' increments telescope in both rules, so each step's bias is that of the phase's start
+    plus ``lr c^T (s(t) - s(0))``: one product per layer, written back when the phase ends.
     """
-    c = coef.reshape(-1, 1) / coef.shape[0]
-    weights = {
-        name: FactoredWeight(t, lr[layer_of(name)], clamped=s_free[0] if name == "W0" else None)
-        for name, t in params.items()
-        if name[0] in "WB"
-    }
+    c = coef / coef.shape[0]
     view = {**params, **weights}
     if net.tied:
         for l in range(net.n_layers):
-            weights[f"W{l}"].telescope(c * s_free[l + 1], s_free[l])
-    biases = {f"b{l}": torch.zeros_like(params[f"b{l}"]) for l in range(1, net.n_layers + 1)}
+            weights[f"W{l}"].telescope(c.reshape(-1, 1) * s_free[l + 1], s_free[l])
+    start = {l: s_free[l].T @ c for l in range(1, net.n_layers + 1)}
+    bias_base = {l: params[f"b{l}"] - lr[l - 1] * start[l] for l in start}
     s = s_free
     for _ in range(learn.T2):
         s_next = step(net, view, s, y, beta)
         for l in range(net.n_layers):
             if net.tied:
-                weights[f"W{l}"].telescope(c * s_next[l + 1], s_next[l])
+                weights[f"W{l}"].telescope(c.reshape(-1, 1) * s_next[l + 1], s_next[l])
             else:
-                weights[f"W{l}"].append(c * (s_next[l + 1] - s[l + 1]), s[l])
+                weights[f"W{l}"].append(c.reshape(-1, 1) * (s_next[l + 1] - s[l + 1]), s[l])
                 if l >= 1:
-                    weights[f"B{l}"].append(c * (s_next[l] - s[l]), s[l + 1])
-            db = (c * (s_next[l + 1] - s[l + 1])).sum(0)
-            biases[f"b{l + 1}"] += db
-            params[f"b{l + 1}"].add_(db, alpha=lr[l])
+                    weights[f"B{l}"].append(c.reshape(-1, 1) * (s_next[l] - s[l]), s[l + 1])
+            view[f"b{l + 1}"] = torch.addmv(bias_base[l + 1], s_next[l + 1].T, c, alpha=lr[l])
         s = s_next
-    return {**{name: w.fold() for name, w in weights.items()}, **biases}
+    direction = {name: w.end_phase() for name, w in weights.items()}
+    for l in start:
+        params[f"b{l}"].copy_(view[f"b{l}"])
+        direction[f"b{l}"] = s[l].T @ c - start[l]
+    return direction

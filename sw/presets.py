@@ -31,6 +31,33 @@ PRESETS: dict[str, tuple[str, dict]] = {
 }
 
 
+def _seeds_benchmark(dataset: str) -> dict[str, tuple[str, dict]]:
+    """The seeds' MNIST setting on ``dataset``: 784-512-10, batch 20, T1 40 / T2 15 for the continual
+    rules and 30 / 10 for EP, symmetric nudging, learning rates annealed over 30 epochs."""
+    common = {"network": {"sizes": [784, 512, 10]}, "training": {"dataset": dataset, "batch_size": 20, "epochs": 30, "lr_schedule": "cosine"}}
+    continual = {"T1": 40, "T2": 15, "lr": [0.05, 0.025]}
+
+    def preset(network: dict | None = None, **learning) -> dict:
+        return {**common, "network": {**common["network"], **(network or {})}, "learning": learning}
+
+    return {
+        f"{dataset}-cep": (f"C-EP on {dataset}, 784-512-10 (the C-EP paper's network)", preset(rule="cep", **continual)),
+        f"{dataset}-ep": (f"EP with symmetric nudging on {dataset}, 784-512-10", preset(rule="ep", T1=30, T2=10, lr=[0.05, 0.025])),
+        f"{dataset}-cvf": (f"C-VF on {dataset}, untied, random initial angle", preset(_UNTIED, rule="cvf", **continual)),
+        f"{dataset}-cvf-homeostasis": (f"C-VF on {dataset} with local Jacobian homeostasis", preset(_UNTIED, rule="cvf", **continual, **_HOMEOSTASIS)),
+        f"{dataset}-mlp": (f"baseline: backprop MLP 784-512-10 on {dataset}", preset(rule="mlp", lr=[0.1, 0.05])),
+    }
+
+
+PRESETS.update(_seeds_benchmark("mnist"))
+PRESETS.update(_seeds_benchmark("fashion-mnist"))
+PRESETS["mnist-cep-chip"] = (
+    "C-EP as the chip learns it on MNIST: 784-198-10, the largest hidden layer the ULX3S-85F's block RAM holds "
+    "at its 8 lanes; batch 1, lr 0.01/0.005, 3 epochs; run it with --arith fixed",
+    {"network": {"sizes": [784, 198, 10]}, "learning": {"lr": [0.01, 0.005]}, "training": {"dataset": "mnist", "batch_size": 1, "epochs": 3}},
+)
+
+
 def get(name: str) -> Config:
     """The preset ``name`` as a validated :class:`Config`."""
     if name not in PRESETS:

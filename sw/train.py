@@ -8,6 +8,7 @@ and the Jacobian symmetry. Nothing here writes files; see :mod:`eqprop.checkpoin
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -98,6 +99,13 @@ def evaluate_arrays(cfg: Config, arrays: dict, x, labels) -> dict:
     return evaluate(cfg, params, torch.as_tensor(x).to(dtype), torch.as_tensor(labels))
 
 
+def lr_factor(cfg: Config, epoch: int) -> float:
+    """The factor on ``learning.lr`` in ``epoch`` (1-based) under ``training.lr_schedule``."""
+    if cfg.training.lr_schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * (epoch - 1) / cfg.training.epochs))
+    return 1.0
+
+
 def rule_direction(cfg: Config, params: Params, x, y, generator, lr=None) -> dict[str, torch.Tensor]:
     """One learning step of the configured rule (in place when ``lr`` is given); returns its direction."""
     net, learn = cfg.network, cfg.learning
@@ -169,10 +177,11 @@ def train(
         bar = tqdm(total=tr.epochs * learner.n_train, unit="sample", desc=f"{cfg.learning.rule} {tr.arith} {data.name}", leave=False)
     for epoch in range(1, tr.epochs + 1):
         order = learner.shuffle()
+        factor = lr_factor(cfg, epoch)
         start = time.perf_counter()
         for i in range(0, len(order), learner.batch_size):
             idx = order[i : i + learner.batch_size]
-            learner.learn(idx)
+            learner.learn(idx, factor)
             if bar is not None:
                 bar.update(len(idx))
         seconds = time.perf_counter() - start
@@ -207,10 +216,10 @@ class _FloatLearner:
         return torch.randperm(self.n_train, generator=self.generator).to(self.x_tr.device)
 
     @torch.no_grad()
-    def learn(self, idx: torch.Tensor) -> None:
+    def learn(self, idx: torch.Tensor, lr_factor: float) -> None:
         cfg, learn = self.cfg, self.cfg.learning
         x, y = self.x_tr[idx], self.y_tr[idx]
-        rule_direction(cfg, self.params, x, y, self.generator, lr=learn.lr)
+        rule_direction(cfg, self.params, x, y, self.generator, lr=[lr * lr_factor for lr in learn.lr])
         if learn.homeostasis != "off":
             period = learn.homeostasis_period
             passes = (self.seen + len(idx)) // period - self.seen // period
@@ -262,7 +271,8 @@ class _FixedLearner:
     def shuffle(self) -> np.ndarray:
         return torch.randperm(self.n_train, generator=self.generator).numpy()
 
-    def learn(self, idx: np.ndarray) -> None:
+    def learn(self, idx: np.ndarray, lr_factor: float) -> None:
+        """The chip's rates are constants (``lr_factor`` is 1: the configuration refuses a schedule)."""
         for i in idx:
             self.model.train_sample(self.x_tr[i], int(self.l_tr[i]))
 
