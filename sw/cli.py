@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .config import ACTIVATIONS, ARITHS, DATASETS, DTYPES, FPGAS, HOMEOSTASIS_MODES, NUDGINGS, RULES, SECTIONS, UNTIED_INITS, Config, rule_is_tied
+from . import __version__
 from .errors import ConfigError, EqpropError
 
 EXIT_USER_ERROR = 2
@@ -452,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import SECTIONS
 
     parser = _Parser(prog="eqprop", description="Equilibrium propagation from a PyTorch reference model to FPGAs that learn on chip: training, the fixed-point golden model, Verilog, co-simulation, bitstreams, boards and benchmarks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a network and write a checkpoint", description="Train a network (default: the tuned C-EP preset on digits).")
@@ -555,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cocotb/Verilator behind the same host code.",
     )
     q.add_argument("--board", required=True, metavar="NAME", help="icebreaker or ulx3s-85f")
-    q.add_argument("--port", metavar="DEV", help="serial port of a real board, e.g. /dev/ttyUSB1")
+    q.add_argument("--port", metavar="DEV", help="serial port of a real board, e.g. /dev/ttyUSB1, or a pyserial URL (socket://HOST:PORT, rfc2217://HOST:PORT, loop://)")
     q.add_argument("--sim", action="store_true", help="the simulated board")
     q.add_argument("--dataset", choices=DATASETS)
     q.add_argument("--samples", type=int, default=200, metavar="N", help="training samples (default 200)")
