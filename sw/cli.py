@@ -265,12 +265,20 @@ def cmd_verilog(args: argparse.Namespace) -> int:
         cfg = config_from_args(args)
     hardware = {field: getattr(args, field) for field in ("lanes", "fpga") if getattr(args, field) is not None}
     cfg = cfg.replace(hardware=hardware, training={"arith": "fixed"})
-    from .hw.verilog import core_verilog
-
-    text = core_verilog(cfg, params)
     out = Path(args.out)
-    checkpoint.write_run(out.parent, {out.name: text, out.with_suffix(".json").name: cfg.to_json() + "\n"})
-    print(f"wrote {out} ({len(text.splitlines())} lines) and {out.with_suffix('.json')}")
+    files = {out.with_suffix(".json").name: cfg.to_json() + "\n"}
+    if args.bus == "wishbone":
+        from .hw.verilog import wishbone_verilog
+
+        text, slave = wishbone_verilog(cfg, params)
+        files |= {"regmap.json": checkpoint.to_json(slave.regmap.to_dict()), "regmap.h": slave.regmap.c_header(),
+                  out.with_suffix(".metadata.json").name: json.dumps(slave.metadata.as_json(), indent=2) + "\n"}
+    else:
+        from .hw.verilog import core_verilog
+
+        text = core_verilog(cfg, params)
+    checkpoint.write_run(out.parent, {out.name: text, **files})
+    print(f"wrote {out} ({len(text.splitlines())} lines) and {', '.join(str(out.parent / name) for name in files)}")
     return 0
 
 
@@ -505,6 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", metavar="PATH", help="a fixed-point run (eqprop quantize / train --arith fixed): its configuration, and its weights as the memories' initial contents")
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
     p.add_argument("--fpga", choices=FPGAS, help="check the configuration against this FPGA's DSPs and RAM first (hardware.fpga)")
+    p.add_argument("--bus", choices=("streams", "wishbone"), default="streams",
+                   help="streams: the core's own ports (default); wishbone: the core behind a Wishbone B4 pipelined slave, with "
+                   "its register map beside it as regmap.json and regmap.h, and Amaranth component metadata as .metadata.json")
     p.add_argument("--out", default="build/core.v", metavar="FILE", help="Verilog file; the configuration goes beside it as .json (default: build/core.v)")
     p.set_defaults(func=cmd_verilog)
 
