@@ -296,17 +296,43 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    from .boards.build import build
-    from .boards.registry import get_board
-
-    board = get_board(args.board)
+def board_config(args: argparse.Namespace, board) -> Config:
+    """The board's default network, unless configuration options say otherwise."""
     uses_options = args.config or args.preset or any(
         getattr(args, f.name, None) is not None
         for section in SECTIONS if section != "hardware"
         for f in dataclasses.fields(getattr(Config(), section))
     )
-    cfg = config_from_args(args) if uses_options else board.default_config()
+    return config_from_args(args) if uses_options else board.default_config()
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from .boards.registry import board_for
+    from .hw.estimate import estimate
+    from .report import markdown_table
+
+    cfg = board_config(args, board_for(args.fpga)).replace(hardware={"fpga": args.fpga})
+    rows = estimate(cfg, args.lane_counts)
+    if args.json:
+        print(json.dumps([row.to_dict() for row in rows]))
+        return 0
+    used = lambda n, budget: f"{n:,}/{budget:,}"  # noqa: E731
+    print(f"{'x'.join(map(str, cfg.network.sizes))} {cfg.learning.rule} on {args.fpga} at {rows[0].clock_hz / 1e6:g} MHz "
+          "(LUTs: a fitted estimate of the core alone; RAM: bits outside SPRAM, a lower bound)")
+    print(markdown_table(
+        ["P", "DSP", "RAM bits", "SPRAM", "LUT (est.)", "cycles/sample", "samples/s", "fits"],
+        [[e.lanes, used(e.dsp, e.dsp_available), used(e.ram_bits, e.ram_bits_available), used(e.spram, e.spram_available),
+          used(e.lut, e.lut_available), f"{e.cycles_per_sample:,.0f}", f"{e.samples_per_s:,.1f}", "yes" if e.refused is None else f"no: {e.refused}"]
+         for e in rows]))
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .boards.build import build
+    from .boards.registry import get_board
+
+    board = get_board(args.board)
+    cfg = board_config(args, board)
     if args.lanes is not None:
         cfg = cfg.replace(hardware={"lanes": args.lanes})
     report = build(board, cfg, Path(args.out))
@@ -452,14 +478,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .bench import SECTIONS, run_bench
 
-    return run_bench(Path(args.out), sections=args.only, seeds=args.seeds, quick=args.quick, progress=not args.no_progress, jobs=args.jobs)
+    return run_bench(Path(args.out), sections=args.only or list(SECTIONS), seeds=args.seeds, quick=args.quick, progress=not args.no_progress, jobs=args.jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .bench import SECTIONS
-
+    # (eqprop.bench imports torch: a second of start-up that only `eqprop bench` pays)
     parser = _Parser(prog="eqprop", description="Equilibrium propagation from a PyTorch reference model to FPGAs that learn on chip: training, the fixed-point golden model, Verilog, co-simulation, bitstreams, boards and benchmarks.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -530,6 +555,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "estimate",
+        help="DSPs, RAM, LUTs, cycles and samples/s of the core on an FPGA at several lane counts, before synthesis",
+        description="Estimate, in under a second, what the core takes on an FPGA at each lane count P: DSPs and RAM bits "
+        "(the device check's counts), SPRAMs, LUTs (a line in P fitted to Yosys runs: the core alone), cycles per sample "
+        "(the cycle formula) and training samples per second at the clock of the board with that FPGA; each against the "
+        "device's budget. Without configuration options the network is that board's default.",
+    )
+    add_config_options(p)
+    p.add_argument("--fpga", required=True, metavar="NAME", help=f"{' or '.join(f for f in FPGAS if f != 'generic')}")
+    p.add_argument("--lanes", dest="lane_counts", type=_int_list, default=[1, 2, 4, 8, 16], metavar="P[,P...]",
+                   help="lane counts (default 1,2,4,8,16)")
+    p.add_argument("--json", action="store_true", help="print the estimates as a JSON list")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser(
         "build",
@@ -631,7 +671,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bench.json and PNG plots.",
     )
     p.add_argument("--out", default="runs/bench", metavar="DIR")
-    p.add_argument("--only", type=lambda s: s.split(","), default=list(SECTIONS), metavar="SECTION[,...]", help=f"sections to run: {', '.join(SECTIONS)}")
+    p.add_argument("--only", type=lambda s: s.split(","), metavar="SECTION[,...]",
+                   help="sections to run: theory, accuracy, homeostasis, fixed, cycles, boards, throughput, toolchain (default: all)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per accuracy figure (default 3)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                    help="worker processes for the training runs, one torch thread each (default: the CPU count)")
