@@ -9,7 +9,6 @@ The report (``report.json``) takes its resource counts and clock from nextpnr's 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from amaranth.hdl import DomainRenamer, Elaboratable, Module
 
+from eqprop.checkpoint import to_json
 from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.hw.core import check_buildable
@@ -136,7 +136,8 @@ def build(board: Board, cfg: Config, out: Path) -> dict:
         "clocks": timing,
         "timing_met": bool(timing) and all(c["achieved"] >= c["required"] for c in timing.values()),
         "build_s": seconds,
+        "tools": {variable: env[variable] for variable in TOOLS[board.fpga]},  # system or YoWASP: provenance has the packages' versions
         "bitstream": str(out / f"{NAME}.{'bin' if board.fpga == 'ice40up5k' else 'bit'}"),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.json").write_text(to_json(report))
     return report

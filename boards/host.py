@@ -26,7 +26,7 @@ class LinkError(EqpropError):
 
 
 class SerialTransport:
-    """A USB-serial port (pyserial)."""
+    """A USB-serial port, or any of pyserial's URLs (``socket://host:port``, ``rfc2217://``, ``loop://``)."""
 
     def __init__(self, port: str, baud: int) -> None:
         try:
@@ -34,8 +34,8 @@ class SerialTransport:
         except ImportError:
             raise LinkError("the serial transport needs pyserial: pip install pyserial") from None
         try:
-            self.port = serial.Serial(port, baud, timeout=0)
-        except (serial.SerialException, OSError) as error:
+            self.port = serial.serial_for_url(port, baud, timeout=0)
+        except (serial.SerialException, OSError, ValueError) as error:
             raise LinkError(f"cannot open {port}: {error}") from None
 
     def write(self, data: bytes) -> None:

@@ -9,33 +9,13 @@ answers with an error frame). :class:`FrameSender` sends an answer: header, the 
 engine streams in, the CRC.
 """
 
-from functools import reduce
-
 from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib.crc.catalog import CRC16_CCITT_FALSE
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .protocol import MAX_PAYLOAD, SOF, Error, crc16
-
-
-def _crc_taps() -> list[tuple[list[int], list[int]]]:
-    """For each bit of the next CRC, the bits of the CRC and of the byte it is the XOR of.
-
-    One CRC step is linear over GF(2) in (crc, byte), so the host's :func:`crc16` applied to
-    each unit vector gives the circuit: the gateware cannot drift from the host's definition.
-    """
-    from_crc = [crc16(b"\x00", 1 << i) for i in range(16)]
-    from_byte = [crc16(bytes([1 << k]), 0) for k in range(8)]
-    return [([i for i in range(16) if from_crc[i] >> j & 1], [k for k in range(8) if from_byte[k] >> j & 1]) for j in range(16)]
-
-
-_TAPS = _crc_taps()
-
-
-def crc16_byte(crc, byte):
-    """CRC-16/CCITT-FALSE after one more byte, as an XOR network (the host's :func:`crc16`)."""
-    return Cat(*[reduce(lambda a, b: a ^ b, [crc[i] for i in taps] + [byte[k] for k in byte_taps], Const(0, 1)) for taps, byte_taps in _TAPS])
+from .protocol import MAX_PAYLOAD, SOF, Error
 
 
 #: What the receiver hands the command engine.
@@ -71,7 +51,9 @@ class FrameReceiver(wiring.Component):
         byte = self.bytes.payload
         length, complement = Signal(16), Signal(16)
         count = Signal(range(MAX_PAYLOAD + 1))
-        crc, received = Signal(16, init=0xFFFF), Signal(16)
+        # CRC-16/CCITT-FALSE (eqprop.boards.protocol.crc16 on the host) over every byte between SOF and the CRC
+        m.submodules.crc = crc = CRC16_CCITT_FALSE(data_width=8).create()
+        received = Signal(16)
         idle = Signal(range(self.timeout + 1))
         take = self.bytes.valid & self.bytes.ready
 
@@ -85,7 +67,8 @@ class FrameReceiver(wiring.Component):
             with m.State("SOF"):
                 m.d.comb += self.bytes.ready.eq(1)
                 with m.If(take & (byte == SOF)):
-                    m.d.sync += [crc.eq(0xFFFF), count.eq(0), idle.eq(0), request.error.eq(0), request.sequence.eq(0), request.command.eq(0)]
+                    m.d.comb += crc.start.eq(1)
+                    m.d.sync += [count.eq(0), idle.eq(0), request.error.eq(0), request.sequence.eq(0), request.command.eq(0)]
                     m.next = "LENGTH_HIGH"
             for state, target, after in (
                 ("LENGTH_HIGH", length, "LENGTH_LOW"),
@@ -103,7 +86,7 @@ class FrameReceiver(wiring.Component):
                     with m.If(take):
                         m.d.sync += idle.eq(0)
                         if state not in ("CRC_HIGH", "CRC_LOW"):
-                            m.d.sync += crc.eq(crc16_byte(crc, byte))
+                            m.d.comb += [crc.data.eq(byte), crc.valid.eq(1)]
                         if target is not None:
                             m.d.sync += target.eq(Cat(byte, target[:8]))
                         if state == "SEQUENCE":
@@ -134,7 +117,7 @@ class FrameReceiver(wiring.Component):
                         m.d.sync += idle.eq(idle + 1)
             with m.State("CHECK"):
                 m.d.sync += request.length.eq(length)
-                with m.If(received != crc):
+                with m.If(received != crc.crc):
                     fail(Error.CRC)
                 with m.Else():
                     m.d.sync += self.request.valid.eq(1)
@@ -162,7 +145,7 @@ class FrameSender(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         header = self.answer.payload
-        crc = Signal(16, init=0xFFFF)
+        m.submodules.crc = crc = CRC16_CCITT_FALSE(data_width=8).create()  # over everything after SOF
         count = Signal(range(MAX_PAYLOAD + 1))
         step = Signal(range(7))
         length = Cat(header.length, Const(0, 16 - len(header.length)))
@@ -171,7 +154,8 @@ class FrameSender(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.answer.valid):
-                    m.d.sync += [step.eq(0), count.eq(0), crc.eq(0xFFFF)]
+                    m.d.comb += crc.start.eq(1)
+                    m.d.sync += [step.eq(0), count.eq(0)]
                     m.next = "HEADER"
             with m.State("HEADER"):
                 byte = Signal(8)
@@ -182,8 +166,7 @@ class FrameSender(wiring.Component):
                 m.d.comb += self.bytes.payload.eq(byte)
                 with m.If(sent):
                     m.d.sync += step.eq(step + 1)
-                    with m.If(step != 0):  # the CRC covers everything after SOF
-                        m.d.sync += crc.eq(crc16_byte(crc, byte))
+                    m.d.comb += [crc.data.eq(byte), crc.valid.eq(step != 0)]
                     with m.If(step == len(fields) - 1):
                         m.next = "PAYLOAD"
                         with m.If(header.length == 0):
@@ -191,15 +174,16 @@ class FrameSender(wiring.Component):
             with m.State("PAYLOAD"):
                 m.d.comb += [self.bytes.valid.eq(self.data.valid), self.bytes.payload.eq(self.data.payload), self.data.ready.eq(self.bytes.ready)]
                 with m.If(sent):
-                    m.d.sync += [crc.eq(crc16_byte(crc, self.data.payload)), count.eq(count + 1)]
+                    m.d.comb += [crc.data.eq(self.data.payload), crc.valid.eq(1)]
+                    m.d.sync += count.eq(count + 1)
                     with m.If(count + 1 == header.length):
                         m.next = "CRC_HIGH"
             with m.State("CRC_HIGH"):
-                m.d.comb += [self.bytes.valid.eq(1), self.bytes.payload.eq(crc[8:])]
+                m.d.comb += [self.bytes.valid.eq(1), self.bytes.payload.eq(crc.crc[8:])]
                 with m.If(sent):
                     m.next = "CRC_LOW"
             with m.State("CRC_LOW"):
-                m.d.comb += [self.bytes.valid.eq(1), self.bytes.payload.eq(crc[:8])]
+                m.d.comb += [self.bytes.valid.eq(1), self.bytes.payload.eq(crc.crc[:8])]
                 with m.If(sent):
                     m.d.comb += self.answer.ready.eq(1)
                     m.next = "IDLE"

@@ -21,6 +21,7 @@ bytes) is dropped; the receiver looks for the next SOF from the byte after the b
 
 from __future__ import annotations
 
+import binascii
 import enum
 from dataclasses import dataclass
 
@@ -52,13 +53,8 @@ class Error(enum.IntEnum):
 
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE of ``data``."""
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
+    """CRC-16/CCITT-FALSE of ``data``: ``binascii.crc_hqx`` (polynomial 0x1021, not reflected) from 0xFFFF."""
+    return binascii.crc_hqx(data, crc)
 
 
 @dataclass(frozen=True)

@@ -72,3 +72,11 @@ def get_board(name: str) -> Board:
     if name not in BOARDS:
         raise ConfigError(f"unknown board {name!r}: choose {', '.join(BOARDS)}")
     return BOARDS[name]
+
+
+def board_for(fpga: str) -> Board:
+    """The board with ``fpga`` (``hardware.fpga``): its clock and default network."""
+    for board in BOARDS.values():
+        if board.fpga == fpga:
+            return board
+    raise ConfigError(f"no board has the FPGA {fpga!r}: choose {', '.join(board.fpga for board in BOARDS.values())}")

@@ -34,16 +34,18 @@ class Device:
     ram_blocks: int
     block_bits: int
     ram_kind: str
+    #: Logic cells (iCE40: LUT4 + FF cells; ECP5: LUT4s), as nextpnr counts them available.
+    logic_cells: int
     #: SB_SPRAM256KA blocks (16384 x 16) that hold the weight matrices W_l.
     sprams: int = 0
 
 
 DEVICES = {  # one entry per name in eqprop.config.FPGAS
     "generic": None,
-    # 8 SB_MAC16 (16 x 16); 30 EBR of 4 Kbit; 4 SPRAM of 256 Kbit.
-    "ice40up5k": Device("ice40up5k", 16, 8, 30, 4096, "EBR (SB_RAM40_4K)", sprams=4),
-    # 156 MULT18X18D; 208 DP16KD of 18 Kbit.
-    "ecp5-85f": Device("ecp5-85f", 18, 156, 208, 18432, "DP16KD"),
+    # 8 SB_MAC16 (16 x 16); 30 EBR of 4 Kbit; 5280 logic cells; 4 SPRAM of 256 Kbit.
+    "ice40up5k": Device("ice40up5k", 16, 8, 30, 4096, "EBR (SB_RAM40_4K)", 5280, sprams=4),
+    # 156 MULT18X18D; 208 DP16KD of 18 Kbit; 83640 LUT4s.
+    "ecp5-85f": Device("ecp5-85f", 18, 156, 208, 18432, "DP16KD", 83640),
 }
 
 
@@ -132,13 +134,14 @@ def check_device(cfg: Config) -> None:
     needed = multipliers(cfg)
     if needed > device.dsps:
         raise ConfigError(
-            f"{cfg.hardware.lanes} lanes need about {needed} multipliers; {device.name} has {device.dsps} DSPs: use fewer lanes"
+            f"{cfg.hardware.lanes} lanes need {needed} multipliers; {device.name} has {device.dsps} DSPs: use fewer lanes"
         )
 
 
 def multipliers(cfg: Config) -> int:
-    """Multipliers of the core: per lane the dot product's and the update's two (one untied); the
-    neuron unit's ``||x||^2`` and ``f ||x||^2`` with deferred input updates. (Products by the
-    constants beta, eta/beta and lambda are shifts and adds.)"""
+    """Multipliers of the core, one DSP each (as Yosys maps them: measured on both FPGAs): per lane the
+    dot product's and the update's two (one untied); the neuron unit's two learning factors (a
+    layer's rate times a state); ``||x||^2`` and ``f ||x||^2`` with deferred input updates. (Products
+    by the constants beta, eta/beta and lambda are shifts and adds.)"""
     per_lane = 3 if cfg.network.tied else 2
-    return per_lane * cfg.hardware.lanes + (2 if cfg.hardware.defer_input_updates else 0)
+    return per_lane * cfg.hardware.lanes + 2 + (2 if cfg.hardware.defer_input_updates else 0)

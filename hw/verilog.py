@@ -8,8 +8,10 @@ from amaranth.back import verilog
 from eqprop.config import Config
 
 from .core import Core, check_buildable
+from .wishbone import WishboneCore
 
 TOP = "eqprop_core"
+WISHBONE_TOP = "eqprop_wishbone"
 
 
 def core_verilog(cfg: Config, params: dict[str, np.ndarray] | None = None) -> str:
@@ -21,3 +23,12 @@ def core_verilog(cfg: Config, params: dict[str, np.ndarray] | None = None) -> st
     check_buildable(cfg)  # before the Core exists, so a refusal leaves no half-built elaboratable behind
     core = Core(cfg, params, primitives=True)
     return verilog.convert(core, name=TOP, emit_src=False)
+
+
+def wishbone_verilog(cfg: Config, params: dict[str, np.ndarray] | None = None) -> tuple[str, WishboneCore]:
+    """Verilog of the core behind its Wishbone slave (:class:`eqprop.hw.wishbone.WishboneCore`), and the
+    component (its ``regmap`` and ``metadata`` describe the Verilog's bus)."""
+    cfg = cfg.replace(training={"arith": "fixed"})
+    check_buildable(cfg)
+    slave = WishboneCore(cfg, params, primitives=True)
+    return verilog.convert(slave, name=WISHBONE_TOP, emit_src=False), slave

@@ -5,4 +5,9 @@ baselines and the command line. ``eqprop.hw``, ``eqprop.sim`` and ``eqprop.board
 co-simulation and board layers.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("eqprop")  # pyproject.toml's, as installed
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"

@@ -640,6 +640,8 @@ def bench_boards(bench: Bench, results: dict):
     from .boards.build import build, soc_clock
     from .boards.registry import BOARDS
     from .boards.train import board_rates
+    from .hw.estimate import CHECKED_LANES, against_synthesis
+    from .hw.synth import synthesize
     from .schedule import cycle_count
 
     rows, data = [], {}
@@ -665,13 +667,21 @@ def bench_boards(bench: Bench, results: dict):
                          f"{entry['fmax_mhz']:.1f}", f"{report['soc_clock_mhz']:g}", "yes" if report["timing_met"] else "NO", f"{cycles:.0f}",
                          f"{entry['compute_samples_per_s']:.1f}", f"{entry['compute_over_cpu']:.2f}x", f"{entry['link_bound_samples_per_s']:.0f}",
                          f"{entry['board_samples_per_s']:.1f}", f"{report['build_s']:.0f}"])
+        estimates = []  # eqprop estimate against Yosys, the core alone, at several lane counts
+        for name, board in BOARDS.items():
+            with ticking(f"{name}: eqprop estimate against Yosys at P = {', '.join(map(str, CHECKED_LANES))}", bench.progress):
+                data[name]["estimate_against_synthesis"] = checked = against_synthesis(board.default_config(), synthesize)
+            estimates += [[name, row["lanes"], row["lut_estimate"], row["lut_synthesized"], f"{row['lut_error_pct']:+.1f}%",
+                           row["dsp_estimate"], row["dsp_synthesized"]] for row in checked]
     headers = ["board", "sizes", "P", "LUT", "FF", "RAM", "SPRAM", "DSP", "SoC Fmax MHz", "runs at MHz", "timing met", "cycles/sample",
                "compute-bound samples/s", "over the CPU", "link-bound samples/s", "board samples/s", "build s (1 run)"]
     note = (f"Compute-bound: cycles per sample (the formula the co-simulation checks) at the clock the SoC runs at; over the CPU: "
             f"that against the float model's C-EP on one CPU thread at batch 1, {cpu_rate:,.0f} samples/s in this run (digits-cep). "
             "Board samples/s: the host sends a sample and waits for its answer, so the UART transfer and the computation "
             "take turns: 1 / (1 / compute-bound + 1 / link-bound), at the clock the SoC runs at.")
-    return data, f"{markdown_table(headers, rows)}\n\n{note}\n\n![resources](resources.png)", {"resources.png": plots.resource_bars({n: d["build"] for n, d in data.items()})}
+    estimate_table = markdown_table(["board (default network, core alone)", "P", "LUT estimated", "LUT Yosys", "LUT error", "DSP estimated", "DSP Yosys"], estimates)
+    return (data, f"{markdown_table(headers, rows)}\n\n{note}\n\n{estimate_table}\n\n![resources](resources.png)",
+            {"resources.png": plots.resource_bars({name: data[name]["build"] for name in BOARDS})})
 
 
 def bench_throughput(bench: Bench, results: dict):

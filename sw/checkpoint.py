@@ -178,5 +178,9 @@ def write_run(out: str | Path, files: dict[str, bytes | str]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def to_json(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+def to_json(document: dict) -> str:
+    """The text of a JSON file eqprop writes: ``document`` and, under ``provenance``, the versions that
+    made it (:func:`eqprop.provenance.versions`)."""
+    from .provenance import versions
+
+    return json.dumps(document | {"provenance": versions()}, indent=2, sort_keys=True) + "\n"

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .config import ACTIVATIONS, ARITHS, DATASETS, DTYPES, FPGAS, HOMEOSTASIS_MODES, NUDGINGS, RULES, SECTIONS, UNTIED_INITS, Config, rule_is_tied
+from . import __version__
 from .errors import ConfigError, EqpropError
 
 EXIT_USER_ERROR = 2
@@ -264,12 +265,20 @@ def cmd_verilog(args: argparse.Namespace) -> int:
         cfg = config_from_args(args)
     hardware = {field: getattr(args, field) for field in ("lanes", "fpga") if getattr(args, field) is not None}
     cfg = cfg.replace(hardware=hardware, training={"arith": "fixed"})
-    from .hw.verilog import core_verilog
-
-    text = core_verilog(cfg, params)
     out = Path(args.out)
-    checkpoint.write_run(out.parent, {out.name: text, out.with_suffix(".json").name: cfg.to_json() + "\n"})
-    print(f"wrote {out} ({len(text.splitlines())} lines) and {out.with_suffix('.json')}")
+    files = {out.with_suffix(".json").name: cfg.to_json() + "\n"}
+    if args.bus == "wishbone":
+        from .hw.verilog import wishbone_verilog
+
+        text, slave = wishbone_verilog(cfg, params)
+        files |= {"regmap.json": checkpoint.to_json(slave.regmap.to_dict()), "regmap.h": slave.regmap.c_header(),
+                  out.with_suffix(".metadata.json").name: json.dumps(slave.metadata.as_json(), indent=2) + "\n"}
+    else:
+        from .hw.verilog import core_verilog
+
+        text = core_verilog(cfg, params)
+    checkpoint.write_run(out.parent, {out.name: text, **files})
+    print(f"wrote {out} ({len(text.splitlines())} lines) and {', '.join(str(out.parent / name) for name in files)}")
     return 0
 
 
@@ -287,17 +296,43 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    from .boards.build import build
-    from .boards.registry import get_board
-
-    board = get_board(args.board)
+def board_config(args: argparse.Namespace, board) -> Config:
+    """The board's default network, unless configuration options say otherwise."""
     uses_options = args.config or args.preset or any(
         getattr(args, f.name, None) is not None
         for section in SECTIONS if section != "hardware"
         for f in dataclasses.fields(getattr(Config(), section))
     )
-    cfg = config_from_args(args) if uses_options else board.default_config()
+    return config_from_args(args) if uses_options else board.default_config()
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from .boards.registry import board_for
+    from .hw.estimate import estimate
+    from .report import markdown_table
+
+    cfg = board_config(args, board_for(args.fpga)).replace(hardware={"fpga": args.fpga})
+    rows = estimate(cfg, args.lane_counts)
+    if args.json:
+        print(json.dumps([row.to_dict() for row in rows]))
+        return 0
+    used = lambda n, budget: f"{n:,}/{budget:,}"  # noqa: E731
+    print(f"{'x'.join(map(str, cfg.network.sizes))} {cfg.learning.rule} on {args.fpga} at {rows[0].clock_hz / 1e6:g} MHz "
+          "(LUTs: a fitted estimate of the core alone; RAM: bits outside SPRAM, a lower bound)")
+    print(markdown_table(
+        ["P", "DSP", "RAM bits", "SPRAM", "LUT (est.)", "cycles/sample", "samples/s", "fits"],
+        [[e.lanes, used(e.dsp, e.dsp_available), used(e.ram_bits, e.ram_bits_available), used(e.spram, e.spram_available),
+          used(e.lut, e.lut_available), f"{e.cycles_per_sample:,.0f}", f"{e.samples_per_s:,.1f}", "yes" if e.refused is None else f"no: {e.refused}"]
+         for e in rows]))
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .boards.build import build
+    from .boards.registry import get_board
+
+    board = get_board(args.board)
+    cfg = board_config(args, board)
     if args.lanes is not None:
         cfg = cfg.replace(hardware={"lanes": args.lanes})
     report = build(board, cfg, Path(args.out))
@@ -455,16 +490,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .bench import DEFAULT_DATASETS, SECTIONS, run_bench
 
-    return run_bench(Path(args.out), sections=args.only, seeds=args.seeds, quick=args.quick, progress=not args.no_progress, jobs=args.jobs,
-                     datasets=args.datasets, methods=args.methods, epochs=args.epochs)
+    return run_bench(Path(args.out), sections=args.only or list(SECTIONS), seeds=args.seeds, quick=args.quick, progress=not args.no_progress,
+                     jobs=args.jobs, datasets=args.datasets or DEFAULT_DATASETS, methods=args.methods, epochs=args.epochs)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .bench import DEFAULT_DATASETS, SECTIONS
-
+    # (eqprop.bench imports torch: a second of start-up that only `eqprop bench` pays)
     parser = _Parser(prog="eqprop", description="Equilibrium propagation from a PyTorch reference model to FPGAs that learn on chip: training, the fixed-point golden model, Verilog, co-simulation, bitstreams, boards and benchmarks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a network and write a checkpoint", description="Train a network (default: the tuned C-EP preset on digits).")
@@ -516,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", metavar="PATH", help="a fixed-point run (eqprop quantize / train --arith fixed): its configuration, and its weights as the memories' initial contents")
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
     p.add_argument("--fpga", choices=FPGAS, help="check the configuration against this FPGA's DSPs and RAM first (hardware.fpga)")
+    p.add_argument("--bus", choices=("streams", "wishbone"), default="streams",
+                   help="streams: the core's own ports (default); wishbone: the core behind a Wishbone B4 pipelined slave, with "
+                   "its register map beside it as regmap.json and regmap.h, and Amaranth component metadata as .metadata.json")
     p.add_argument("--out", default="build/core.v", metavar="FILE", help="Verilog file; the configuration goes beside it as .json (default: build/core.v)")
     p.set_defaults(func=cmd_verilog)
 
@@ -530,6 +568,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "estimate",
+        help="DSPs, RAM, LUTs, cycles and samples/s of the core on an FPGA at several lane counts, before synthesis",
+        description="Estimate, in under a second, what the core takes on an FPGA at each lane count P: DSPs and RAM bits "
+        "(the device check's counts), SPRAMs, LUTs (a line in P fitted to Yosys runs: the core alone), cycles per sample "
+        "(the cycle formula) and training samples per second at the clock of the board with that FPGA; each against the "
+        "device's budget. Without configuration options the network is that board's default.",
+    )
+    add_config_options(p)
+    p.add_argument("--fpga", required=True, metavar="NAME", help=f"{' or '.join(f for f in FPGAS if f != 'generic')}")
+    p.add_argument("--lanes", dest="lane_counts", type=_int_list, default=[1, 2, 4, 8, 16], metavar="P[,P...]",
+                   help="lane counts (default 1,2,4,8,16)")
+    p.add_argument("--json", action="store_true", help="print the estimates as a JSON list")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser(
         "build",
@@ -568,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cocotb/Verilator behind the same host code.",
     )
     q.add_argument("--board", required=True, metavar="NAME", help="icebreaker or ulx3s-85f")
-    q.add_argument("--port", metavar="DEV", help="serial port of a real board, e.g. /dev/ttyUSB1")
+    q.add_argument("--port", metavar="DEV", help="serial port of a real board, e.g. /dev/ttyUSB1, or a pyserial URL (socket://HOST:PORT, rfc2217://HOST:PORT, loop://)")
     q.add_argument("--sim", action="store_true", help="the simulated board")
     q.add_argument("--dataset", choices=DATASETS)
     q.add_argument("--samples", type=int, default=200, metavar="N", help="training samples (default 200)")
@@ -644,13 +697,14 @@ def build_parser() -> argparse.ArgumentParser:
         "bench.json and PNG plots.",
     )
     p.add_argument("--out", default="runs/bench", metavar="DIR")
-    p.add_argument("--only", type=lambda s: s.split(","), default=list(SECTIONS), metavar="SECTION[,...]", help=f"sections to run: {', '.join(SECTIONS)}")
+    p.add_argument("--only", type=lambda s: s.split(","), metavar="SECTION[,...]",
+                   help="sections to run: theory, accuracy, homeostasis, fixed, cycles, boards, throughput, toolchain (default: all)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per accuracy figure (default 3)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                    help="worker processes for the training runs, one torch thread each (default: the CPU count)")
-    p.add_argument("--datasets", type=lambda s: s.split(","), default=list(DEFAULT_DATASETS), metavar="NAME[,...]",
-                   help=f"data sets of the accuracy and homeostasis sections (default {','.join(DEFAULT_DATASETS)}; mnist and "
-                   "fashion-mnist, after `eqprop data get`, train for hours)")
+    p.add_argument("--datasets", type=lambda s: s.split(","), metavar="NAME[,...]",
+                   help="data sets of the accuracy and homeostasis sections: digits, mnist1d, mnist, fashion-mnist (default: digits,mnist1d; "
+                   "mnist and fashion-mnist, after `eqprop data get`, train for hours)")
     p.add_argument("--methods", type=lambda s: s.split(","), metavar="METHOD[,...]",
                    help="only these rows of the accuracy section, e.g. 'BP MLP,EP,C-EP' (default: all)")
     p.add_argument("--epochs", type=int, metavar="N", help="train every accuracy and homeostasis run N epochs instead of its preset's")

@@ -1,9 +1,13 @@
 """Boards: the registry, builds (what they refuse before any tool runs; the demo test builds a real one), flashing."""
 
 import json
+import socket
+import threading
 
 import pytest
 
+from eqprop.boards.protocol import ANSWER, Command, Frame, Receiver
+from eqprop.boards.requests import config_hash, info_bytes
 from eqprop.boards.build import clocks, flip_flops, soc_clock, utilisation
 from eqprop.boards.registry import BOARDS, get_board
 from eqprop.errors import ConfigError
@@ -102,3 +106,29 @@ def test_a_clock_the_board_cannot_make_is_refused():
         soc_domain(Module(), None, "ice40up5k", 12_000_000, 24_000_000)
     with pytest.raises(ConfigError, match="cannot make"):
         ecp5_pll_dividers(25_000_000, 1_000_003)
+
+
+def test_a_port_may_be_a_pyserial_url(tmp_path, capsys):
+    """loop:// echoes the host's own INFO request back; socket:// reaches a server that answers as another board would."""
+    code, _, err = run(capsys, "board", "train", "--board", "icebreaker", "--port", "loop://", "--retries", "0", "--samples", "1", "--test-samples", "1")
+    assert code == 2 and "answered INFO with command 0x01" in err and err.count("\n") == 1
+
+    other = get_board("icebreaker").default_config().replace(learning={"T1": 3})
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer_one_request():
+        connection, _ = server.accept()
+        with connection:
+            frames, receiver = [], Receiver()
+            while not frames:
+                frames = receiver.feed(connection.recv(4096))
+            connection.sendall(Frame(frames[0].sequence, Command.INFO | ANSWER, info_bytes(other)).encode())
+            connection.recv(1)  # until the host closes
+
+    thread = threading.Thread(target=answer_one_request, daemon=True)
+    thread.start()
+    url = f"socket://127.0.0.1:{server.getsockname()[1]}"
+    code, _, err = run(capsys, "board", "train", "--board", "icebreaker", "--port", url, "--samples", "1", "--test-samples", "1")
+    thread.join(timeout=10)
+    server.close()
+    assert code == 2 and f"the board runs configuration {config_hash(other):08x}, not this one" in err

@@ -9,6 +9,7 @@ from eqprop.checkpoint import load_checkpoint
 from eqprop.cli import main
 from eqprop.demo import STAGES, summarize
 from eqprop.golden import Arith, GoldenModel
+from eqprop.provenance import versions
 from eqprop.schedule import cycle_count
 from eqprop.sim.runner import training_samples
 
@@ -55,6 +56,10 @@ def test_demo_quick_runs_the_whole_path_and_reports_what_its_stages_wrote(tmp_pa
     for name, value in golden.params.items():
         np.testing.assert_array_equal(read_back[name], value)
     assert (out / "learning_curves.png").read_bytes().startswith(b"\x89PNG") and (out / "resources.png").is_file()
+    documents = ["report.json", *(f"float/{preset}/metrics.json" for preset in ("digits-cep", "digits-cvf-homeostasis", "digits-mlp")),
+                 "fixed/metrics.json", "quantized/quantize.json", "verilog/verilog.json", "cosim/cosim.json", "build/report.json", "board/board.json"]
+    for name in documents:  # every JSON document the demo wrote says what made it
+        assert json.loads((out / name).read_text())["provenance"] == versions(), name
 
     # a stage's file, changed, changes the summary: the report reads the files, it does not remember the runs
     cosim_file = out / "cosim" / "cosim.json"
@@ -80,7 +85,8 @@ def test_bench_quick_writes_markdown_json_and_plots_from_its_own_runs(tmp_path, 
     out = tmp_path / "bench"
     assert main(["bench", "--quick", "--seeds", "1", "--only", "accuracy,cycles,throughput", "--no-progress", "--out", str(out)]) == 0
     results = json.loads((out / "bench.json").read_text())
-    assert set(results) == {"accuracy", "cycles", "throughput", "bars"}
+    assert set(results) == {"accuracy", "cycles", "throughput", "bars", "provenance"}
+    assert results["provenance"] == versions()
     markdown = (out / "bench.md").read_text()
     # the SPEC's bars this run measured, each said met or not, in the summary too
     bars = {bar["bar"].split(":")[0]: bar for bar in results["bars"]}

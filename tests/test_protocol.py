@@ -2,12 +2,27 @@
 
 import numpy as np
 import pytest
+from amaranth.lib.crc.catalog import CRC16_CCITT_FALSE
 
 from eqprop.boards.protocol import SOF, Command, Frame, Receiver, crc16
 
 
+def bitwise_crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE bit by bit, as the protocol defines it: polynomial 0x1021, initial 0xFFFF, MSB first."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
 def test_crc_is_ccitt_false_and_frames_round_trip():
     assert crc16(b"123456789") == 0x29B1  # the catalogued check value of CRC-16/CCITT-FALSE
+    rng = np.random.default_rng(5)
+    for length in (0, 1, 2, 7, 64, 1031):
+        data = rng.integers(0, 256, length).astype(np.uint8).tobytes()
+        assert crc16(data) == bitwise_crc16(data) == CRC16_CCITT_FALSE(data_width=8).compute(data)
     frame = Frame(7, Command.LOAD, bytes(range(256)) * 3)
     encoded = frame.encode()
     assert encoded[0] == SOF and encoded[1:5] == bytes([3, 0, 0xFC, 0xFF]) and len(encoded) == 7 + 768 + 2

