@@ -338,7 +338,7 @@ class Config:
             raise ConfigError(f"fixed.learn_bits must be a non-negative integer, got {fx.learn_bits!r}")
         if not isinstance(fx.stochastic_rounding, bool):
             raise ConfigError(f"fixed.stochastic_rounding must be true or false, got {fx.stochastic_rounding!r}")
-        _check_count("hardware.lanes (P, the MAC lanes)", self.hardware.lanes, 1, "MAX_LANES")
+        _check_count("hardware.lanes", self.hardware.lanes, 1, "MAX_LANES")
         _check_choice("hardware.fpga", self.hardware.fpga, FPGAS)
         if not isinstance(self.hardware.defer_input_updates, bool):
             raise ConfigError(f"hardware.defer_input_updates must be true or false, got {self.hardware.defer_input_updates!r}")
@@ -395,7 +395,8 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 def _check_count(name: str, value: Any, least: int, limit: str) -> None:
     """An integer from ``least`` up to the limit called ``limit`` in :mod:`eqprop.limits`."""
     if not _is_int(value) or value < least:
-        raise ConfigError(f"{name} must be an integer of at least {least}, got {value!r}")
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(least, f"an integer of at least {least}")
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
     limits.check_at_most(name, value, limit)
 
 

@@ -145,7 +145,7 @@ def load_idx_dataset(name: str, folder: str | Path) -> Dataset:
         if labels.ndim != 1 or len(labels) != len(images):
             raise DataError(f"{labels_path} holds {labels.size} labels for {len(images)} images in {images_path}")
         if labels.dtype.kind not in "iu":
-            raise DataError(f"{labels_path} holds {labels.dtype} labels; {name} labels are integers 0..{N_CLASSES - 1}")
+            raise DataError(f"{labels_path} holds {labels.dtype.name} labels; {name} labels are integers 0..{N_CLASSES - 1}")
         if labels.size and not 0 <= int(labels.min()) <= int(labels.max()) < N_CLASSES:
             bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
             raise DataError(f"{labels_path} has label {bad}; {name} labels are 0..{N_CLASSES - 1}")

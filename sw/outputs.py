@@ -150,9 +150,19 @@ class OutputFolder:
     @contextlib.contextmanager
     def staged(self) -> Iterator[Path]:
         """A fresh folder to write the output into; swapped in for ``path`` when the block ends without an error."""
+        mounted = os.path.ismount(self.path)
+        place = self.path if mounted else self.path.absolute().parent  # a mount point cannot be renamed: stage inside it
         with _ending_signals_raise():
-            staging = self._make_staging()
             try:
+                place.mkdir(parents=True, exist_ok=True)
+                staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}{_STAGING_TAG}", dir=place))
+            except OSError as exc:
+                raise self._cannot_write(exc) from None
+            try:
+                try:
+                    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it 0700; a run folder follows the umask
+                except OSError as exc:
+                    raise self._cannot_write(exc) from None
                 yield staging
                 with _signals_held():
                     self.check()  # the folder may have changed while the command worked
@@ -164,18 +174,13 @@ class OutputFolder:
     def write(self, files: dict[str, bytes | str]) -> None:
         """Write ``files`` (relative name -> content) as the whole folder."""
         with self.staged() as folder:
-            write_files(folder, files)
+            try:
+                write_files(folder, files)
+            except OSError as exc:
+                raise self._cannot_write(exc) from None
 
-    def _make_staging(self) -> Path:
-        mounted = os.path.ismount(self.path)
-        place = self.path if mounted else self.path.absolute().parent
-        try:
-            place.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}{_STAGING_TAG}", dir=place))
-            os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it 0700; a run folder follows the umask
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.what} {self.path}: {exc.strerror or exc}") from None
-        return staging
+    def _cannot_write(self, exc: OSError) -> OutputError:
+        return OutputError(f"cannot write {self.what} {self.path}: {exc.strerror or exc}")
 
     def _swap_in(self, staging: Path) -> None:
         try:
@@ -237,32 +242,56 @@ def _umask() -> int:
     return mask
 
 
+def _renameat2_exchange(new: Path, old: Path) -> bool:
+    """Swap two folders with one ``renameat2(RENAME_EXCHANGE)``; False where the kernel or the
+    filesystem cannot (no such call, or a filesystem without exchange)."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(new), _AT_FDCWD, os.fsencode(old), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(old))
+
+
 def _exchange(new: Path, old: Path) -> None:
     """Swap the folders ``new`` and ``old`` atomically where the kernel can, else by two renames."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is not None and renameat2(_AT_FDCWD, os.fsencode(new), _AT_FDCWD, os.fsencode(old), _RENAME_EXCHANGE) == 0:
+    if _renameat2_exchange(new, old):
         return
-    if renameat2 is not None and ctypes.get_errno() not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
     aside = Path(tempfile.mkdtemp(prefix=f".{old.name}{_OLD_TAG}", dir=old.parent))
-    os.rename(old, aside / "old")
+    try:
+        os.rename(old, aside / "old")
+    except BaseException:
+        os.rmdir(aside)
+        raise
     try:
         os.rename(new, old)
-    except OSError:
-        os.rename(aside / "old", old)
+    except BaseException:
+        os.rename(aside / "old", old)  # the old folder back in its place
+        os.rmdir(aside)
         raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _move_entries_into(staging: Path, mount: Path) -> None:
-    """A mount point cannot be renamed: move its old entries aside (inside it), then the new ones in."""
+    """A mount point cannot be renamed: move its old entries aside (inside it), then the new ones in;
+    on a failure, everything moved goes back."""
     aside = Path(tempfile.mkdtemp(prefix=_OLD_TAG, dir=mount))
-    for entry in mount.iterdir():
-        if entry not in (staging, aside):
-            os.rename(entry, aside / entry.name)
-    for entry in staging.iterdir():
-        os.rename(entry, mount / entry.name)
+    old = [e.name for e in mount.iterdir() if e not in (staging, aside)]
+    new = [e.name for e in staging.iterdir()]
+    moves = [(mount / name, aside / name) for name in old] + [(staging / name, mount / name) for name in new]
+    done = []
+    try:
+        for source, target in moves:
+            os.rename(source, target)
+            done.append((source, target))
+    except BaseException:
+        for source, target in reversed(done):
+            os.rename(target, source)
+        os.rmdir(aside)
+        raise
     shutil.rmtree(aside, ignore_errors=True)
 
 
