@@ -280,7 +280,7 @@ def cmd_verilog(args: argparse.Namespace) -> int:
     from .outputs import OutputFiles
 
     out = Path(args.out)
-    if out.suffix != ".v":
+    if out.suffix != ".v" or args.out.endswith(("/", os.sep)):
         raise ConfigError(f"--out {args.out} must name a Verilog file ending in .v (its configuration goes beside it as .json)")
     files = OutputFiles([out, out.with_suffix(".json")], "--out")
     params = None

@@ -334,8 +334,7 @@ class Config:
             raise ConfigError(f"training.device must name a torch device, got {train.device!r}")
 
         fx = self.fixed
-        if not _is_int(fx.learn_bits) or fx.learn_bits < 0:
-            raise ConfigError(f"fixed.learn_bits must be a non-negative integer, got {fx.learn_bits!r}")
+        _check_count("fixed.learn_bits", fx.learn_bits, 0, "MAX_LEARN_BITS")
         if not isinstance(fx.stochastic_rounding, bool):
             raise ConfigError(f"fixed.stochastic_rounding must be true or false, got {fx.stochastic_rounding!r}")
         _check_count("hardware.lanes", self.hardware.lanes, 1, "MAX_LANES")

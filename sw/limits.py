@@ -26,6 +26,8 @@ MAX_BATCH_SIZE = 65_536
 MAX_PERIOD = 1 << 20
 MAX_PROBES = 1_024
 MAX_PROBE_SAMPLES = 1 << 20
+#: Extra fraction bits of stored weights and biases (a stored number is at most 62 bits wide anyway).
+MAX_LEARN_BITS = 48
 #: Seeds are NumPy's: below 2**32.
 MAX_SEED = (1 << 32) - 1
 #: Bytes of a configuration file.

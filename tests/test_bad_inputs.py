@@ -118,6 +118,8 @@ CASES = {
     "verilog out the json": (["verilog", "--out", "{t}/v/core.json"], None, "must name a Verilog file"),
     "verilog out dot": (["verilog", "--out", "."], None, "must name a Verilog file"),
     "verilog out empty": (["verilog", "--out", ""], None, "non-empty"),
+    "verilog out with a trailing slash": (["verilog", "--out", "{t}/core.v/"], None, "must name a Verilog file"),
+    "learn bits of a million": (["train", "--learn-bits", "1000000"], None, "MAX_LEARN_BITS"),
     "verilog out a folder named .v": (["verilog", "--out", "{t}/d.v"], lambda t: (t / "d.v").mkdir(), "is a folder"),
     "train out a file": (["train", "--out", "{t}/f"], lambda t: (t / "f").write_text("x"), "not a folder"),
     "train out under a file": (["train", "--out", "{t}/f/run"], lambda t: (t / "f").write_text("x"), "not a folder"),
