@@ -22,6 +22,7 @@ from eqprop.checkpoint import to_json
 from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.hw.core import check_buildable
+from eqprop.outputs import OutputFolder, OutputKind, check_tool_path
 
 from .clocks import soc_domain
 from .registry import Board
@@ -33,6 +34,13 @@ TOOLS = {
     "ecp5-85f": {"YOSYS": "yosys", "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"},
 }
 NAME = "eqprop"
+#: What ``eqprop build`` leaves in its folder: Amaranth's build files, the tools' outputs and the report.
+BOARD_BUILD = OutputKind("board build", (f"{NAME}.*", f"build_{NAME}.*", "report.json"))
+
+
+def bitstream_name(fpga: str) -> str:
+    """The bitstream's file name in a build folder."""
+    return f"{NAME}.{'bin' if fpga == 'ice40up5k' else 'bit'}"
 
 
 class BoardTop(Elaboratable):
@@ -96,8 +104,10 @@ def soc_clock(report: dict) -> dict:
     return min((c for c in report["clocks"].values() if abs(c["required"] - report["soc_clock_mhz"]) < 1e-3), key=lambda c: c["achieved"])
 
 
-def build(board: Board, cfg: Config, out: Path) -> dict:
-    """Build the bitstream for ``board`` into ``out``; returns (and writes) the report."""
+def build(board: Board, cfg: Config, out: Path, replace: bool = False) -> dict:
+    """Build the bitstream for ``board`` into the folder ``out``, written whole when the build is done;
+    returns (and writes) the report. ``replace``: replace ``out`` even if it holds other files than a build."""
+    folder = OutputFolder(check_tool_path(out, "build folder"), BOARD_BUILD, replace, what="build folder")
     cfg = cfg.replace(training={"arith": "fixed"}, hardware={"fpga": board.fpga})
     check_buildable(cfg)
     env = tool_environment(board.fpga)
@@ -107,13 +117,22 @@ def build(board: Board, cfg: Config, out: Path) -> dict:
     platform = board.create_platform()
     # the report says whether timing was met: nextpnr finishes the bitstream either way
     overrides = {"nextpnr_opts": "--timing-allow-fail"} | ({"synth_opts": "-dsp"} if board.fpga == "ice40up5k" else {})
+    with folder.staged() as staging:
+        report = _build_in(board, cfg, platform, env, overrides, staging)
+        (staging / "report.json").write_text(to_json(report))
+    return report
+
+
+def _build_in(board: Board, cfg: Config, platform, env: dict, overrides: dict, out: Path) -> dict:
+    """Run the tools in the folder ``out``; the build's report."""
     started = time.perf_counter()
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
         platform.build(BoardTop(board, cfg), name=NAME, build_dir=str(out), do_program=False, **overrides)
     except Exception as error:  # noqa: BLE001 - a tool's failure, reported with its log
-        raise ConfigError(f"the {board.name} build failed ({type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}); see {out}") from None
+        raise ConfigError(f"the {board.name} build failed ({type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}); "
+                          f"the tools' output is above") from None
     finally:
         for k, v in saved.items():
             if v is None:
@@ -129,7 +148,7 @@ def build(board: Board, cfg: Config, out: Path) -> dict:
     resources = {kind: {"used": cells.get(cell, (0, 0))[0], "available": cells.get(cell, (0, 0))[1], "cell": cell} for kind, cell in kinds.items()}
     if board.fpga == "ice40up5k":
         resources["FF"] = {"used": flip_flops((out / f"{NAME}.rpt").read_text()), "available": resources["LUT"]["available"], "cell": "SB_DFF*"}
-    report = {
+    return {
         "board": board.name, "fpga": board.fpga, "lanes": cfg.hardware.lanes, "sizes": cfg.network.sizes,
         "resources": resources,
         "soc_clock_mhz": board.clock_hz / 1e6,
@@ -137,7 +156,5 @@ def build(board: Board, cfg: Config, out: Path) -> dict:
         "timing_met": bool(timing) and all(c["achieved"] >= c["required"] for c in timing.values()),
         "build_s": seconds,
         "tools": {variable: env[variable] for variable in TOOLS[board.fpga]},  # system or YoWASP: provenance has the packages' versions
-        "bitstream": str(out / f"{NAME}.{'bin' if board.fpga == 'ice40up5k' else 'bit'}"),
+        "bitstream": bitstream_name(board.fpga),
     }
-    (out / "report.json").write_text(to_json(report))
-    return report

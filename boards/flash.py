@@ -8,29 +8,43 @@ import subprocess
 from pathlib import Path
 
 from eqprop.errors import ConfigError
+from eqprop.limits import MAX_CONFIG_BYTES
 
+from .build import bitstream_name
 from .registry import Board
 
 #: openFPGALoader's name for each board.
 OPENFPGALOADER_BOARDS = {"icebreaker": "icebreaker", "ulx3s-85f": "ulx3s"}
 
 
-def bitstream_of(build_dir: Path) -> Path:
+def built_board(build_dir: Path) -> str:
+    """The board ``build_dir``'s report.json says the build is for; a clear error for anything else."""
     report = build_dir / "report.json"
     if not report.is_file():
         raise ConfigError(f"{build_dir} holds no build (no report.json): run eqprop build first")
-    path = Path(json.loads(report.read_text())["bitstream"])
+    try:
+        board = json.loads(report.read_bytes()[:MAX_CONFIG_BYTES]).get("board")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, AttributeError):
+        board = None
+    if not isinstance(board, str):
+        raise ConfigError(f"{report} is not an eqprop build report (no board name in it): run eqprop build again")
+    return board
+
+
+def bitstream_of(board: Board, build_dir: Path) -> Path:
+    """The bitstream inside ``build_dir`` (never a path the report names: that may point elsewhere)."""
+    built = built_board(build_dir)
+    if built != board.name:
+        raise ConfigError(f"{build_dir} was built for {built}, not {board.name}")
+    path = build_dir / bitstream_name(board.fpga)
     if not path.is_file():
-        raise ConfigError(f"the bitstream {path} named in {report} is missing")
+        raise ConfigError(f"{build_dir} holds no bitstream {path.name}: run eqprop build again")
     return path
 
 
 def flash_command(board: Board, build_dir: Path, available=shutil.which) -> list[str]:
     """The command that writes ``build_dir``'s bitstream to ``board``'s configuration flash, with the first programmer installed."""
-    bitstream = bitstream_of(build_dir)
-    report = json.loads((build_dir / "report.json").read_text())
-    if report["board"] != board.name:
-        raise ConfigError(f"{build_dir} was built for {report['board']}, not {board.name}")
+    bitstream = bitstream_of(board, build_dir)
     for tool in board.programmers:
         if available(tool):
             if tool == "iceprog":

@@ -3,7 +3,8 @@
 :class:`BoardLink` sends requests (:mod:`eqprop.boards.protocol`) and waits for the answer with
 the same sequence number; an answer that does not come within ``timeout`` seconds is asked for
 again, up to ``retries`` times. A board that answers with another protocol version or
-configuration hash is refused. Transports only move bytes: :class:`SerialTransport` (pyserial)
+configuration hash is refused, and so is every answer whose length or content is not what the
+request asks for (a prediction that is no class, a READ answer of fewer words). Transports only move bytes: :class:`SerialTransport` (pyserial)
 and :class:`eqprop.sim.board.SimulatedTransport` (the SoC's Verilog under cocotb).
 """
 
@@ -53,13 +54,16 @@ class BoardLink:
     """Requests to a board running the SoC for ``cfg``."""
 
     def __init__(self, transport, cfg: Config, timeout: float = 2.0, retries: int = 3) -> None:
+        if retries < 0:
+            raise ValueError(f"retries counts tries after the first, at least 0, got {retries}")
         self.transport, self.cfg, self.timeout, self.retries = transport, cfg, timeout, retries
         self.receiver = Receiver()
         self.sequence = 0
         self.retried = 0
 
-    def request(self, command: int, payload: bytes = b"") -> bytes:
-        """The answer's payload; retried on silence, :class:`LinkError` on an error answer or after the retries."""
+    def request(self, command: int, payload: bytes, answer_bytes: int | None) -> bytes:
+        """The answer's payload, of ``answer_bytes`` bytes (``None``: any); retried on silence,
+        :class:`LinkError` on an error answer, an answer of another length or after the retries."""
         self.sequence = (self.sequence + 1) % 256
         frame = Frame(self.sequence, command, payload).encode()
         for attempt in range(self.retries + 1):
@@ -75,12 +79,14 @@ class BoardLink:
                         raise LinkError(f"the board refused {Command(command).name}: {getattr(code, 'name', code)}")
                     if answer.command != command | ANSWER:
                         raise LinkError(f"the board answered {Command(command).name} with command {answer.command:#04x}")
+                    if answer_bytes is not None and len(answer.payload) != answer_bytes:
+                        raise LinkError(f"the board answered {Command(command).name} with {len(answer.payload)} bytes, not {answer_bytes}")
                     return answer.payload
         raise LinkError(f"no answer to {Command(command).name} after {self.retries + 1} tries of {self.timeout:g} s")
 
     def check(self) -> None:
         """Refuse a board that runs another protocol version or configuration."""
-        info = self.request(Command.INFO)
+        info = self.request(Command.INFO, b"", None)
         if not info or info[0] != PROTOCOL_VERSION:
             raise LinkError(f"the board speaks protocol version {info[0] if info else '?'}, this host {PROTOCOL_VERSION}")
         theirs = int.from_bytes(info[1:5], "big")
@@ -89,7 +95,7 @@ class BoardLink:
 
     def load(self, params: dict[str, np.ndarray]) -> None:
         for payload in load_payloads(parameter_words(self.cfg, params), word_bytes(self.cfg)):
-            self.request(Command.LOAD, payload)
+            self.request(Command.LOAD, payload, 0)
 
     def read(self) -> dict[str, np.ndarray]:
         W = word_bytes(self.cfg)
@@ -99,16 +105,23 @@ class BoardLink:
         for (memory, bank), run in word_runs(parameter_words(self.cfg, zeros)).items():
             for start in range(0, len(run), per_frame):
                 count = min(per_frame, len(run) - start)
-                values = words_of(self.request(Command.READ, read_payload(memory, bank, run[start][0], count)), W)
+                values = words_of(self.request(Command.READ, read_payload(memory, bank, run[start][0], count), count * W), W)
                 words.update({(memory, bank, run[start + i][0]): v for i, v in enumerate(values)})
         return parameters_from_words(self.cfg, lambda memory, bank, address: words[memory, bank, address])
 
     def train(self, x: np.ndarray, label: int) -> SampleResult:
-        return SampleResult.parse(self.request(Command.TRAIN, sample_payload(x, label)))
+        return self._sample_result(Command.TRAIN, sample_payload(x, label))
 
     def infer(self, x: np.ndarray) -> SampleResult:
-        return SampleResult.parse(self.request(Command.INFER, sample_payload(x, 0)))
+        return self._sample_result(Command.INFER, sample_payload(x, 0))
+
+    def _sample_result(self, command: Command, payload: bytes) -> SampleResult:
+        result = SampleResult.parse(self.request(command, payload, SampleResult.BYTES))
+        classes = self.cfg.network.sizes[-1]
+        if result.prediction >= classes:
+            raise LinkError(f"the board answered {command.name} with prediction {result.prediction}; the network has {classes} classes")
+        return result
 
     def stats(self) -> Stats:
-        return Stats.parse(self.request(Command.STATS))
+        return Stats.parse(self.request(Command.STATS, b"", Stats.BYTES))
 

@@ -52,9 +52,37 @@ class Error(enum.IntEnum):
     TIMEOUT = 0x05
 
 
+def _crc_step_bitwise(crc: int, byte: int) -> int:
+    crc ^= byte << 8
+    for _ in range(8):
+        crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+    return crc & 0xFFFF
+
+
+#: CRC after one byte: ``_CRC_TABLE[(crc >> 8) ^ byte] ^ (crc << 8)``, the table-driven form of the loop above.
+_CRC_TABLE = [_crc_step_bitwise(0, b) for b in range(256)]
+
+
+def _crc_step(crc: int, byte: int) -> int:
+    return ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
+
+
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
     """CRC-16/CCITT-FALSE of ``data``: ``binascii.crc_hqx`` (polynomial 0x1021, not reflected) from 0xFFFF."""
     return binascii.crc_hqx(data, crc)
+
+
+def _zero_shifts(longest: int) -> list[list[int]]:
+    """For each n up to ``longest``, the CRC register after n zero bytes from each single-bit register.
+
+    A CRC step is linear over GF(2), so the register after n zero bytes from any register x is the
+    XOR of these columns for x's set bits.
+    """
+    columns, out = [1 << b for b in range(16)], []
+    for _ in range(longest + 1):
+        out.append(columns)
+        columns = [_crc_step(c, 0) for c in columns]
+    return out
 
 
 @dataclass(frozen=True)
@@ -75,40 +103,64 @@ class Frame:
         return bytes([SOF]) + body + crc16(body).to_bytes(2, "big")
 
 
+#: Columns of the zero-byte shifts over the longest CRC span of a frame (everything between SOF and CRC).
+_SHIFTS = _zero_shifts(HEADER - 1 + MAX_PAYLOAD)
+
+
 class Receiver:
     """Turns a byte stream into frames, skipping garbage and dropping broken frames.
 
     ``feed`` takes bytes as they arrive and returns the complete, valid frames among them; a
     partial frame waits for more bytes. ``dropped`` counts the SOFs that began no valid frame.
+
+    The work per byte is bounded, whatever arrives: the receiver keeps the CRC register after
+    every prefix of its buffer (one table step per byte), so the CRC of any candidate frame, which
+    is affine in those registers, costs 16 XORs however long it is. Garbage made of valid-looking
+    headers (``A5 04 00 FB FF`` repeated) thus costs no CRC over the same bytes again and again.
     """
 
     def __init__(self) -> None:
         self.buffer = bytearray()
+        #: ``registers[k]``: the CRC register after ``buffer[:k]`` from an arbitrary start (only differences are used).
+        self.registers = [0xFFFF]
         self.dropped = 0
 
     def feed(self, data: bytes) -> list[Frame]:
+        register = self.registers[-1]
+        for byte in data:
+            register = _crc_step(register, byte)
+            self.registers.append(register)
         self.buffer += data
-        frames = []
+        frames, start = [], 0
         while True:
-            start = self.buffer.find(SOF)
+            start = self.buffer.find(SOF, start)
             if start < 0:
-                self.buffer.clear()
-                return frames
-            del self.buffer[:start]
-            if len(self.buffer) < 5:  # SOF and the checked length
-                return frames
-            length = int.from_bytes(self.buffer[1:3], "big")
-            if int.from_bytes(self.buffer[3:5], "big") != length ^ 0xFFFF or length > MAX_PAYLOAD:
+                start = len(self.buffer)
+                break
+            if len(self.buffer) - start < 5:  # SOF and the checked length
+                break
+            length = int.from_bytes(self.buffer[start + 1:start + 3], "big")
+            if int.from_bytes(self.buffer[start + 3:start + 5], "big") != length ^ 0xFFFF or length > MAX_PAYLOAD:
                 self.dropped += 1
-                del self.buffer[:1]
+                start += 1
                 continue
-            end = HEADER + length + TRAILER
-            if len(self.buffer) < end:
-                return frames
-            body, crc = bytes(self.buffer[1:HEADER + length]), int.from_bytes(self.buffer[HEADER + length:end], "big")
-            if crc16(body) == crc:
-                frames.append(Frame(body[4], body[5], body[6:]))
-                del self.buffer[:end]
+            body_end = start + HEADER + length
+            if len(self.buffer) < body_end + TRAILER:
+                break
+            if self._crc(start + 1, body_end) == int.from_bytes(self.buffer[body_end:body_end + TRAILER], "big"):
+                frames.append(Frame(self.buffer[start + 5], self.buffer[start + 6], bytes(self.buffer[start + HEADER:body_end])))
+                start = body_end + TRAILER
             else:
                 self.dropped += 1
-                del self.buffer[:1]  # resynchronize on the next SOF after this one
+                start += 1  # resynchronize on the next SOF after this one
+        del self.buffer[:start]
+        del self.registers[:start]
+        return frames
+
+    def _crc(self, begin: int, end: int) -> int:
+        """CRC-16/CCITT-FALSE of ``buffer[begin:end]`` from the prefix registers."""
+        x, shifted = self.registers[begin] ^ 0xFFFF, 0
+        for bit, column in enumerate(_SHIFTS[end - begin]):
+            if x >> bit & 1:
+                shifted ^= column
+        return self.registers[end] ^ shifted

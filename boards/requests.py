@@ -94,6 +94,9 @@ class Stats:
     crc_errors: int
     other_errors: int
 
+    #: The answer's payload: three 4-byte counters and two 2-byte ones.
+    BYTES = 16
+
     @classmethod
     def parse(cls, payload: bytes) -> "Stats":
         big = lambda a, b: int.from_bytes(payload[a:b], "big")  # noqa: E731

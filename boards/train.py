@@ -18,12 +18,15 @@ import numpy as np
 from eqprop.checkpoint import CHECKPOINT_NAME, checkpoint_bytes, to_json
 from eqprop.config import Config
 from eqprop.golden import Arith, GoldenModel
+from eqprop.outputs import OutputKind
 
 from .host import BoardLink, SerialTransport
 from .protocol import HEADER, TRAILER
 from .registry import Board
 from .requests import SampleResult, sample_payload
 
+#: The run folder of ``eqprop board train --out``: the weights read back, their configuration, the report.
+BOARD_RUN = OutputKind("board training run", (CHECKPOINT_NAME, "config.json", "board.json"))
 #: UART 8N1: a start bit, eight data bits and a stop bit per byte.
 BITS_PER_BYTE = 10
 #: Seconds the host waits for an answer: from a board, and from the simulated one, whose time runs far slower.

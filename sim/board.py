@@ -18,6 +18,7 @@ from amaranth.back import verilog
 
 from eqprop.config import Config
 from eqprop.errors import SimulationError
+from eqprop.outputs import check_work_folder
 
 from .runner import _ports_only_verilator, _verilator_make_flags, prepare_simulator, primitive_models
 
@@ -37,7 +38,8 @@ class SimulatedTransport:
     def __init__(self, cfg: Config, divisor: int, timeout_cycles: int, build_root: str | Path = "build/board-sim") -> None:
         prepare_simulator("verilator")
         text = soc_verilog(cfg, divisor, timeout_cycles)
-        self.build_dir = Path(build_root).resolve() / f"verilator-{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+        root = check_work_folder(build_root, "simulated board's build folder").resolve()  # its path goes into Makefiles
+        self.build_dir = root / f"verilator-{hashlib.sha1(text.encode()).hexdigest()[:12]}"
         self.build_dir.mkdir(parents=True, exist_ok=True)
         (self.build_dir / f"{TOP}.v").write_text(text)
         models = primitive_models(text)

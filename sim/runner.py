@@ -30,6 +30,7 @@ from eqprop.config import Config
 from eqprop.errors import ConfigError, SimulationError
 from eqprop.hw.core import check_buildable, core_signature
 from eqprop.hw.verilog import TOP, core_verilog
+from eqprop.outputs import check_work_folder
 
 from .harness import HARNESS_TOP, harness_verilog, verilator_control
 from .testbench import JOB_ENV
@@ -243,7 +244,7 @@ def cosim(
     harness_text = harness_verilog(cfg)
     models = primitive_models(core_text)
     digest = hashlib.sha1((core_text + harness_text).encode()).hexdigest()[:12]
-    root = Path(build_root).resolve()
+    root = check_work_folder(build_root, "simulator build folder").resolve()  # its path goes into Verilog and Makefiles
     job_dir = root / f"job-{os.getpid()}-{digest}"
     job_dir.mkdir(parents=True, exist_ok=True)
     np.savez(job_dir / "arrays.npz", x=np.asarray(x, dtype=np.int64), labels=np.asarray(labels, dtype=np.int64), **params)

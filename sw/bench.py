@@ -50,16 +50,19 @@ from pathlib import Path
 import torch
 
 from . import plots, presets, theory
-from .checkpoint import to_json, write_run
+from .checkpoint import to_json
 from .config import Config
 from .data import load_dataset
 from .errors import EqpropError
 from .network import init_params
+from .outputs import OutputFolder, OutputKind, write_files
 from .progress import counting, ticking
 from .quantize import fit_accumulator
 from .report import markdown_table, mean_std, pct
 from .train import TrainResult, evaluate_arrays, one_hot, rule_direction, train
 
+#: A bench's folder: its report, its data and its plots.
+BENCH_RUN = OutputKind("bench run", ("bench.md", "bench.json", "*.png"))
 SECTIONS = ("theory", "accuracy", "homeostasis", "fixed", "cycles", "boards", "throughput", "toolchain")
 #: Training samples co-simulated per simulator (full, quick); Icarus is about 50 times slower.
 COSIM_SAMPLES = {"verilator": (20, 2), "icarus": (2, 1)}
@@ -103,7 +106,8 @@ SPEC_SEEDS = 3
 
 
 def run_bench(out: Path, sections: list[str], seeds: int = 3, quick: bool = False, progress: bool = True, jobs: int = 1,
-              datasets=DEFAULT_DATASETS, methods: list[str] | None = None, epochs: int | None = None) -> int:
+              datasets=DEFAULT_DATASETS, methods: list[str] | None = None, epochs: int | None = None, replace: bool = False) -> int:
+    folder = OutputFolder(out, BENCH_RUN, replace)
     for kind, given, known in (("section", sections, SECTIONS), ("dataset", datasets, BENCH_DATASETS),
                                ("method", methods or [], [*METHODS, FIXED_METHOD, FIXED_TWIN_METHOD])):
         unknown = [s for s in given if s not in known]
@@ -135,7 +139,7 @@ def run_bench(out: Path, sections: list[str], seeds: int = 3, quick: bool = Fals
     head = f"# eqprop bench\n\n{'Quick run (a smoke test of the bench, not the quality bars). ' if quick else ''}{seeds} seed(s).{epochs_note}\n\n"
     document = results | ({"bars": bars} if bars else {})
     files.update({"bench.json": to_json(document), "bench.md": head + (f"## summary\n\n{summary}\n\n" if summary else "") + "\n".join(markdown)})
-    write_run(out, files)
+    folder.write(files)
     if summary:
         print(f"summary\n\n{summary}\n")
     print(f"bench: wrote {out / 'bench.md'} and {out / 'bench.json'}")
@@ -765,7 +769,7 @@ def bench_toolchain(bench: Bench, results: dict):
     cfg = presets.get("digits-cep").replace(training={"arith": "fixed"})
     params, data = initial_params(cfg), {}
     with tempfile.TemporaryDirectory() as folder:
-        write_run(Path(folder) / "run", {CHECKPOINT_NAME: checkpoint_bytes(cfg, params)})
+        write_files(Path(folder) / "run", {CHECKPOINT_NAME: checkpoint_bytes(cfg, params)})
         times = []
         for _ in range(2 if bench.quick else 3):
             started = time.perf_counter()

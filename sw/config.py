@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .errors import ConfigError
 from .fixed import Format
 from .lfsr import Lfsr
@@ -236,19 +237,33 @@ class Config:
 
     @classmethod
     def from_json(cls, text: str) -> "Config":
+        limits.check_at_most("the configuration's size in bytes", len(text), "MAX_CONFIG_BYTES")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"configuration is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"configuration is nested deeper than {limits.MAX_JSON_DEPTH} levels") from None
+        if _depth(data) > limits.MAX_JSON_DEPTH:
+            raise ConfigError(f"configuration is nested deeper than {limits.MAX_JSON_DEPTH} levels")
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
+        """Read a configuration file (at most ``limits.MAX_CONFIG_BYTES``, UTF-8 JSON)."""
+        if not str(path).strip():
+            raise ConfigError("the configuration file name is empty")
         path = Path(path)
         try:
-            text = path.read_text()
+            with open(path, "rb") as f:
+                raw = f.read(limits.MAX_CONFIG_BYTES + 1)
         except OSError as exc:
             raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from None
+        limits.check_at_most(f"configuration {path}'s size in bytes", len(raw), "MAX_CONFIG_BYTES")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"configuration {path} is not UTF-8 text (byte {exc.start})") from None
         return cls.from_json(text)
 
     def replace(self, **sections: dict[str, Any]) -> "Config":
@@ -277,12 +292,16 @@ class Config:
 
         if not isinstance(net.sizes, list) or len(net.sizes) < 2:
             raise ConfigError("network.sizes must list at least an input and an output layer, e.g. [64, 128, 10]")
+        limits.check_at_most("the number of weight layers (network.sizes)", len(net.sizes) - 1, "MAX_LAYERS")
         for i, n in enumerate(net.sizes):
             if not _is_int(n) or n < 1:
                 raise ConfigError(f"network.sizes[{i}] must be a positive integer, got {n!r}")
+            limits.check_at_most(f"network.sizes[{i}]", n, "MAX_UNITS")
         if not isinstance(net.tied, bool):
             raise ConfigError(f"network.tied must be true or false, got {net.tied!r}")
         _check_positive("network.init_gain", net.init_gain)
+        weights = sum(a * b for a, b in zip(net.sizes, net.sizes[1:])) * (1 if net.tied else 2)
+        limits.check_at_most(f"the number of weights of network.sizes {net.sizes}", weights, "MAX_WEIGHTS")
 
         needs_tied = rule_is_tied(learn.rule)
         if needs_tied is True and not net.tied:
@@ -294,6 +313,7 @@ class Config:
             value = getattr(learn, name)
             if not _is_int(value) or value < 1:
                 raise ConfigError(f"learning.{name} must be a positive number of steps, got {value!r}")
+            limits.check_at_most(f"learning.{name}", value, "MAX_STEPS")
         beta = learn.beta
         if not _is_number(beta) or not math.isfinite(beta) or not 0 < beta <= 1:
             raise ConfigError(f"learning.beta must be in (0, 1] (the nudge strength |beta|), got {beta!r}")
@@ -311,31 +331,23 @@ class Config:
             coef = learn.homeostasis_coef
             if not _is_number(coef) or not math.isfinite(coef) or not 0 < coef <= 0.5:
                 raise ConfigError(f"learning.homeostasis_coef must be in (0, 0.5] when homeostasis is on, got {coef!r}")
-        for name in ("homeostasis_period", "homeostasis_probes"):
-            value = getattr(learn, name)
-            if not _is_int(value) or value < 1:
-                raise ConfigError(f"learning.{name} must be a positive integer, got {value!r}")
+        _check_count("learning.homeostasis_period", learn.homeostasis_period, 1, "MAX_PERIOD")
+        _check_count("learning.homeostasis_probes", learn.homeostasis_probes, 1, "MAX_PROBES")
 
-        for name in ("epochs", "batch_size"):
-            value = getattr(train, name)
-            if not _is_int(value) or value < 1:
-                raise ConfigError(f"training.{name} must be a positive integer, got {value!r}")
-        if not _is_int(train.seed) or train.seed < 0:
-            raise ConfigError(f"training.seed must be a non-negative integer, got {train.seed!r}")
-        if not _is_int(train.probe_samples) or train.probe_samples < 0:
-            raise ConfigError(f"training.probe_samples must be a non-negative integer, got {train.probe_samples!r}")
+        _check_count("training.epochs", train.epochs, 1, "MAX_EPOCHS")
+        _check_count("training.batch_size", train.batch_size, 1, "MAX_BATCH_SIZE")
+        _check_count("training.seed", train.seed, 0, "MAX_SEED")
+        _check_count("training.probe_samples", train.probe_samples, 0, "MAX_PROBE_SAMPLES")
         if train.data_dir is not None and (not isinstance(train.data_dir, str) or not train.data_dir):
-            raise ConfigError(f"training.data_dir must be a folder name or null, got {train.data_dir!r}")
+            raise ConfigError(f"training.data_dir must name a folder (or be null), got {train.data_dir!r}")
         if not isinstance(train.device, str) or not train.device:
             raise ConfigError(f"training.device must name a torch device, got {train.device!r}")
 
         fx = self.fixed
-        if not _is_int(fx.learn_bits) or fx.learn_bits < 0:
-            raise ConfigError(f"fixed.learn_bits must be a non-negative integer, got {fx.learn_bits!r}")
+        _check_count("fixed.learn_bits", fx.learn_bits, 0, "MAX_LEARN_BITS")
         if not isinstance(fx.stochastic_rounding, bool):
             raise ConfigError(f"fixed.stochastic_rounding must be true or false, got {fx.stochastic_rounding!r}")
-        if not _is_int(self.hardware.lanes) or self.hardware.lanes < 1:
-            raise ConfigError(f"hardware.lanes must be a positive integer (P, the MAC lanes), got {self.hardware.lanes!r}")
+        _check_count("hardware.lanes", self.hardware.lanes, 1, "MAX_LANES")
         _check_choice("hardware.fpga", self.hardware.fpga, FPGAS)
         if not isinstance(self.hardware.defer_input_updates, bool):
             raise ConfigError(f"hardware.defer_input_updates must be true or false, got {self.hardware.defer_input_updates!r}")
@@ -367,6 +379,17 @@ def _section_from_dict(section_cls: type, name: str, values: Any) -> Any:
     return section_cls(**values)
 
 
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (a number or string is 0 deep), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -378,6 +401,14 @@ def _is_number(value: Any) -> bool:
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_count(name: str, value: Any, least: int, limit: str) -> None:
+    """An integer from ``least`` up to the limit called ``limit`` in :mod:`eqprop.limits`."""
+    if not _is_int(value) or value < least:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(least, f"an integer of at least {least}")
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    limits.check_at_most(name, value, limit)
 
 
 def _check_positive(name: str, value: Any) -> None:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .errors import DataError
 
 N_CLASSES = 10
@@ -92,29 +95,39 @@ def load_mnist1d() -> Dataset:
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read one IDX file (optionally gzipped) into an array, checking its header against its size."""
-    path = Path(path)
+    """Read one IDX file (optionally gzipped) into an array, checking its header against its size.
+
+    The header's size is checked against ``limits.MAX_IDX_BYTES`` before the data is read, and no
+    more than the header declares is ever inflated.
+    """
+    path, gzipped = Path(path), False
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read IDX file {path}: {exc.strerror or exc}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"corrupt gzip in IDX file {path}: {exc}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
+        with open(path, "rb") as f:
+            gzipped = f.read(2) == b"\x1f\x8b"
+        with (gzip.open if gzipped else open)(path, "rb") as f:
+            return _read_idx_stream(f, path)
+    except (OSError, EOFError, zlib.error) as exc:
+        what = "corrupt gzip in IDX file" if gzipped and not isinstance(exc, FileNotFoundError) else "cannot read IDX file"
+        raise DataError(f"{what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _read_idx_stream(f, path: Path) -> np.ndarray:
+    magic = f.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES or magic[3] == 0:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
-    dtype, width = _IDX_TYPES[raw[2]]
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    dtype, width = _IDX_TYPES[magic[2]]
+    ndim = magic[3]
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise DataError(f"IDX file {path} is truncated in its header")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = header + int(np.prod(shape)) * width
-    if len(raw) != expected:
-        raise DataError(f"IDX file {path} holds {len(raw)} bytes but its header {shape} needs {expected}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    shape = struct.unpack(f">{ndim}I", dims)
+    size = math.prod(shape) * width
+    limits.check_at_most(f"the data of IDX file {path} (header {shape}) in bytes", size, "MAX_IDX_BYTES")
+    data = f.read(size)
+    if len(data) != size or f.read(1):
+        held = "fewer" if len(data) != size else "more"
+        raise DataError(f"IDX file {path} holds {held} bytes than its header {shape} needs ({4 + 4 * ndim + size})")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
 def _find_idx(folder: Path, stem: str) -> Path:
@@ -137,8 +150,11 @@ def load_idx_dataset(name: str, folder: str | Path) -> Dataset:
             raise DataError(f"{images_path} must hold uint8 images (N x rows x cols)")
         if labels.ndim != 1 or len(labels) != len(images):
             raise DataError(f"{labels_path} holds {labels.size} labels for {len(images)} images in {images_path}")
-        if labels.size and int(labels.max()) >= N_CLASSES:
-            raise DataError(f"{labels_path} has label {int(labels.max())}; {name} labels are 0..{N_CLASSES - 1}")
+        if labels.dtype.kind not in "iu":
+            raise DataError(f"{labels_path} holds {labels.dtype.name} labels; {name} labels are integers 0..{N_CLASSES - 1}")
+        if labels.size and not 0 <= int(labels.min()) <= int(labels.max()) < N_CLASSES:
+            bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
+            raise DataError(f"{labels_path} has label {bad}; {name} labels are 0..{N_CLASSES - 1}")
         splits[split] = ((images.reshape(len(images), -1) / 255.0).astype(np.float32), labels.astype(np.int64))
     if splits["train"][0].shape[1] != splits["test"][0].shape[1]:
         raise DataError(f"train and test images in {folder} differ in size")

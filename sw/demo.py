@@ -26,14 +26,17 @@ import time
 from pathlib import Path
 
 from . import presets
-from .checkpoint import CHECKPOINT_NAME, checkpoint_bytes, load_checkpoint, to_json, write_run
+from .checkpoint import CHECKPOINT_NAME, checkpoint_bytes, load_checkpoint, to_json
 from .config import Config
 from .data import load_dataset
 from .errors import ConfigError
+from .outputs import OutputFolder, OutputKind, check_tool_path, write_files
 from .progress import counting, ticking
 from .report import markdown_table
 from .train import train
 
+#: The demo's run folder: a folder per stage, the report and the figures.
+DEMO_RUN = OutputKind("demo run", ("float", "quantized", "fixed", "verilog", "cosim", "build", "board", "report.json", "report.md", "*.png"))
 STAGES = ("float", "quantize", "fixed", "verilog", "cosim", "build", "board")
 #: stage -> the stage whose files it reads.
 NEEDS = {"quantize": "float", "verilog": "fixed", "cosim": "verilog", "board": "fixed"}
@@ -59,17 +62,26 @@ def check_stages(skip: list[str]) -> list[str]:
     return run
 
 
-def run_demo(out: Path, board_name: str = "icebreaker", skip: list[str] = (), quick: bool = False, progress: bool = True) -> int:
+def run_demo(out: Path, board_name: str = "icebreaker", skip: list[str] = (), quick: bool = False, progress: bool = True,
+             replace: bool = False) -> int:
+    """Run the demo's ``stages`` into a staging folder that replaces ``out`` whole when all are done."""
     from .boards.registry import get_board
     from .hw.core import check_buildable
 
     stages = check_stages(list(skip))
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"the run folder {out} exists and is not a folder")
+    folder = OutputFolder(check_tool_path(out, "run folder"), DEMO_RUN, replace, what="run folder")  # simulators build inside it
     board = get_board(board_name)
     chip = presets.get(CHIP_PRESET).replace(training={"arith": "fixed"})
     board_cfg = chip.replace(hardware={"fpga": board.fpga, **board.hardware})
     check_buildable(board_cfg)  # refused now rather than after minutes of training
+    with folder.staged() as staging:
+        table, footer, figures = _run_stages(staging, stages, board, chip, board_cfg, progress, quick)
+    print(f"\n{table}\n\n{footer}\nreport: {out / 'report.md'}, figures: {', '.join(figures) or 'none'}")
+    return 0
+
+
+def _run_stages(out: Path, stages: list[str], board, chip: Config, board_cfg: Config, progress: bool, quick: bool):
+    """Run ``stages`` writing into ``out``, then the report; the summary table, its footer and the figures' names."""
     pick = (lambda counts: counts[1]) if quick else (lambda counts: counts[0])
     epochs = {"epochs": QUICK_EPOCHS} if quick else {}
     started = time.perf_counter()
@@ -100,9 +112,8 @@ def run_demo(out: Path, board_name: str = "icebreaker", skip: list[str] = (), qu
               f"Stages: {', '.join(stages)}; {summary['seconds']:.0f} s in all.")
     figures = _figures(out, stages)
     links = "".join(f"\n\n![{name}]({name})" for name in figures)
-    write_run(out, {"report.json": to_json(summary), "report.md": f"# eqprop demo\n\n{table}\n\n{footer}{links}\n", **figures})
-    print(f"\n{table}\n\n{footer}\nreport: {out / 'report.md'}, figures: {', '.join(figures) or 'none'}")
-    return 0
+    write_files(out, {"report.json": to_json(summary), "report.md": f"# eqprop demo\n\n{table}\n\n{footer}{links}\n", **figures})
+    return table, footer, figures
 
 
 STAGE_TEXT = {
@@ -121,7 +132,7 @@ STAGE_TEXT = {
 
 def _train_run(folder: Path, cfg: Config, progress: bool) -> None:
     result = train(cfg, progress=progress)
-    write_run(folder, {CHECKPOINT_NAME: checkpoint_bytes(cfg, result.params), "config.json": cfg.to_json() + "\n",
+    write_files(folder, {CHECKPOINT_NAME: checkpoint_bytes(cfg, result.params), "config.json": cfg.to_json() + "\n",
                        "metrics.json": to_json({"config": cfg.to_dict(), "history": result.history, "final": result.final})})
 
 
@@ -130,7 +141,7 @@ def _quantize(out: Path) -> None:
 
     cfg, arrays = load_checkpoint(out / "float" / "digits-cep", arith="float")
     fixed_cfg, model, report = quantize_checkpoint(cfg, arrays, load_dataset(cfg.training.dataset, cfg.training.seed))
-    write_run(out / "quantized", {CHECKPOINT_NAME: checkpoint_bytes(fixed_cfg, model.params), "config.json": fixed_cfg.to_json() + "\n",
+    write_files(out / "quantized", {CHECKPOINT_NAME: checkpoint_bytes(fixed_cfg, model.params), "config.json": fixed_cfg.to_json() + "\n",
                                   "quantize.json": to_json(report)})
 
 
@@ -142,7 +153,7 @@ def _verilog(out: Path) -> None:
     cfg, params = load_checkpoint(out / "fixed", arith="fixed")
     text = core_verilog(cfg, params)
     report = {"lines": len(text.splitlines()), "seconds": time.perf_counter() - started, "cycles": cycle_count(cfg).to_dict()}
-    write_run(out / "verilog", {"core.v": text, "core.json": cfg.to_json() + "\n", "verilog.json": to_json(report)})
+    write_files(out / "verilog", {"core.v": text, "core.json": cfg.to_json() + "\n", "verilog.json": to_json(report)})
 
 
 def _cosim(out: Path, samples: int, progress: bool) -> None:
@@ -152,7 +163,7 @@ def _cosim(out: Path, samples: int, progress: bool) -> None:
     x, labels = training_samples(cfg, samples)
     with ticking(f"Verilator: {samples} samples", progress):
         result = cosim(cfg, params, x, labels, verilog=out / "verilog" / "core.v", build_root=out / "cosim" / "sim")
-    write_run(out / "cosim", {"cosim.json": to_json(result.to_dict())})
+    write_files(out / "cosim", {"cosim.json": to_json(result.to_dict())})
 
 
 def _board(out: Path, board, cfg: Config, samples: int, test_samples: int, progress: bool) -> None:
@@ -169,7 +180,7 @@ def _board(out: Path, board, cfg: Config, samples: int, test_samples: int, progr
             report, weights = board_train(board, cfg, link, params, x, labels, test_x, test_y, simulated=True, progress=update)
     finally:
         link.transport.close()
-    write_run(out / "board", run_files(cfg, report, weights))
+    write_files(out / "board", run_files(cfg, report, weights))
 
 
 # -- the summary: read back from the stages' files ------------------------------------------------

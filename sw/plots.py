@@ -1,5 +1,5 @@
 """PNG figures of the demo and the bench, drawn with matplotlib's Agg backend and returned as bytes
-(the run folders are written all at once by :func:`eqprop.checkpoint.write_run`)."""
+(the run folders are written all at once by :mod:`eqprop.outputs`)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,25 @@
-"""Small helpers to present results: markdown tables and mean/spread over seeds."""
+"""Small helpers to present results: JSON, markdown tables and mean/spread over seeds."""
 
 from __future__ import annotations
 
+import json
+import math
 import statistics
+
+
+def json_text(obj, indent: int | None = None) -> str:
+    """``obj`` as strict JSON, keys sorted: a NaN or infinity (no measurement) is written as ``null``."""
+    return json.dumps(_finite(obj), indent=indent, sort_keys=True, allow_nan=False)
+
+
+def _finite(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:

@@ -39,13 +39,20 @@ class TrainResult:
         return self.history[-1]
 
 
+#: Torch device types the float model trains on (``meta`` and the like hold no values).
+TRAINING_DEVICES = ("cpu", "cuda", "mps")
+
+
 def torch_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
-    except RuntimeError:
+    except (RuntimeError, ValueError):
         raise ConfigError(f"training.device {name!r} is not a torch device (try cpu or cuda)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"training.device {name!r}: this torch has no usable CUDA device")
+    if device.type not in TRAINING_DEVICES:
+        raise ConfigError(f"training.device {name!r}: the model trains on {', '.join(TRAINING_DEVICES)}, not {device.type}")
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}[device.type]
+    if not available or (device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"training.device {name!r}: this torch has no such usable device")
     return device
 
 

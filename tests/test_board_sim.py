@@ -63,7 +63,7 @@ def test_fuzzed_frames_are_refused_and_change_no_weight(board):
     rng = np.random.default_rng(5)
     valid_load = Frame(9, Command.LOAD, load_payload(0, 0, 0, [123456] * 4, 3)).encode()
     sent = 0
-    for i in range(3000):
+    for i in range(10_000):
         kind = i % 3
         frame = bytearray(valid_load)
         if kind == 0:  # random bytes, SOFs among them

@@ -66,7 +66,7 @@ def test_flash_names_the_exact_command_or_says_why_it_cannot(tmp_path, capsys):
     build = tmp_path / "ice"
     build.mkdir()
     (build / "eqprop.bin").write_bytes(b"\x00")
-    (build / "report.json").write_text(json.dumps({"board": "icebreaker", "bitstream": str(build / "eqprop.bin")}))
+    (build / "report.json").write_text(json.dumps({"board": "icebreaker", "bitstream": "/elsewhere/other.bin"}))
     board = get_board("icebreaker")
     assert flash_command(board, build, available=lambda tool: tool == "openFPGALoader") == [
         "openFPGALoader", "-b", "icebreaker", "-f", str(build / "eqprop.bin")]
