@@ -54,6 +54,14 @@ def _seeds_benchmark(dataset: str, continual_lr: list[float]) -> dict[str, tuple
 
 PRESETS.update(_seeds_benchmark("mnist", [0.02, 0.01]))
 PRESETS.update(_seeds_benchmark("fashion-mnist", [0.01, 0.005]))
+# MNIST-1D (40 features, 4,000 training samples): a wider hidden layer and longer, annealed training
+# than on digits. The BP MLP reached 64.6% (seed 0) against the authors' 68% with ReLU and Adam; the
+# EP family stays far below it (C-EP 35.6% at these rates, 25% at 0.1/0.05; see the bench).
+_MNIST1D = {"network": {"sizes": [40, 512, 10]}, "training": {"dataset": "mnist1d", "batch_size": 32, "lr_schedule": "cosine"}}
+PRESETS["mnist1d-mlp"] = ("baseline: backprop MLP 40-512-10 on MNIST-1D, 200 epochs",
+                          {**_MNIST1D, "learning": {"rule": "mlp", "lr": [0.5, 0.25]}, "training": {**_MNIST1D["training"], "epochs": 200}})
+PRESETS["mnist1d-cep"] = ("C-EP 40-512-10 on MNIST-1D, 100 epochs",
+                          {**_MNIST1D, "learning": {"rule": "cep", "lr": [0.02, 0.01]}, "training": {**_MNIST1D["training"], "epochs": 100}})
 PRESETS["mnist-cep-chip"] = (
     "C-EP as the chip learns it on MNIST: 784-198-10, the largest hidden layer the ULX3S-85F's block RAM holds "
     "at its 8 lanes; batch 1, lr 0.01/0.005, 3 epochs; run it with --arith fixed",
