@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import tempfile
 import time
 import traceback
@@ -31,9 +33,9 @@ from typing import Any, Callable
 from .checkpoint import CHECKPOINT_NAME, checkpoint_bytes, to_json
 from .config import Config
 from .errors import EqpropError
-from .outputs import OutputFiles, OutputFolder, OutputKind
+from .outputs import OutputFiles, OutputFolder, OutputKind, ending_signals_raise
 from .report import json_text
-from .sweep_spec import FPGA_STAGES, Row, SweepError, SweepSpec, load_spec, rows
+from .sweep_spec import FPGA_STAGES, Row, SweepError, SweepSpec, load_spec, naming, rows
 
 #: A sweep's folder: its stored points, its table and plots.
 SWEEP_RUN = OutputKind("sweep", ("points", "table.csv", "table.md", "sweep.json", "*.png"))
@@ -118,7 +120,8 @@ def run_point(point: Point) -> tuple[dict, dict[str, bytes]]:
         result, files = {"error": " ".join(str(error).split())}, {}
     except Exception as error:  # noqa: BLE001 - any failure of one point is recorded, not fatal to the sweep
         result, files = {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}, {}
-    return result | {"seconds": time.perf_counter() - started}, files
+    # where it ran: on a cluster, the machine and process to look at when a point needs a second look
+    return result | {"seconds": time.perf_counter() - started, "ran_on": {"host": socket.gethostname(), "pid": os.getpid()}}, files
 
 
 def _train(point: Point) -> tuple[dict, dict[str, bytes]]:
@@ -172,8 +175,6 @@ def _build(point: Point) -> tuple[dict, dict[str, bytes]]:
 def _cosim(point: Point) -> tuple[dict, dict[str, bytes]]:
     """The first training samples on the simulated core from the seed's initial weights, checked
     against the golden model; the simulator builds stay in this worker's own folder for the next point."""
-    import os
-
     from .sim.runner import cosim, initial_params, training_samples
 
     cfg = point.config
@@ -233,16 +234,18 @@ def run_sweep(spec_path: str | Path, out: str | Path, scheduler: str | None = No
     spec = load_spec(spec_path)
     OutputFolder(out, SWEEP_RUN)  # checked before anything runs; the sweep writes into it point by point
     out = Path(out)
-    configs, points, row_points = plan(spec)
+    with naming(spec_path):
+        configs, points, row_points = plan(spec)
     store = PointStore(out)
     records = {key: record for key, point in points.items() if (record := store.load(point)) is not None
                and not (retry_failed and "error" in record)}
     todo = [point for key, point in points.items() if key not in records]
-    where = scheduler or f"a local cluster of {workers or 'one worker per core'}{' workers' if workers else ''}"
+    where = scheduler or f"a local cluster ({workers or os.cpu_count()} workers)"
     print(f"sweep: {len(configs)} configurations, {len(points)} points: {len(records)} stored, {len(todo)} to run"
           + (f" on {where}" if todo else ""), flush=True)
     if todo:
-        with dask_client(scheduler, workers) as client, counting("sweep", len(points), "point", progress) as update:
+        # a SIGTERM ends the sweep as Ctrl-C does: the cluster is closed, the points stored so far stay
+        with ending_signals_raise(), dask_client(scheduler, workers) as client, counting("sweep", len(points), "point", progress) as update:
             update(len(records))
             for index, returned, error in run_each(client, run_point, todo, [f"sweep-{p.stage}-{p.key}" for p in todo]):
                 point = todo[index]
@@ -253,5 +256,5 @@ def run_sweep(spec_path: str | Path, out: str | Path, scheduler: str | None = No
                 update(len(records))
     failed = sum("error" in record for record in records.values())
     written = write_report(out, spec, configs, row_points, records)
-    print(f"sweep: {len(points) - failed} points done, {failed} failed; wrote {', '.join(str(out / name) for name in written)}")
+    print(f"sweep: {len(points) - failed} of {len(points)} points done, {failed} failed; wrote {', '.join(str(out / name) for name in written)}")
     return 1 if failed else 0

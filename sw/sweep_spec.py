@@ -35,6 +35,7 @@ checked here, every configuration included, before any point runs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -43,7 +44,7 @@ import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import limits, presets
 from .config import Config
@@ -109,8 +110,15 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read and check a sweep file; :class:`SweepError` names the file and what is wrong."""
     path = Path(path)
     data = _read(path)
-    try:
+    with naming(path):
         return parse_spec(data, path.parent)
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """Errors raised inside name the sweep file ``path``."""
+    try:
+        yield
     except EqpropError as error:
         raise SweepError(f"sweep file {path}: {error}") from None
 
