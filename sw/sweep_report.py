@@ -60,8 +60,9 @@ COLUMNS = [
     Column("samples_per_s_built", "build", itemgetter("samples_per_s"), "same", lambda v: f"{v:,.0f}"),
     Column("cosim_passed", "cosim", itemgetter("passed"), "passed"),
 ]
-#: Pareto axes: name, the build's and the estimate's result field, whether more is better.
-COSTS = [("LUTs", "lut"), ("DSPs", "dsp"), ("RAM bits", "ram_bits"), ("training samples/s", "samples_per_s")]
+#: Pareto axes: the plot's label, the build's and the estimate's result field (samples/s: more is
+#: better, the rest less), the table's name.
+COSTS = [("LUTs", "lut", "LUT"), ("DSPs", "dsp", "DSP"), ("RAM bits", "ram_bits", "RAM"), ("training samples/s", "samples_per_s", "samples/s")]
 
 
 @dataclass
@@ -126,11 +127,11 @@ def fronts(groups_: list[Group], stage: str | None) -> dict[int, list[str]]:
     """For each group on a Pareto front of its FPGA: the cost axes it is on."""
     on: dict[int, list[str]] = {}
     for fpga in sorted({g.fpga for g in groups_}):
-        for label, field in COSTS:
+        for _, field, short in COSTS:
             members = [i for i, g in enumerate(groups_) if g.fpga == fpga and accuracy(g, stage) and (c := cost(g, field)) and c[1]]
             pts = [(cost(groups_[i], field)[0], accuracy(groups_[i], stage)[0]) for i in members]
             for j in pareto_front(pts, field == "samples_per_s"):
-                on.setdefault(members[j], []).append(label.split()[0])
+                on.setdefault(members[j], []).append(short)
     return on
 
 
@@ -193,7 +194,7 @@ def accuracy_plot(spec: SweepSpec, configs: list[Row], row_points: list[dict[str
         for row, keys in zip(configs, row_points):
             record = records[keys[stage]]
             if "error" not in record:
-                name = ", ".join(f"{f.split('.')[-1]}={_label(row.values[f])}" for f in others)
+                name = ", ".join(f"{f.split('.', 1)[-1]}={_label(row.values[f])}" for f in others)  # without the section
                 series.setdefault(name, {}).setdefault(_label(row.values[field]), {})[keys[stage]] = record["test_accuracy"]
         xs = sorted({x for s in series.values() for x in s}, key=_sort_key)
         for name, by_x in sorted(series.items()):
@@ -228,7 +229,7 @@ def pareto_plot(spec: SweepSpec, groups_: list[Group]) -> bytes | None:
     fig, axes = plt.subplots(len(fpgas), len(COSTS), figsize=(3.4 * len(COSTS), 3 * len(fpgas)), squeeze=False)
     for ax_row, fpga in zip(axes, fpgas):
         mine = [g for g in groups_ if g.fpga == fpga and accuracy(g, stage) and cost(g, "lut")]
-        for ax, (label, field) in zip(ax_row, COSTS):
+        for ax, (label, field, _) in zip(ax_row, COSTS):
             pts = [(cost(g, field)[0], 100 * accuracy(g, stage)[0], cost(g, field)[1]) for g in mine]
             fitting = [(c, a) for c, a, fits in pts if fits]
             ax.scatter([c for c, a, fits in pts if not fits], [a for c, a, fits in pts if not fits], marker="x", color="0.7", label="does not fit")
