@@ -48,7 +48,7 @@ from typing import Any, Iterator
 
 from . import limits, presets
 from .config import Config
-from .errors import ConfigError, EqpropError
+from .errors import EqpropError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -306,10 +306,7 @@ def configure(spec: SweepSpec, values: dict[str, Any]) -> Config:
         _set_field(data, path, copy.deepcopy(value))
     arith = data["training"]["arith"]
     data["training"]["arith"] = "float"
-    try:
-        cfg = Config.from_dict(data)
-    except TypeError as exc:  # a value where a section or format was expected, or the other way round
-        raise ConfigError(f"a field has the wrong kind of value ({exc})") from None
+    cfg = Config.from_dict(data)
     if not any(path.startswith("fixed.accumulator") for path in [*spec.fixed, *spec.swept]):
         cfg = fit_accumulator(cfg)
     return cfg.replace(training={"arith": arith})
