@@ -35,7 +35,7 @@ from .config import Config
 from .errors import EqpropError
 from .outputs import OutputFiles, OutputFolder, OutputKind, ending_signals_raise
 from .report import json_text
-from .sweep_spec import FPGA_STAGES, Row, SweepError, SweepSpec, load_spec, naming, rows
+from .sweep_spec import FPGA_STAGES, Row, SweepError, SweepSpec, describe, load_spec, naming, rows
 
 #: A sweep's folder: its stored points, its table and plots.
 SWEEP_RUN = OutputKind("sweep", ("points", "table.csv", "table.md", "sweep.json", "*.png"))
@@ -100,7 +100,7 @@ def plan(spec: SweepSpec) -> tuple[list[Row], dict[str, Point], list[dict[str, s
             try:
                 point = point_for(spec, stage, row.config)
             except EqpropError as error:
-                raise SweepError(f"stage {stage} of configuration {row.values}: {error}") from None
+                raise SweepError(f"stage {stage} of configuration {describe(row.values)}: {error}") from None
             points.setdefault(point.key, point)
             keys[stage] = point.key
         row_points.append(keys)

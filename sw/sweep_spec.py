@@ -292,7 +292,7 @@ def rows(spec: SweepSpec) -> list[Row]:
             try:
                 out.append(Row(values, configure(spec, values)))
             except EqpropError as error:
-                raise SweepError(f"configuration {_describe(values)}: {error}") from None
+                raise SweepError(f"configuration {describe(values)}: {error}") from None
     return out
 
 
@@ -312,5 +312,5 @@ def configure(spec: SweepSpec, values: dict[str, Any]) -> Config:
     return cfg.replace(training={"arith": arith})
 
 
-def _describe(values: dict[str, Any]) -> str:
+def describe(values: dict[str, Any]) -> str:
     return ", ".join(f"{path}={json.dumps(value)}" for path, value in values.items()) or "(the base)"

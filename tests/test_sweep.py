@@ -203,7 +203,7 @@ BAD_SPECS = [
     ({"grid": {"training.arith": ["float"]}}, "training.arith follows from the stages"),
     ({"random": {"samples": 2, "fields": {"learning.beta": {"normal": [0, 1]}}}}, "random field learning.beta must be a list of choices"),
     ({"base": "digits-xyz"}, "unknown preset 'digits-xyz'"),
-    ({"stages": ["fixed-train"], "set": {"training.lr_schedule": "cosine"}}, "stage fixed-train of configuration {}: training.lr_schedule must be constant"),
+    ({"stages": ["fixed-train"], "set": {"training.lr_schedule": "cosine"}}, "stage fixed-train of configuration (the base): training.lr_schedule must be constant"),
     ({"set": {"learning.T1": 5}, "grid": {"learning.T1": [5, 6]}}, "field(s) learning.T1 named more than once"),
 ]
 
