@@ -122,6 +122,13 @@ def dask_cluster(tmp_path):
     logs = [open(tmp_path / name, "w") for name in ("scheduler.log", "worker.log")]
     scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
                                  stdout=logs[0], stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60  # a loaded machine starts it slowly: wait for it before the sweep's own 10 s
+    while time.monotonic() < deadline and scheduler.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
     worker = subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"],
                               stdout=logs[1], stderr=subprocess.STDOUT)
     try:
