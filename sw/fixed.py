@@ -170,8 +170,9 @@ def shift_round(values, shift: int, mode: str) -> np.ndarray:
 
 
 def saturate(values, fmt: Format) -> np.ndarray:
-    """Clamp integers to the range of ``fmt`` (overflow never wraps)."""
-    return np.clip(np.asarray(values, dtype=np.int64), fmt.min_int, fmt.max_int)
+    """Clamp integers to the range of ``fmt`` (overflow never wraps). (``np.minimum(np.maximum())``
+    rather than ``np.clip``: half the time on the golden model's small arrays.)"""
+    return np.minimum(np.maximum(np.asarray(values, dtype=np.int64), fmt.min_int), fmt.max_int)
 
 
 def requantize(values, frac_bits: int, fmt: Format, rounding: str | None = None) -> np.ndarray:

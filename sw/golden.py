@@ -382,21 +382,22 @@ class GoldenModel:
             c = arith.rates[l]
             post_new, post_old, pre_new, pre_old = new[l + 1][0], old[l + 1][0], new[l][0], old[l][0]
             increments = []
+            weight = not (deferred and l == 0)  # a deferred W_0 is not touched here (its outer products neither)
             if tied:
                 u, v = self._row_factor(c, post_new), self._row_factor(c, post_old)
-                increments.append((f"W{l}", np.outer(u, pre_new) - np.outer(v, pre_old), fx.update.n + arith.pre_frac(l)))
+                if weight:
+                    increments.append((f"W{l}", np.outer(u, pre_new) - np.outer(v, pre_old), fx.update.n + arith.pre_frac(l)))
                 bias = u - v
             else:
                 d = self._row_factor(c, post_new - post_old)
-                increments.append((f"W{l}", np.outer(d, pre_old), fx.update.n + arith.pre_frac(l)))
+                if weight:
+                    increments.append((f"W{l}", np.outer(d, pre_old), fx.update.n + arith.pre_frac(l)))
                 if l >= 1:
                     e = self._row_factor(c, pre_new - pre_old)
                     increments.append((f"B{l}", np.outer(e, post_old), fx.update.n + fx.state.n))
                 bias = d
             increments.append((f"b{l + 1}", bias, fx.update.n))
             for name, exact, frac in increments:
-                if deferred and name == "W0":
-                    continue
                 self._add(name, sign * exact, frac)
                 changed.append(name)
         self._refresh(changed)
