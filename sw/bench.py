@@ -34,23 +34,23 @@ and whether the bar is met (``bench.md``, and ``bars`` in ``bench.json``): the a
 seeds (C-EP, C-VF with homeostasis, the BP MLP; fixed-point C-EP against float), zero mismatches
 between the RTL and the golden model, cycles per sample against the lower bound.
 
-Training runs are shared between sections (a configuration trained once per bench) and run in
-``jobs`` worker processes with one torch thread each.
+Training runs are shared between sections (a configuration trained once per bench) and run on an
+embedded Dask cluster of ``jobs`` worker processes with one torch thread each (:mod:`eqprop.cluster`,
+the sweep's executor).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
 from . import plots, presets, theory
 from .checkpoint import to_json
+from .cluster import dask_client, run_each
 from .config import Config
 from .data import load_dataset
 from .errors import EqpropError
@@ -181,11 +181,12 @@ class Bench:
     def _train_new(self, todo: list[Config]) -> None:
         with counting(f"training {len(todo)} runs in {min(self.jobs, len(todo))} process(es)", len(todo), "run", self.progress) as update:
             if self.jobs > 1 and len(todo) > 1:
-                context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
-                with ProcessPoolExecutor(min(self.jobs, len(todo)), mp_context=context, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-                    for i, (cfg, result) in enumerate(zip(todo, pool.map(train, todo))):
-                        self.runs[cfg.to_json()] = result
-                        update(i + 1)
+                with dask_client(workers=min(self.jobs, len(todo))) as client:
+                    for done, (i, result, error) in enumerate(run_each(client, train, todo), 1):
+                        if error is not None:
+                            raise error
+                        self.runs[todo[i].to_json()] = result
+                        update(done)
             else:
                 for i, cfg in enumerate(todo):
                     self.runs[cfg.to_json()] = train(cfg)

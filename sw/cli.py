@@ -536,6 +536,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
                      jobs=args.jobs, datasets=args.datasets or DEFAULT_DATASETS, methods=args.methods, epochs=args.epochs, replace=args.replace)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    out = args.out if args.out is not None else Path("runs") / Path(args.spec).stem
+    return run_sweep(args.spec, out, scheduler=args.scheduler, workers=args.workers, retry_failed=args.retry_failed,
+                     progress=not args.no_progress)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # (eqprop.bench imports torch: a second of start-up that only `eqprop bench` pays)
     parser = _Parser(prog="eqprop", description="Equilibrium propagation from a PyTorch reference model to FPGAs that learn on chip: training, the fixed-point golden model, Verilog, co-simulation, bitstreams, boards and benchmarks.")
@@ -757,6 +765,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="few epochs and samples, for a smoke run of the bench itself")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "sweep",
+        help="a design-space sweep over configuration fields and stages, on Dask",
+        description="Run a sweep file (TOML or JSON: a base configuration, the stages float-train, fixed-train, estimate, "
+        "build, cosim, and the fields to vary on a grid and/or at random; see the README) on an embedded Dask cluster or an "
+        "existing one. Every point is stored as it completes, so running it again runs only what is missing. Writes "
+        "table.csv, table.md, accuracy.png and pareto.png; exits 1 when a point failed.",
+    )
+    p.add_argument("spec", type=_text, metavar="SPEC", help="the sweep file, .toml or .json")
+    p.add_argument("--out", type=_text, metavar="DIR", help="sweep folder (default: runs/ and the sweep file's name)")
+    p.add_argument("--scheduler", type=_text, metavar="tcp://HOST:8786", help="run on this Dask cluster instead of a local one")
+    p.add_argument("--workers", type=_integer(1, "MAX_JOBS"), metavar="N",
+                   help="worker processes of the local cluster, one torch thread each (default: the CPU count)")
+    p.add_argument("--retry-failed", action="store_true", help="run the points that failed before again")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -254,12 +254,7 @@ class Config:
         if not str(path).strip():
             raise ConfigError("the configuration file name is empty")
         path = Path(path)
-        try:
-            with open(path, "rb") as f:
-                raw = f.read(limits.MAX_CONFIG_BYTES + 1)
-        except OSError as exc:
-            raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from None
-        limits.check_at_most(f"configuration {path}'s size in bytes", len(raw), "MAX_CONFIG_BYTES")
+        raw = limits.read_file(path, "configuration", "MAX_CONFIG_BYTES", ConfigError)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

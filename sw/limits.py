@@ -57,3 +57,15 @@ def check_at_most(what: str, value: int, name: str) -> None:
     limit = globals()[name]
     if value > limit:
         raise LimitError(f"{what} is {value:,}, more than the limit {limit:,} (eqprop.limits.{name})")
+
+
+def read_file(path, what: str, name: str, error: type[EqpropError] = EqpropError) -> bytes:
+    """The bytes of the file ``path`` (``what`` names it in messages), refused past the limit called
+    ``name`` without reading more than one byte past it; ``error`` for a file that cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(globals()[name] + 1)
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    check_at_most(f"{what} {path}'s size in bytes", len(raw), name)
+    return raw

@@ -152,7 +152,7 @@ class OutputFolder:
         """A fresh folder to write the output into; swapped in for ``path`` when the block ends without an error."""
         mounted = os.path.ismount(self.path)
         place = self.path if mounted else self.path.absolute().parent  # a mount point cannot be renamed: stage inside it
-        with _ending_signals_raise():
+        with ending_signals_raise():
             try:
                 place.mkdir(parents=True, exist_ok=True)
                 staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}{_STAGING_TAG}", dir=place))
@@ -209,7 +209,7 @@ class OutputFiles:
 
     def write(self, contents: list[bytes | str]) -> None:
         temporaries = []
-        with _ending_signals_raise():
+        with ending_signals_raise():
             try:
                 for path, content in zip(self.paths, contents):
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +296,7 @@ def _move_entries_into(staging: Path, mount: Path) -> None:
 
 
 @contextlib.contextmanager
-def _ending_signals_raise() -> Iterator[None]:
+def ending_signals_raise() -> Iterator[None]:
     """SIGTERM and SIGHUP raise :class:`Terminated` inside the block (main thread only), so staging is cleaned up."""
     if threading.current_thread() is not threading.main_thread():
         yield
