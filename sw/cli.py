@@ -254,7 +254,7 @@ def _flow_of(args: argparse.Namespace, arith: str, replace: bool = False):
 def cmd_verilog(args: argparse.Namespace) -> int:
     flow = _flow_of(args, "fixed")
     hardware = {field: getattr(args, field) for field in ("lanes", "fpga") if getattr(args, field) is not None}
-    step = flow.with_config(hardware=hardware, training={"arith": "fixed"}).verilog(args.bus, out=args.out)
+    step = flow.with_config(hardware=hardware).verilog(args.bus, out=args.out)
     print(f"wrote {step.verilog} ({step.lines} lines) and {', '.join(str(p) for p in step.files[1:])}")
     return 0
 
