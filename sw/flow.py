@@ -125,7 +125,7 @@ class BoardStep:
 
 class Flow:
     """One run of the flow: a configuration (a :class:`Config`, a preset's name, or a configuration
-    file) and its model, with the folder ``out`` its steps write into (``None``: steps write only
+    file: a path, or a name ending in ``.json``) and its model, with the folder ``out`` its steps write into (``None``: steps write only
     where they are given a folder). ``replace`` lets a step replace a folder that holds other files
     than it writes; ``progress`` shows bars and clocks while steps work."""
 
@@ -414,10 +414,11 @@ class Flow:
 
 
 def _config(config: Config | str | os.PathLike) -> Config:
-    """A configuration, the preset of that name, or the configuration file at that path."""
+    """A configuration, the preset of that name, or the configuration file at that path (a
+    :class:`~pathlib.Path`, or a name ending in ``.json``)."""
     if isinstance(config, Config):
         return config
-    if isinstance(config, str):
+    if isinstance(config, str) and not config.endswith(".json"):
         from . import presets
 
         return presets.get(config)

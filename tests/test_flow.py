@@ -91,6 +91,7 @@ def test_a_flow_without_a_folder_writes_nothing_and_reads_a_checkpoint_back(tmp_
     assert step.files == () and list(tmp_path.iterdir()) == []
     written = flow.train(out=tmp_path / "run")  # a step given a folder writes it
     assert [p.name for p in written.files] == ["checkpoint.npz", "config.json", "metrics.json"]
+    assert Flow(str(tmp_path / "run" / "config.json")).config == Flow(tmp_path / "run" / "config.json").config == flow.config
     loaded = Flow.from_checkpoint(tmp_path / "run")
     assert loaded.config == flow.config and all(np.array_equal(loaded.params[k], flow.params[k]) for k in flow.params)
     assert loaded.evaluate()["test_accuracy"] == written.final["test_accuracy"]
