@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eqprop.checkpoint import CHECKPOINT_NAME, checkpoint_bytes, to_json
+from eqprop.checkpoint import CHECKPOINT_NAME
 from eqprop.config import Config
 from eqprop.golden import Arith, GoldenModel
 from eqprop.outputs import OutputKind
@@ -42,11 +42,6 @@ def open_link(board: Board, cfg: Config, port: str | None = None, build_root: st
 
     transport = SimulatedTransport(cfg, board.divisor, board.frame_timeout_cycles, build_root=build_root)
     return BoardLink(transport, cfg, timeout=ANSWER_TIMEOUT_S["simulated"], retries=retries)
-
-
-def run_files(cfg: Config, report: dict, weights: dict[str, np.ndarray]) -> dict[str, str | bytes]:
-    """A board training's run folder: the weights read back as a fixed-point checkpoint, its configuration, the report."""
-    return {CHECKPOINT_NAME: checkpoint_bytes(cfg, weights), "config.json": cfg.to_json() + "\n", "board.json": to_json(report)}
 
 
 def train_exchange_bytes(cfg: Config) -> int:

@@ -160,12 +160,13 @@ def initial_params(cfg: Config) -> dict[str, np.ndarray]:
     return GoldenModel.from_float(cfg, network.init_params(cfg.network, generator, torch.float64)).params
 
 
-def training_samples(cfg: Config, count: int | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """The first ``count`` (default: all) samples of a split of the configuration's data set, as input integers."""
+def training_samples(cfg: Config, count: int | None = None, split: str = "train", data=None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` (default: all) samples of a split of ``data`` (default: the configuration's data set), as input integers."""
     from eqprop.data import load_dataset
     from eqprop.golden import Arith, quantize_inputs
 
-    data = load_dataset(cfg.training.dataset, cfg.training.seed, cfg.training.data_dir)
+    if data is None:
+        data = load_dataset(cfg.training.dataset, cfg.training.seed, cfg.training.data_dir)
     if data.n_features != cfg.network.sizes[0] or data.n_classes != cfg.network.sizes[-1]:
         raise ConfigError(f"the network's sizes {cfg.network.sizes} do not fit {data.name} ({data.n_features} inputs, {data.n_classes} classes)")
     x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)

@@ -400,22 +400,21 @@ def bench_accuracy(bench: Bench, results: dict):
 
 def _rtl_accuracy(bench: Bench, golden_runs: list[TrainResult]) -> dict:
     """The RTL's test accuracy: each golden run's weights train further on the co-simulated core."""
-    from .sim.runner import cosim, training_samples
+    from .flow import Flow
 
     entry: dict = {"test_accuracy": [], "mismatches": [], "writes_checked": 0, "samples": bench.pick(RTL_SAMPLES)}
     with tempfile.TemporaryDirectory() as build:
         for run in golden_runs:
             cfg = run.config
-            x, labels = training_samples(cfg, entry["samples"])
-            with ticking(f"Verilator: {len(x)} samples on {cfg.training.dataset}, seed {cfg.training.seed}", bench.progress):
+            data = load_dataset(cfg.training.dataset, cfg.training.seed)
+            with ticking(f"Verilator: {entry['samples']} samples on {cfg.training.dataset}, seed {cfg.training.seed}", bench.progress):
                 # The seed only sets the core's initial memory contents, and the weights are loaded through its
-                # param port: one Verilator build serves every seed.
-                result = cosim(cfg.replace(training={"seed": 0}), run.params, x, labels, build_root=build)
+                # param port: one Verilator build serves every seed (the samples are the seed's own split).
+                result = Flow(cfg.replace(training={"seed": 0}), params=run.params).cosim(entry["samples"], build_dir=build, data=data).result
             entry["writes_checked"] += result.writes_checked
             if not result.passed:  # measured and reported, not hidden: the seed's accuracy is left out
                 entry["mismatches"].append({"seed": cfg.training.seed, **result.mismatch})
                 continue
-            data = load_dataset(cfg.training.dataset, cfg.training.seed)
             entry["test_accuracy"].append(evaluate_arrays(cfg, result.weights, data.x_test, data.y_test)["accuracy"])
     return entry
 
@@ -642,9 +641,10 @@ def golden_training_rate(cfg: Config, samples: int, repeats: int) -> float:
 
 def bench_boards(bench: Bench, results: dict):
     """Each board's default network through Yosys and nextpnr: resources, the SoC's Fmax, the rates it trains at."""
-    from .boards.build import build, soc_clock
+    from .boards.build import soc_clock
     from .boards.registry import BOARDS
     from .boards.train import board_rates
+    from .flow import Flow
     from .hw.estimate import CHECKED_LANES, against_synthesis
     from .hw.synth import synthesize
     from .schedule import cycle_count
@@ -661,8 +661,7 @@ def bench_boards(bench: Bench, results: dict):
     with tempfile.TemporaryDirectory() as folder:
         for name, board in BOARDS.items():
             cfg = board.default_config()
-            with ticking(f"{name}: Yosys, nextpnr, packer", bench.progress):
-                report = build(board, cfg, Path(folder) / name)
+            report = Flow(cfg, progress=bench.progress).build(board, out=Path(folder) / name).report
             cycles = cycle_count(cfg).total
             data[name] = {"build": report, "fmax_mhz": soc_clock(report)["achieved"], "cycles_per_sample": cycles, **board_rates(board, cfg, cycles)}
             data[name]["compute_over_cpu"] = data[name]["compute_samples_per_s"] / cpu_rate
@@ -763,25 +762,23 @@ def _continual_forms(bench: Bench, devices: list[str]):
 def bench_toolchain(bench: Bench, results: dict):
     """Checkpoint to Verilog (median over repeats), the bitstream builds of the boards section, and the
     default digits network (``digits-cep``, P = 1) co-simulated on both simulators from its seeded weights."""
-    from .checkpoint import CHECKPOINT_NAME, checkpoint_bytes, load_checkpoint
-    from .hw.verilog import core_verilog
-    from .sim.runner import cosim, initial_params, training_samples
+    from .checkpoint import CHECKPOINT_NAME, checkpoint_bytes
+    from .flow import Flow
+    from .sim.runner import initial_params
 
     cfg = presets.get("digits-cep").replace(training={"arith": "fixed"})
-    params, data = initial_params(cfg), {}
+    data = {}
     with tempfile.TemporaryDirectory() as folder:
-        write_files(Path(folder) / "run", {CHECKPOINT_NAME: checkpoint_bytes(cfg, params)})
+        write_files(Path(folder) / "run", {CHECKPOINT_NAME: checkpoint_bytes(cfg, initial_params(cfg))})
         times = []
         for _ in range(2 if bench.quick else 3):
             started = time.perf_counter()
-            core_verilog(*load_checkpoint(Path(folder) / "run", arith="fixed"))
+            Flow.from_checkpoint(Path(folder) / "run", arith="fixed").verilog(out=Path(folder) / "verilog" / "core.v")
             times.append(time.perf_counter() - started)
         data["verilog_s"] = statistics.median(times)
         rows = []
         for sim, counts in COSIM_SAMPLES.items():
-            x, labels = training_samples(cfg, bench.pick(counts))
-            with ticking(f"{sim}: {len(x)} samples", bench.progress):
-                result = cosim(cfg, params, x, labels, sim=sim, build_root=Path(folder) / "sim")
+            result = Flow(cfg, progress=bench.progress).cosim(bench.pick(counts), sim=sim, build_dir=Path(folder) / "sim").result
             data[sim] = result.to_dict()
             rows.append([sim, result.samples, f"{result.cycles_checked:,}", f"{result.writes_checked:,}", "yes" if result.passed else "NO",
                          f"{result.wall_s:.1f}", f"{result.cycles_per_second:,.0f}"])

@@ -113,6 +113,12 @@ def resolve(path: str | Path) -> Path:
     return path
 
 
+def run_files(cfg: Config, params: dict, report_name: str, report: dict) -> dict[str, bytes | str]:
+    """A run folder's files: the checkpoint, its configuration, and the step's report (``metrics.json``,
+    ``quantize.json``, ``board.json``) with provenance."""
+    return {CHECKPOINT_NAME: checkpoint_bytes(cfg, params), "config.json": cfg.to_json() + "\n", report_name: to_json(report)}
+
+
 #: Archive entries beside the parameters, each read with at most ``limits.MAX_CONFIG_BYTES``.
 METADATA = ("format", "format_version", "arith", "config", "formats")
 #: Run folders of ``eqprop train`` and ``eqprop quantize`` (see :mod:`eqprop.outputs`).

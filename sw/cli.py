@@ -16,7 +16,7 @@ from . import limits
 from .config import ACTIVATIONS, ARITHS, DATASETS, DTYPES, FPGAS, HOMEOSTASIS_MODES, NUDGINGS, RULES, SECTIONS, UNTIED_INITS, Config, rule_is_tied
 from . import __version__
 from .errors import ConfigError, EqpropError
-from .outputs import OutputFolder, Terminated
+from .outputs import Terminated
 from .report import json_text
 
 EXIT_USER_ERROR = 2
@@ -171,23 +171,13 @@ def fit_sizes_to_data(cfg: Config, args: argparse.Namespace, data) -> Config:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import checkpoint
     from .data import load_dataset
-    from .train import train
+    from .flow import Flow
 
-    out = OutputFolder(args.out, checkpoint.TRAINING_RUN, args.replace) if args.out is not None else None
     cfg = config_from_args(args)
     data = load_dataset(cfg.training.dataset, cfg.training.seed, cfg.training.data_dir)
     cfg = fit_sizes_to_data(cfg, args, data)
-    result = train(cfg, data, progress=not args.no_progress)
-    final = result.final
-    metrics = {"config": cfg.to_dict(), "history": result.history, "final": final}
-    if out is not None:
-        out.write({
-            checkpoint.CHECKPOINT_NAME: checkpoint.checkpoint_bytes(cfg, result.params),
-            "metrics.json": checkpoint.to_json(metrics),
-            "config.json": cfg.to_json() + "\n",
-        })
+    final = Flow(cfg, replace=args.replace, progress=not args.no_progress).train(data, out=args.out).final
     if args.json:
         print(json_text(final))
     else:
@@ -204,49 +194,24 @@ def _summary_line(cfg: Config, final: dict) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint
     from .data import load_dataset
-    from .train import check_fits, evaluate_arrays
+    from .flow import Flow
 
-    cfg, arrays = load_checkpoint(args.checkpoint)
-    dataset = args.dataset or cfg.training.dataset
-    cfg = cfg.replace(training={"dataset": dataset, "data_dir": args.data_dir or cfg.training.data_dir})
-    data = load_dataset(dataset, cfg.training.seed, cfg.training.data_dir)
-    check_fits(cfg, data)
-    result = {}
-    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
-        result.update({f"{split}_{k}": v for k, v in evaluate_arrays(cfg, arrays, x, y).items()})
+    flow = Flow.from_checkpoint(args.checkpoint)
+    tr = flow.config.training
+    result = flow.evaluate(load_dataset(args.dataset or tr.dataset, tr.seed, args.data_dir or tr.data_dir))
     if args.json:
         print(json_text(result))
     else:
-        print(f"{args.checkpoint} ({cfg.training.arith}): train accuracy {result['train_accuracy']:.4f}, test accuracy {result['test_accuracy']:.4f}")
+        print(f"{args.checkpoint} ({tr.arith}): train accuracy {result['train_accuracy']:.4f}, test accuracy {result['test_accuracy']:.4f}")
     return 0
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from . import checkpoint
-    from .data import load_dataset
-    from .quantize import quantize_checkpoint
-    from .train import check_fits
+    from .flow import Flow
 
-    out = OutputFolder(args.out, checkpoint.QUANTIZED_RUN, args.replace)
-    cfg, arrays = checkpoint.load_checkpoint(args.checkpoint, arith="float")
-    if args.fixed_config:
-        cfg = cfg.replace(fixed=Config.load(args.fixed_config).to_dict()["fixed"])
-    if args.weight_bits is not None or args.state_bits is not None:
-        from .quantize import resize
-
-        cfg = resize(cfg, weight_bits=args.weight_bits, state_bits=args.state_bits)
-    data = load_dataset(cfg.training.dataset, cfg.training.seed, cfg.training.data_dir)
-    check_fits(cfg, data)
-    fixed_cfg, model, report = quantize_checkpoint(cfg, arrays, data, calibrated=not args.fixed_config)
-    report["source"] = str(args.checkpoint)
-    report["calibrated"] = not args.fixed_config
-    out.write({
-        checkpoint.CHECKPOINT_NAME: checkpoint.checkpoint_bytes(fixed_cfg, model.params),
-        "config.json": fixed_cfg.to_json() + "\n",
-        "quantize.json": checkpoint.to_json(report),
-    })
+    flow = Flow.from_checkpoint(args.checkpoint, arith="float", replace=args.replace)
+    report = flow.quantize(Config.load(args.fixed_config) if args.fixed_config else None, args.weight_bits, args.state_bits, out=args.out).report
     if args.json:
         print(json_text(report))
     else:
@@ -275,37 +240,22 @@ def cmd_cycles(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verilog(args: argparse.Namespace) -> int:
-    from . import checkpoint
+def _flow_of(args: argparse.Namespace, arith: str, replace: bool = False):
+    """The flow of ``--checkpoint`` (a run in ``arith``), else of the configuration options."""
+    from .flow import Flow
 
-    from .outputs import OutputFiles
-
-    out = Path(args.out)
-    if out.suffix != ".v" or args.out.endswith(("/", os.sep)):
-        raise ConfigError(f"--out {args.out} must name a Verilog file ending in .v (its configuration goes beside it as .json)")
-    # the Wishbone slave's register map (JSON, C header) and component metadata go beside the Verilog
-    beside = [out.with_name("regmap.json"), out.with_name("regmap.h"), out.with_suffix(".metadata.json")] if args.bus == "wishbone" else []
-    files = OutputFiles([out, out.with_suffix(".json"), *beside], "--out")
-    params = None
     if args.checkpoint:
         if args.config or args.preset:
             raise ConfigError("--checkpoint brings its own configuration: give it without --config or --preset")
-        cfg, params = checkpoint.load_checkpoint(args.checkpoint, arith="fixed")
-    else:
-        cfg = config_from_args(args)
+        return Flow.from_checkpoint(args.checkpoint, arith=arith, replace=replace)
+    return Flow(config_from_args(args), replace=replace)
+
+
+def cmd_verilog(args: argparse.Namespace) -> int:
+    flow = _flow_of(args, "fixed")
     hardware = {field: getattr(args, field) for field in ("lanes", "fpga") if getattr(args, field) is not None}
-    cfg = cfg.replace(hardware=hardware, training={"arith": "fixed"})
-    if args.bus == "wishbone":
-        from .hw.verilog import wishbone_verilog
-
-        text, slave = wishbone_verilog(cfg, params)
-        extra = [checkpoint.to_json(slave.regmap.to_dict()), slave.regmap.c_header(), json_text(slave.metadata.as_json(), indent=2) + "\n"]
-    else:
-        from .hw.verilog import core_verilog
-
-        text, extra = core_verilog(cfg, params), []
-    files.write([text, cfg.to_json() + "\n", *extra])
-    print(f"wrote {out} ({len(text.splitlines())} lines) and {', '.join(str(p) for p in files.paths[1:])}")
+    step = flow.with_config(hardware=hardware).verilog(args.bus, out=args.out)
+    print(f"wrote {step.verilog} ({step.lines} lines) and {', '.join(str(p) for p in step.files[1:])}")
     return 0
 
 
@@ -335,11 +285,11 @@ def board_config(args: argparse.Namespace, board) -> Config:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from .boards.registry import board_for
-    from .hw.estimate import estimate
+    from .flow import Flow
     from .report import markdown_table
 
-    cfg = board_config(args, board_for(args.fpga)).replace(hardware={"fpga": args.fpga})
-    rows = estimate(cfg, args.lane_counts)
+    cfg = board_config(args, board_for(args.fpga))
+    rows = Flow(cfg).estimate(args.lane_counts, fpga=args.fpga)
     if args.json:
         print(json_text([row.to_dict() for row in rows]))
         return 0
@@ -355,14 +305,14 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .boards.build import build
     from .boards.registry import get_board
+    from .flow import Flow
 
     board = get_board(args.board)
     cfg = board_config(args, board)
     if args.lanes is not None:
         cfg = cfg.replace(hardware={"lanes": args.lanes})
-    report = build(board, cfg, Path(args.out), replace=args.replace)
+    report = Flow(cfg, replace=args.replace).build(board, out=args.out).report
     if args.json:
         print(json_text(report))
         return 0
@@ -389,30 +339,16 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
 def cmd_board_train(args: argparse.Namespace) -> int:
     from .boards.registry import get_board
-    from .boards.train import BOARD_RUN, board_train, open_link, run_files
-    from .outputs import check_work_folder
-    from .sim.runner import initial_params, training_samples
+    from .flow import Flow
 
     board = get_board(args.board)
     if bool(args.port) == bool(args.sim):
         raise ConfigError("give either --port (a board on a serial port) or --sim (the simulated board)")
-    out = OutputFolder(args.out, BOARD_RUN, args.replace) if args.out is not None else None
-    if args.sim:
-        check_work_folder(args.build_dir, "--build-dir")
-        if out is not None and _nested(Path(args.out), Path(args.build_dir)):
-            raise ConfigError(f"--out {args.out} and --build-dir {args.build_dir} overlap: give them separate folders")
     cfg = board.default_config()
     if args.dataset and args.dataset != cfg.training.dataset:
         cfg = cfg.replace(training={"dataset": args.dataset})
-    x, labels = training_samples(cfg, args.samples)
-    test_x, test_y = training_samples(cfg, args.test_samples, split="test")
-    link = open_link(board, cfg, port=args.port, build_root=args.build_dir, retries=args.retries)
-    try:
-        report, weights = board_train(board, cfg, link, initial_params(cfg), x, labels, test_x, test_y, simulated=args.sim)
-    finally:
-        link.transport.close()
-    if out is not None:
-        out.write(run_files(cfg, report, weights))
+    report = Flow(cfg, replace=args.replace).board_train(board, args.samples, args.test_samples, port=args.port, retries=args.retries,
+                                                          build_dir=args.build_dir, out=args.out).report
     if args.json:
         print(json_text(report))
     else:
@@ -424,19 +360,10 @@ def cmd_board_train(args: argparse.Namespace) -> int:
     return 0 if report["weights_equal_golden"] else 1
 
 
-def _nested(a: Path, b: Path) -> bool:
-    """Whether one of the folders ``a`` and ``b`` is, or lies inside, the other."""
-    a, b = a.resolve(), b.resolve()
-    return a == b or a in b.parents or b in a.parents
+def _cosim_flow(args: argparse.Namespace):
+    """The flow that ``eqprop cosim`` checks: of the configuration beside ``--verilog``, a checkpoint or the options."""
+    from .flow import Flow
 
-
-def _cosim_job(args: argparse.Namespace):
-    """The configuration, initial stored parameters and training samples that ``eqprop cosim`` checks."""
-    from . import checkpoint
-    from .hw.core import check_buildable
-    from .sim.runner import initial_params, training_samples
-
-    params = None
     if args.verilog:
         if args.config or args.preset or args.checkpoint:
             raise ConfigError("--verilog reads its configuration from the JSON beside it: give it without --config, --preset or --checkpoint")
@@ -445,30 +372,20 @@ def _cosim_job(args: argparse.Namespace):
             raise ConfigError(f"no Verilog file {args.verilog}")
         if not beside.is_file():
             raise ConfigError(f"{args.verilog} has no configuration beside it ({beside}, as eqprop verilog writes it)")
-        cfg = Config.load(beside)
-    elif args.checkpoint:
-        if args.config or args.preset:
-            raise ConfigError("--checkpoint brings its own configuration: give it without --config or --preset")
-        cfg, params = checkpoint.load_checkpoint(args.checkpoint, arith="fixed")
+        flow = Flow(Config.load(beside), replace=args.replace)
     else:
-        cfg = config_from_args(args)
-    if args.lanes is not None:
-        cfg = cfg.replace(hardware={"lanes": args.lanes})
-    cfg = cfg.replace(training={"arith": "fixed"})
-    check_buildable(cfg)
-    x, labels = training_samples(cfg, None if args.samples in (None, "all") else args.samples)
-    return cfg, params if params is not None else initial_params(cfg), x, labels
+        flow = _flow_of(args, "fixed", args.replace)
+    return flow if args.lanes is None else flow.with_config(hardware={"lanes": args.lanes})
 
 
 def cmd_cosim(args: argparse.Namespace) -> int:
     from .outputs import check_work_folder
-    from .sim.runner import cosim
 
     check_work_folder(args.build_dir, "--build-dir")
     if args.random is not None:
         return _cosim_random(args)
-    cfg, params, x, labels = _cosim_job(args)
-    result = cosim(cfg, params, x, labels, sim=args.sim, verilog=args.verilog, waves=args.waves, build_root=args.build_dir)
+    samples = None if args.samples in (None, "all") else args.samples
+    result = _cosim_flow(args).cosim(samples, sim=args.sim, verilog=args.verilog, waves=args.waves, build_dir=args.build_dir, out=args.out).result
     print(json_text(result.to_dict()) if args.json else result.summary())
     return 0 if result.passed else 1
 
@@ -479,6 +396,8 @@ def _cosim_random(args: argparse.Namespace) -> int:
 
     if args.verilog or args.checkpoint or args.config or args.preset:
         raise ConfigError("--random draws its own configurations: give it without --verilog, --checkpoint, --config or --preset")
+    if args.out:
+        raise ConfigError("--out writes one co-simulation's result: give it without --random")
     samples = 3 if args.samples is None else args.samples
     if samples == "all":
         raise ConfigError("--random draws random samples: give --samples a number")
@@ -702,6 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--waves", action="store_true", help="write a waveform of the whole run (always written for a mismatch)")
     p.add_argument("--random", type=_integer(1, "MAX_RUNS"), metavar="N", help="check N random configurations drawn from seeds --seed, --seed+1, ...")
     p.add_argument("--build-dir", type=_text, default="build/cosim", metavar="DIR", help="simulator builds and waveforms (default: build/cosim)")
+    p.add_argument("--out", type=_text, metavar="DIR", help="write the result as DIR/cosim.json (with the versions that made it)")
+    _add_replace_option(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_cosim)
 

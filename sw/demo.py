@@ -1,6 +1,8 @@
 """``eqprop demo``: the whole path on digits in one command, without a board.
 
-Each stage writes its own files into the run folder; the summary (``report.json``, ``report.md``
+Each stage is a step of a :class:`eqprop.flow.Flow` (one per float preset, one for the chip's
+network) and writes its files into the run folder, as the command of the same name does, with
+the simulators' builds in ``sim/``; the summary (``report.json``, ``report.md``
 and the table printed at the end) is then read back from those files, so every figure in it is
 one a stage wrote.
 
@@ -26,19 +28,17 @@ import time
 from pathlib import Path
 
 from . import presets
-from .checkpoint import CHECKPOINT_NAME, checkpoint_bytes, load_checkpoint, to_json
+from .checkpoint import to_json
 from .config import Config
-from .data import load_dataset
 from .errors import ConfigError
+from .flow import Flow
 from .outputs import OutputFolder, OutputKind, check_tool_path, write_files
-from .progress import counting, ticking
 from .report import markdown_table
-from .train import train
 
-#: The demo's run folder: a folder per stage, the report and the figures.
-DEMO_RUN = OutputKind("demo run", ("float", "quantized", "fixed", "verilog", "cosim", "build", "board", "report.json", "report.md", "*.png"))
+#: The demo's run folder: a folder per stage, the simulators' builds, the report and the figures.
+DEMO_RUN = OutputKind("demo run", ("float", "quantized", "fixed", "verilog", "cosim", "build", "board", "sim", "report.json", "report.md", "*.png"))
 STAGES = ("float", "quantize", "fixed", "verilog", "cosim", "build", "board")
-#: stage -> the stage whose files it reads.
+#: stage -> the stage whose model it takes.
 NEEDS = {"quantize": "float", "verilog": "fixed", "cosim": "verilog", "board": "fixed"}
 FLOAT_PRESETS = ("digits-cep", "digits-cvf-homeostasis", "digits-mlp")
 CHIP_PRESET = "digits-cep-chip"
@@ -72,39 +72,38 @@ def run_demo(out: Path, board_name: str = "icebreaker", skip: list[str] = (), qu
     folder = OutputFolder(check_tool_path(out, "run folder"), DEMO_RUN, replace, what="run folder")  # simulators build inside it
     board = get_board(board_name)
     chip = presets.get(CHIP_PRESET).replace(training={"arith": "fixed"})
-    board_cfg = chip.replace(hardware={"fpga": board.fpga, **board.hardware})
-    check_buildable(board_cfg)  # refused now rather than after minutes of training
+    check_buildable(Flow(chip).for_board(board).config)  # refused now rather than after minutes of training
     with folder.staged() as staging:
-        table, footer, figures = _run_stages(staging, stages, board, chip, board_cfg, progress, quick)
+        table, footer, figures = _run_stages(staging, stages, board, chip, progress, quick)
     print(f"\n{table}\n\n{footer}\nreport: {out / 'report.md'}, figures: {', '.join(figures) or 'none'}")
     return 0
 
 
-def _run_stages(out: Path, stages: list[str], board, chip: Config, board_cfg: Config, progress: bool, quick: bool):
+def _run_stages(out: Path, stages: list[str], board, chip: Config, progress: bool, quick: bool):
     """Run ``stages`` writing into ``out``, then the report; the summary table, its footer and the figures' names."""
     pick = (lambda counts: counts[1]) if quick else (lambda counts: counts[0])
     epochs = {"epochs": QUICK_EPOCHS} if quick else {}
+    floats = {name: Flow(presets.get(name).replace(training=epochs), out, progress=progress) for name in FLOAT_PRESETS}
+    fixed = Flow(chip.replace(training=epochs), out, progress=progress)
     started = time.perf_counter()
     for i, stage in enumerate(stages, 1):
         print(f"[{i}/{len(stages)}] {stage}: {STAGE_TEXT[stage]}", flush=True)
         if stage == "float":
-            for name in FLOAT_PRESETS:
-                _train_run(out / "float" / name, presets.get(name).replace(training=epochs), progress)
+            for name, flow in floats.items():
+                flow.train(out=out / "float" / name)
         elif stage == "quantize":
-            _quantize(out)
+            floats["digits-cep"].quantize()
         elif stage == "fixed":
-            _train_run(out / "fixed", chip.replace(training=epochs), progress)
+            fixed.train(out=out / "fixed")
         elif stage == "verilog":
-            _verilog(out)
+            step = fixed.verilog()
+            write_files(step.verilog.parent, {"verilog.json": to_json(step.to_dict())})  # the demo's summary reads it
         elif stage == "cosim":
-            _cosim(out, pick(COSIM_SAMPLES), progress)
+            fixed.cosim(pick(COSIM_SAMPLES))
         elif stage == "build":
-            from .boards.build import build
-
-            with ticking(f"{board.name}: Yosys, nextpnr, packer", progress):
-                build(board, board_cfg, out / "build")
+            fixed.for_board(board).build(board)
         elif stage == "board":
-            _board(out, board, board_cfg, pick(BOARD_SAMPLES), pick(BOARD_TEST_SAMPLES), progress)
+            fixed.for_board(board).board_train(board, pick(BOARD_SAMPLES), pick(BOARD_TEST_SAMPLES))
     rows = summarize(out, stages)
     summary = {"rows": rows, "quick": quick, "board": board.name, "stages": stages, "seconds": time.perf_counter() - started}
     table = markdown_table(HEADERS, [_cells(row) for row in rows])
@@ -125,62 +124,6 @@ STAGE_TEXT = {
     "build": "build the board's bitstream",
     "board": "train on the simulated board through the UART link",
 }
-
-
-# -- stages: each writes its files ---------------------------------------------------------------
-
-
-def _train_run(folder: Path, cfg: Config, progress: bool) -> None:
-    result = train(cfg, progress=progress)
-    write_files(folder, {CHECKPOINT_NAME: checkpoint_bytes(cfg, result.params), "config.json": cfg.to_json() + "\n",
-                       "metrics.json": to_json({"config": cfg.to_dict(), "history": result.history, "final": result.final})})
-
-
-def _quantize(out: Path) -> None:
-    from .quantize import quantize_checkpoint
-
-    cfg, arrays = load_checkpoint(out / "float" / "digits-cep", arith="float")
-    fixed_cfg, model, report = quantize_checkpoint(cfg, arrays, load_dataset(cfg.training.dataset, cfg.training.seed))
-    write_files(out / "quantized", {CHECKPOINT_NAME: checkpoint_bytes(fixed_cfg, model.params), "config.json": fixed_cfg.to_json() + "\n",
-                                  "quantize.json": to_json(report)})
-
-
-def _verilog(out: Path) -> None:
-    from .hw.verilog import core_verilog
-    from .schedule import cycle_count
-
-    started = time.perf_counter()
-    cfg, params = load_checkpoint(out / "fixed", arith="fixed")
-    text = core_verilog(cfg, params)
-    report = {"lines": len(text.splitlines()), "seconds": time.perf_counter() - started, "cycles": cycle_count(cfg).to_dict()}
-    write_files(out / "verilog", {"core.v": text, "core.json": cfg.to_json() + "\n", "verilog.json": to_json(report)})
-
-
-def _cosim(out: Path, samples: int, progress: bool) -> None:
-    from .sim.runner import cosim, training_samples
-
-    cfg, params = load_checkpoint(out / "fixed", arith="fixed")
-    x, labels = training_samples(cfg, samples)
-    with ticking(f"Verilator: {samples} samples", progress):
-        result = cosim(cfg, params, x, labels, verilog=out / "verilog" / "core.v", build_root=out / "cosim" / "sim")
-    write_files(out / "cosim", {"cosim.json": to_json(result.to_dict())})
-
-
-def _board(out: Path, board, cfg: Config, samples: int, test_samples: int, progress: bool) -> None:
-    from .boards.train import board_train, open_link, run_files
-    from .sim.runner import training_samples
-
-    _, params = load_checkpoint(out / "fixed", arith="fixed")
-    x, labels = training_samples(cfg, samples)
-    test_x, test_y = training_samples(cfg, test_samples, split="test")
-    with ticking("Verilator: building the SoC", progress):
-        link = open_link(board, cfg, build_root=out / "board" / "sim")
-    try:
-        with counting("simulated board: training", samples, "sample", progress) as update:
-            report, weights = board_train(board, cfg, link, params, x, labels, test_x, test_y, simulated=True, progress=update)
-    finally:
-        link.transport.close()
-    write_files(out / "board", run_files(cfg, report, weights))
 
 
 # -- the summary: read back from the stages' files ------------------------------------------------

@@ -28,7 +28,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from .checkpoint import CHECKPOINT_NAME, checkpoint_bytes, to_json
 from .config import Config
