@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -154,7 +155,10 @@ class _Archive:
             header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
             if header is None:
                 raise ValueError(f"entry {name} has .npy format version {version}")
-            stored_shape, fortran, dtype = header(f)
+            try:
+                stored_shape, fortran, dtype = header(f)
+            except (SyntaxError, tokenize.TokenError) as exc:  # numpy parses the header as a Python literal
+                raise ValueError(f"entry {name} has a corrupt .npy header ({type(exc).__name__})") from None
             if dtype.hasobject:
                 raise ValueError(f"entry {name} holds Python objects")
             if shape is not None and stored_shape != shape:

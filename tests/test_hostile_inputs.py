@@ -6,6 +6,7 @@ receiver's work per byte is bounded."""
 import io
 import json
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -208,3 +209,16 @@ def test_host_driver_refuses_short_answers_it_used_to_read_as_zeros():
 def test_json_output_writes_nan_as_null():
     assert json.loads(json_text({"a": float("nan"), "b": [float("inf"), 1.5]})) == {"a": None, "b": [None, 1.5]}
     assert crc16(b"123456789") == 0x29B1 and ANSWER == 0x80
+
+
+def test_an_npy_header_numpy_cannot_tokenize_is_a_checkpoint_error(tmp_path):
+    """An unclosed brace: numpy's header filter raises tokenize.TokenError, not ValueError."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.array("eqprop-checkpoint"))
+    raw = buffer.getvalue()
+    brace = raw.rindex(b"}")
+    path = tmp_path / "ck.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("format.npy", raw[:brace] + b" " + raw[brace + 1:])
+    with pytest.raises(EqpropError, match="corrupt .npy header"):
+        load_checkpoint(path)
