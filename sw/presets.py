@@ -65,7 +65,9 @@ PRESETS["mnist1d-cep"] = ("C-EP 40-512-10 on MNIST-1D, 100 epochs",
 PRESETS["mnist-cep-chip"] = (
     "C-EP as the chip learns it on MNIST: 784-198-10, the largest hidden layer the ULX3S-85F's block RAM holds "
     "at its 8 lanes; batch 1, lr 0.01/0.005, 3 epochs; run it with --arith fixed",
-    {"network": {"sizes": [784, 198, 10]}, "learning": {"lr": [0.01, 0.005]}, "training": {"dataset": "mnist", "batch_size": 1, "epochs": 3}},
+    # 784 inputs: the accumulator needs 13 integer bits for the largest drive (quantize.fit_accumulator)
+    {"network": {"sizes": [784, 198, 10]}, "learning": {"lr": [0.01, 0.005]}, "training": {"dataset": "mnist", "batch_size": 1, "epochs": 3},
+     "fixed": {"accumulator": {"signed": True, "m": 13, "n": 28}}},
 )
 
 

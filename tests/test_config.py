@@ -53,8 +53,15 @@ def test_unknown_fields_and_sections_are_refused():
 
 
 def test_every_preset_is_valid_and_default_is_digits_cep():
+    from eqprop.quantize import fit_accumulator
+
     for name in presets.PRESETS:
         presets.get(name).validate()
+        if name.endswith("-chip"):  # run with --arith fixed: its accumulator must already hold every drive
+            chip = presets.get(name)
+            needed = fit_accumulator(chip).fixed.accumulator
+            assert chip.fixed.accumulator.m >= needed.m and chip.fixed.accumulator.n == needed.n, name
+            chip.replace(training={"arith": "fixed"}).validate()
     assert presets.get("digits-cep") == Config()
     assert Config().learning.rule == "cep" and Config().training.dataset == "digits"
     assert max(Config().network.sizes[1:-1]) <= 128
