@@ -458,6 +458,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
 
+    if args.scheduler is not None and args.workers is not None:
+        raise ConfigError("--workers sizes the local cluster; a cluster given with --scheduler has its own workers")
     out = args.out if args.out is not None else Path("runs") / Path(args.spec).stem
     return run_sweep(args.spec, out, scheduler=args.scheduler, workers=args.workers, retry_failed=args.retry_failed,
                      progress=not args.no_progress)
@@ -699,7 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=_text, metavar="DIR", help="sweep folder (default: runs/ and the sweep file's name)")
     p.add_argument("--scheduler", type=_text, metavar="tcp://HOST:8786", help="run on this Dask cluster instead of a local one")
     p.add_argument("--workers", type=_integer(1, "MAX_JOBS"), metavar="N",
-                   help="worker processes of the local cluster, one torch thread each (default: the CPU count)")
+                   help="worker processes of the local cluster, one torch thread each (default: the CPU count; not with --scheduler)")
     p.add_argument("--retry-failed", action="store_true", help="run the points that failed before again")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sweep)

@@ -239,6 +239,15 @@ def test_an_unreadable_sweep_file_is_refused(tmp_path, capsys, name, text, messa
     assert not (tmp_path / "out").exists()
 
 
+def test_workers_with_an_existing_cluster_is_refused(tmp_path, capsys):
+    example = Path(__file__).parent.parent / "examples" / "sweep-bits-lanes.toml"
+    args = ["sweep", str(example), "--out", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("eqprop: error: --workers sizes the local cluster") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_example_sweep_file_is_valid():
     from eqprop.sweep_spec import load_spec
 
