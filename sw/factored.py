@@ -40,11 +40,15 @@ class FactoredWeight:
         #: What the folds wrote into ``weight`` since the last :meth:`end_phase`, without ``lr``.
         self.direction: torch.Tensor | None = None
         self._clamped_product = None if clamped is None else clamped @ weight.T
-        self._clamped_gram = None if clamped is None else clamped @ clamped.T
+        # x x^T only once a pending update needs it: the free phase never does, and on an evaluation
+        # chunk of thousands of samples it would cost more than the whole relaxation.
+        self._clamped_gram: torch.Tensor | None = None
 
     def _right_product(self, q: torch.Tensor) -> torch.Tensor:
         """``q R^T``: the Gram matrix when both are the clamped input."""
         if q is self.clamped and self.right is self.clamped:
+            if self._clamped_gram is None:
+                self._clamped_gram = self.clamped @ self.clamped.T
             return self._clamped_gram
         return q @ self.right.T
 

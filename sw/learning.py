@@ -135,10 +135,11 @@ def _factored_continual_phase(
     plus ``lr c^T (s(t) - s(0))``: one product per layer, written back when the phase ends.
     """
     c = coef / coef.shape[0]
+    c_rows = c.reshape(-1, 1)  # weighs each sample's state
     view = {**params, **weights}
     if net.tied:
         for l in range(net.n_layers):
-            weights[f"W{l}"].telescope(c.reshape(-1, 1) * s_free[l + 1], s_free[l])
+            weights[f"W{l}"].telescope(c_rows * s_free[l + 1], s_free[l])
     start = {l: s_free[l].T @ c for l in range(1, net.n_layers + 1)}
     bias_base = {l: params[f"b{l}"] - lr[l - 1] * start[l] for l in start}
     s = s_free
@@ -146,11 +147,11 @@ def _factored_continual_phase(
         s_next = step(net, view, s, y, beta)
         for l in range(net.n_layers):
             if net.tied:
-                weights[f"W{l}"].telescope(c.reshape(-1, 1) * s_next[l + 1], s_next[l])
+                weights[f"W{l}"].telescope(c_rows * s_next[l + 1], s_next[l])
             else:
-                weights[f"W{l}"].append(c.reshape(-1, 1) * (s_next[l + 1] - s[l + 1]), s[l])
+                weights[f"W{l}"].append(c_rows * (s_next[l + 1] - s[l + 1]), s[l])
                 if l >= 1:
-                    weights[f"B{l}"].append(c.reshape(-1, 1) * (s_next[l] - s[l]), s[l + 1])
+                    weights[f"B{l}"].append(c_rows * (s_next[l] - s[l]), s[l + 1])
             view[f"b{l + 1}"] = torch.addmv(bias_base[l + 1], s_next[l + 1].T, c, alpha=lr[l])
         s = s_next
     direction = {name: w.end_phase() for name, w in weights.items()}

@@ -63,15 +63,14 @@ def init_params(net: NetworkConfig, generator: torch.Generator, dtype=torch.floa
     return {k: v.to(dtype=dtype, device=device).contiguous() for k, v in params.items()}
 
 
-def backward_weight(params: Params, l: int) -> torch.Tensor:
-    """``B_l`` (shape ``n_l x n_{l+1}``): its own matrix when untied, ``W_l^T`` when tied."""
-    B = params.get(f"B{l}")
-    return params[f"W{l}"].T if B is None else B
-
-
 def _times_transpose(weight, q: torch.Tensor) -> torch.Tensor:
     """``q weight^T`` for a tensor or a :class:`~eqprop.factored.FactoredWeight`."""
     return q @ weight.T if torch.is_tensor(weight) else weight.times_transpose(q)
+
+
+def _times(weight, q: torch.Tensor) -> torch.Tensor:
+    """``q weight`` for a tensor or a :class:`~eqprop.factored.FactoredWeight` (tied backward weights)."""
+    return q @ weight if torch.is_tensor(weight) else weight.times(q)
 
 
 def drive(net: NetworkConfig, params: Params, s: States, l: int) -> torch.Tensor:
@@ -82,11 +81,7 @@ def drive(net: NetworkConfig, params: Params, s: States, l: int) -> torch.Tensor
     u = _times_transpose(params[f"W{l - 1}"], s[l - 1]) + params[f"b{l}"]
     if l < net.n_layers:
         B = params.get(f"B{l}")
-        if B is not None:
-            u = u + _times_transpose(B, s[l + 1])
-        else:
-            W = params[f"W{l}"]
-            u = u + (s[l + 1] @ W if torch.is_tensor(W) else W.times(s[l + 1]))
+        u = u + (_times(params[f"W{l}"], s[l + 1]) if B is None else _times_transpose(B, s[l + 1]))
     return u
 
 
