@@ -15,7 +15,11 @@ from eqprop.hw.mac import MacLanes
 from eqprop.hw.neuron import NeuronUnit
 from eqprop.hw.update import Rounding, UpdateLanes
 from eqprop.layout import skewed_banks, unskew
-from eqprop.program import mac_latency, neuron_stages
+from eqprop.config import phase_count
+from eqprop.hw.param_port import ParameterPort
+from eqprop.hw.sequencer import Sequencer
+from eqprop.program import Program, mac_latency, neuron_stages, sample_passes
+from eqprop.schedule import cycle_count
 
 
 def golden_for(sizes, lanes, seed=1, **hardware) -> GoldenModel:
@@ -166,3 +170,101 @@ def test_update_lanes_apply_the_golden_c_ep_increments_to_a_weight_matrix(lanes,
     run(dut, bench)
     np.testing.assert_array_equal(unskew(written, 3, 5), golden.params["W1"])
     assert not np.array_equal(golden.params["W1"], start)
+
+
+def program_beats(cfg: Config, train: bool, homeostasis: bool) -> list[tuple]:
+    """Every beat of a sample by the pass program: (cycle, part, row, segment), cycle 0 the first beat."""
+    beats = []
+    for slot in sample_passes(cfg, train, homeostasis):
+        cycle = slot.start
+        for group in slot.pass_.groups:
+            for row in range(group.rows):
+                for part in group.parts:
+                    for segment in range(part.beats):
+                        beats.append((cycle, part.name, row, segment))
+                        cycle += 1
+    return beats
+
+
+@pytest.mark.parametrize(
+    "sizes, lanes, rule, learn, hardware",
+    [
+        ([6, 5, 3], 2, "cep", {"nudging": "symmetric"}, {}),
+        ([7, 4, 3, 2], 3, "cvf", {"nudging": "random-sign", "homeostasis": "local", "homeostasis_coef": 0.1, "homeostasis_period": 1}, {}),
+        ([5, 4, 3], 1, "cep", {"nudging": "one-sided"}, {"defer_input_updates": False}),
+    ],
+    ids=["cep-symmetric-P2", "cvf-random-sign-homeostasis-P3", "cep-literal-P1"],
+)
+@pytest.mark.parametrize("train", [True, False], ids=["train", "infer"])
+def test_sequencer_walks_the_pass_program_beat_by_beat(sizes, lanes, rule, learn, hardware, train):
+    cfg = Config().replace(
+        network={"sizes": sizes, "tied": rule == "cep"}, learning={"rule": rule, "T1": 3, "T2": 2, "lr": [0.01] * (len(sizes) - 1), **learn},
+        training={"arith": "fixed"}, hardware={"lanes": lanes, **hardware},
+    )
+    dut, parts = Sequencer(cfg), Program.of(cfg).parts()
+    homeostasis = train and cfg.learning.homeostasis == "local"
+    seen, signs, cycles = [], [], []
+
+    async def bench(ctx):
+        ctx.set(dut.sign_bit, 1)
+        assert ctx.get(dut.loading)
+        ctx.set(dut.loaded, 1)
+        await ctx.tick()
+        ctx.set(dut.loaded, 0)
+        ctx.set(dut.label.valid, 1)
+        ctx.set(dut.label.payload, {"index": 1, "train": int(train)})
+        await ctx.tick().until(dut.label.ready)
+        ctx.set(dut.label.valid, 0)
+        cycle = 0
+        while not ctx.get(dut.done):
+            if ctx.get(dut.issue):
+                beat = ctx.get(dut.beat)
+                seen.append((cycle, parts[beat.part].name, beat.row, beat.segment))
+            if ctx.get(dut.draw):
+                signs.append(cycle)
+            await ctx.tick()
+            cycle += 1
+        cycles.extend([cycle, ctx.get(dut.cycles)])
+        ctx.set(dut.ack, 1)
+        await ctx.tick()
+        assert ctx.get(dut.loading)
+
+    run(dut, bench)
+    expected = program_beats(cfg, train, homeostasis)
+    assert seen == expected
+    slots = sample_passes(cfg, train, homeostasis)
+    assert cycles == [slots[-1].start + slots[-1].pass_.cycles] * 2  # the last pass's drain included
+    count = cycle_count(cfg)
+    assert cycles[0] == (count.inference if not train else count.total - count.phases.get("homeostasis", 0) + count.homeostasis_pass)
+    assert len(signs) == (phase_count(cfg.learning.nudging) if train and cfg.learning.nudging == "random-sign" else 0)
+
+
+def test_parameter_port_passes_requests_between_samples_and_answers_each_read_once():
+    cfg = Config().replace(network={"sizes": [6, 5, 3]}, training={"arith": "fixed"}, hardware={"lanes": 2})
+    dut = ParameterPort(cfg)
+    log = []
+
+    async def bench(ctx):
+        ctx.set(dut.param.valid, 1)
+        ctx.set(dut.param.payload, {"memory": 1, "bank": 1, "address": 3, "write": 0})
+        ctx.set(dut.param_read.ready, 0)
+        assert not ctx.get(dut.param.ready) and not ctx.get(dut.access.valid)  # during a sample: nothing passes
+        ctx.set(dut.enable, 1)
+        assert ctx.get(dut.access.valid) and ctx.get(dut.access.payload.address) == 3
+        await ctx.tick()
+        ctx.set(dut.param.payload, {"memory": 0, "bank": 0, "address": 4, "write": 1, "data": -7})
+        assert ctx.get(dut.reply_from.memory) == 1 and ctx.get(dut.reply_from.bank) == 1
+        ctx.set(dut.word, 1234)  # the memories answer the cycle after the request
+        for _ in range(3):  # the reply waits to be taken, and the next request with it
+            assert not ctx.get(dut.param.ready)
+            await ctx.tick()
+            ctx.set(dut.word, 99)
+            log.append((ctx.get(dut.param_read.valid), ctx.get(dut.param_read.payload)))
+        ctx.set(dut.param_read.ready, 1)
+        await ctx.tick()
+        ctx.set(dut.param_read.ready, 0)
+        assert not ctx.get(dut.param_read.valid)
+        assert ctx.get(dut.param.ready) and ctx.get(dut.access.valid) and ctx.get(dut.access.payload.data) == -7
+
+    run(dut, bench)
+    assert log == [(1, 1234)] * 3

@@ -1,0 +1,254 @@
+"""The sequencer: walks a sample through the pass program, one beat per clock.
+
+Between samples it waits while the core takes the inputs (``loading``, until ``loaded``), then for
+the label; a sample then runs the passes :func:`eqprop.program.sample_passes` lists, each part's
+rows beat by beat, each pass followed by its drain (so that its last writes land before the next
+pass reads them), and ends holding the prediction (``done``) until ``ack``. It has one FSM state
+per part of :class:`eqprop.program.Program`, named after it, and one drain state per pass: the
+program the cycle count, the write trace and ``locate`` are derived from, so ``cycles`` (counted
+from the label to the prediction) equals :func:`eqprop.schedule.cycle_count`.
+
+Every cycle with ``issue`` set is a beat; ``beat`` says which (the part, the row and the segment
+of it) and what the lanes need to know of it (``first``, ``last``, ``ends_row``, ``mask``). The
+phase outputs (``step``, ``nudged``, ``nudge_phase``, ``negative``) and the state buffers a step
+reads and writes are constant over a pass.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from eqprop.config import Config, phase_count
+from eqprop.program import PassKind, Program
+
+
+def label_layout(cfg: Config) -> data.StructLayout:
+    """A sample's label and whether to learn it (else: inference only)."""
+    return data.StructLayout({"index": range(max(2, cfg.network.sizes[-1])), "train": 1})
+
+
+def beat_layout(cfg: Config) -> data.StructLayout:
+    """What a beat is, in the cycle its addresses go out."""
+    n, P, parts = cfg.network.sizes, cfg.hardware.lanes, Program.of(cfg).parts()
+    return data.StructLayout({
+        "part": range(max(2, len(parts))),  # the index in Program.parts()
+        "row": range(max(n) + 1),
+        "row_mod": range(P),  # row % P: the bank rotation
+        "row_div": range(max(n) // P + 2),  # row // P: the address in a striped bank
+        "segment": range(max(p.beats for p in parts) + 1),  # the beat within the part's row
+        "first": 1,  # the first beat of a row (of its group's first part)
+        "last": 1,  # the part's last beat of the row
+        "ends_row": 1,  # the part is its group's last: after its last beat the row is complete
+        "mask": P,  # the lanes with a synapse (or bias) in this beat
+    })
+
+
+class Sequencer(wiring.Component):
+    def __init__(self, cfg: Config) -> None:
+        self.cfg, self.program = cfg, Program.of(cfg)
+        learn = cfg.learning
+        super().__init__({
+            "loading": Out(1),  # between samples: the core may take inputs and parameter requests
+            "loaded": In(1),  # the sample's last input is in
+            "label": In(stream.Signature(label_layout(cfg))),
+            "done": Out(1),  # the sample is finished: the prediction is valid
+            "ack": In(1),  # the prediction is taken
+            "sign_bit": In(1),  # random-sign nudging: a random bit, taken at the start of a nudged phase
+            "draw": Out(1),  # ... and that cycle it was taken in
+            "issue": Out(1),
+            "beat": Out(beat_layout(cfg)),
+            "label_index": Out(range(max(2, cfg.network.sizes[-1]))),
+            "step": Out(range(max(learn.T1, learn.T2) + 1)),
+            "nudged": Out(1),  # in the nudged phases (else the free phase)
+            "nudge_phase": Out(range(phase_count(learn.nudging) + 1)),
+            "negative": Out(1),  # this phase nudges with -beta
+            "read_buf": Out(2),  # the state buffer a step reads ...
+            "write_buf": Out(2, init=1),  # ... and the one it writes
+            "cycles": Out(32),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        program, P = self.program, self.cfg.hardware.lanes
+        parts, beat = program.parts(), self.beat
+        # The beat's fields are signals of their own, shown on ``beat``: none of them is computed from
+        # ``beat`` itself, which in Verilog would be a vector that depends on its own bits.
+        row, row_mod, row_div, segment, part_index = (
+            Signal.like(getattr(beat, name), name=name) for name in ("row", "row_mod", "row_div", "segment", "part"))
+        m.d.comb += [beat.row.eq(row), beat.row_mod.eq(row_mod), beat.row_div.eq(row_div), beat.segment.eq(segment), beat.part.eq(part_index)]
+        # the parts whose rows interleave with part i's (a relaxation layer's forward and backward rows)
+        group_of = {parts.index(part): [parts.index(p) for p in group.parts]
+                    for p in program.passes() for group in p.groups for part in group.parts}
+        star_buf = Signal(2, init=2)  # from the end of the free phase: s*, where every nudged phase starts
+        train, drain = Signal(), Signal(range(max(p.drain for p in program.passes()) + 1))
+
+        with m.If(self.busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        self._describe_beat(m, part_index, segment, group_of)
+
+        def restart_rows():
+            m.d.sync += [segment.eq(0), row.eq(0), row_mod.eq(0), row_div.eq(0)]
+
+        def next_row():
+            m.d.sync += [segment.eq(0), row.eq(row + 1)]
+            with m.If(row_mod == P - 1):
+                m.d.sync += [row_mod.eq(0), row_div.eq(row_div + 1)]
+            with m.Else():
+                m.d.sync += row_mod.eq(row_mod + 1)
+
+        after = self._pass_transitions(m, star_buf, train)
+
+        with m.FSM():
+            with m.State("LOAD"):
+                m.d.comb += self.loading.eq(1)
+                with m.If(self.loaded):
+                    m.next = "LABEL"
+            with m.State("LABEL"):
+                m.d.comb += self.label.ready.eq(1)
+                with m.If(self.label.valid):
+                    m.d.sync += [
+                        self.label_index.eq(self.label.payload.index), train.eq(self.label.payload.train), self.cycles.eq(0),
+                        self.step.eq(0), self.nudged.eq(0), self.nudge_phase.eq(0), self.negative.eq(0),
+                        self.read_buf.eq(0), self.write_buf.eq(1), star_buf.eq(2),
+                    ]
+                    restart_rows()
+                    m.next = parts[0].name
+            for pass_ in program.passes():
+                drain_state = f"drain_{pass_.kind.name.lower()}"
+                for part in pass_.parts:
+                    index = parts.index(part)
+                    group = group_of[index]
+                    with m.State(part.name):
+                        m.d.comb += [self.issue.eq(1), part_index.eq(index), self.busy.eq(1)]
+                        with m.If(segment != part.beats - 1):
+                            m.d.sync += segment.eq(segment + 1)
+                        with m.Else():
+                            if index != group[-1]:  # the row goes on in the group's next part
+                                m.d.sync += segment.eq(0)
+                                m.next = parts[index + 1].name
+                            else:
+                                with m.If(row != part.rows - 1):
+                                    next_row()
+                                    m.next = parts[group[0]].name
+                                with m.Else():
+                                    restart_rows()
+                                    if part is not pass_.parts[-1]:
+                                        m.next = parts[index + 1].name
+                                    else:
+                                        m.d.sync += drain.eq(0)
+                                        m.next = drain_state
+                with m.State(drain_state):
+                    m.d.comb += self.busy.eq(1)
+                    m.d.sync += drain.eq(drain + 1)
+                    with m.If(drain == pass_.drain - 1):
+                        after[pass_.kind]()
+            with m.State("OUTPUT"):
+                m.d.comb += self.done.eq(1)
+                with m.If(self.ack):
+                    m.next = "LOAD"
+        return m
+
+    def _describe_beat(self, m: Module, part_index: Signal, segment: Signal, group_of: dict) -> None:
+        """What the lanes need to know of the beat issued, by its part (one parallel multiplexer)."""
+        beat, P = self.beat, self.cfg.hardware.lanes
+        first, last, ends_row, mask = Signal(), Signal(), Signal(), Signal(P)
+        m.d.comb += [beat.first.eq(first), beat.last.eq(last), beat.ends_row.eq(ends_row), beat.mask.eq(mask)]
+        with m.If(self.issue), m.Switch(part_index):
+            for index, part in enumerate(self.program.parts()):
+                with m.Case(index):
+                    group = group_of[index]
+                    m.d.comb += [
+                        first.eq((segment == 0) if index == group[0] else 0),
+                        last.eq(segment == part.beats - 1),
+                        ends_row.eq(index == group[-1]),
+                        mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0),
+                    ]
+
+    def _pass_transitions(self, m: Module, star_buf: Signal, train: Signal) -> dict:
+        """What follows each pass's drain, by pass kind: the next pass, step or phase (with the state
+        buffers it reads and writes), the homeostasis pass, or the prediction."""
+        program, learn, K = self.program, self.cfg.learning, PassKind
+        since = Signal(range(learn.homeostasis_period + 1))  # training samples since the last homeostasis pass
+        first_part = {p.kind: p.parts[0].name for p in program.passes()}
+
+        def after_buffer(buffer):
+            return Mux(buffer == 2, 0, buffer + 1)
+
+        def start_phase(first: bool):
+            """The sign of a nudged phase: symmetric alternates, random-sign draws a random bit."""
+            if learn.nudging == "random-sign":
+                m.d.comb += self.draw.eq(1)
+                m.d.sync += self.negative.eq(self.sign_bit)
+            else:
+                m.d.sync += self.negative.eq(0 if first else 1)
+
+        def next_step():
+            # the buffer that is neither s* nor the one just written
+            m.d.sync += [self.step.eq(self.step + 1), self.read_buf.eq(self.write_buf), self.write_buf.eq((3 - star_buf - self.write_buf)[:2])]
+            m.next = first_part[K.RELAXATION]
+
+        def finish_sample():
+            if program.homeostasis is None:
+                m.next = "OUTPUT"
+                return
+            with m.If(since == learn.homeostasis_period - 1):
+                m.d.sync += since.eq(0)
+                m.next = first_part[K.HOMEOSTASIS]
+            with m.Else():
+                m.d.sync += since.eq(since + 1)
+                m.next = "OUTPUT"
+
+        def after_relaxation():
+            with m.If(self.nudged):
+                m.next = first_part[K.UPDATE]
+            with m.Elif(self.step != learn.T1 - 1):
+                next_step()
+            with m.Elif(train):  # s* is in write_buf: keep it for every nudged phase
+                m.d.sync += [
+                    self.nudged.eq(1), self.step.eq(0), star_buf.eq(self.write_buf), self.read_buf.eq(self.write_buf),
+                    self.write_buf.eq(after_buffer(self.write_buf)),
+                ]
+                start_phase(first=True)
+                m.next = first_part[K.RELAXATION]
+            with m.Else():
+                m.next = "OUTPUT"
+
+        def after_nudged_step():
+            with m.If(self.step != learn.T2 - 1):
+                next_step()
+            with m.Elif(self.nudge_phase != phase_count(learn.nudging) - 1):
+                m.d.sync += [
+                    self.nudge_phase.eq(self.nudge_phase + 1), self.step.eq(0),
+                    self.read_buf.eq(star_buf), self.write_buf.eq(after_buffer(star_buf)),
+                ]
+                start_phase(first=False)
+                m.next = first_part[K.RELAXATION]
+            with m.Else():
+                if program.input_update is not None:
+                    m.next = first_part[K.INPUT_UPDATE]
+                else:
+                    finish_sample()
+
+        def after_update():
+            if program.input_update is None:  # literal input updates: W_0 x again, from the new W_0
+                m.next = first_part[K.INPUT_DRIVE]
+            else:
+                after_nudged_step()
+
+        def after_input_drive():
+            with m.If(self.nudged):
+                after_nudged_step()
+            with m.Else():
+                m.next = first_part[K.RELAXATION]
+
+        def to_output():
+            m.next = "OUTPUT"
+
+        after = {
+            K.INPUT_DRIVE: after_input_drive, K.RELAXATION: after_relaxation, K.UPDATE: after_update,
+            K.INPUT_UPDATE: finish_sample, K.HOMEOSTASIS: to_output,
+        }
+        return after
