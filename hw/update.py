@@ -82,30 +82,27 @@ class UpdateLanes(wiring.Component):
         m = Module()
         P = self.lanes
 
-        register = lambda prefix, values: stage(m, prefix, values)  # noqa: E731
-        lanes_of = lambda prefix, name, values: stage_lanes(m, prefix, name, values)  # noqa: E731
-
         flags = ("valid", "bias", "homeostasis", "negate", "rounding", "rotate")
         # o_: operands in lane order
-        o = register("o", {name: getattr(self, name) for name in flags + ("fa", "fb", "mask")})
-        o_stored = lanes_of("o", "stored", rotate(m, [self.stored[b] for b in range(P)], self.rotate, "upd_in"))
-        o_partner = lanes_of("o", "partner", rotate(m, [self.partner[b] for b in range(P)], self.rotate, "upd_partner"))
-        o_pa = lanes_of("o", "pre_a", [self.pre_a[t] for t in range(P)])
-        o_pb = lanes_of("o", "pre_b", [self.pre_b[t] for t in range(P)])
+        o = stage(m, "o", {name: getattr(self, name) for name in flags + ("fa", "fb", "mask")})
+        o_stored = stage_lanes(m, "o", "stored", rotate(m, [self.stored[b] for b in range(P)], self.rotate, "upd_in"))
+        o_partner = stage_lanes(m, "o", "partner", rotate(m, [self.partner[b] for b in range(P)], self.rotate, "upd_partner"))
+        o_pa = stage_lanes(m, "o", "pre_a", [self.pre_a[t] for t in range(P)])
+        o_pb = stage_lanes(m, "o", "pre_b", [self.pre_b[t] for t in range(P)])
 
         # m_: products (the homeostasis gap times the constant lambda is shifts and adds)
-        mm = register("m", {name: o[name] for name in flags + ("fa", "fb", "mask")})
-        m_stored = lanes_of("m", "stored", o_stored)
-        m_partner = lanes_of("m", "partner", o_partner)
-        m_a = lanes_of("m", "product_a", [o["fa"] * o_pa[t] for t in range(P)])
-        m_b = lanes_of("m", "product_b", [o["fb"] * o_pb[t] for t in range(P)])
-        m_gap = lanes_of("m", "gap", [times_constant(o_stored[t] - o_partner[t], self.lam) for t in range(P)])
-        m_diff = lanes_of("m", "diff", [o_pa[t] - o_pb[t] for t in range(P)])  # a bias's u - v (or d)
+        mm = stage(m, "m", {name: o[name] for name in flags + ("fa", "fb", "mask")})
+        m_stored = stage_lanes(m, "m", "stored", o_stored)
+        m_partner = stage_lanes(m, "m", "partner", o_partner)
+        m_a = stage_lanes(m, "m", "product_a", [o["fa"] * o_pa[t] for t in range(P)])
+        m_b = stage_lanes(m, "m", "product_b", [o["fb"] * o_pb[t] for t in range(P)])
+        m_gap = stage_lanes(m, "m", "gap", [times_constant(o_stored[t] - o_partner[t], self.lam) for t in range(P)])
+        m_diff = stage_lanes(m, "m", "diff", [o_pa[t] - o_pb[t] for t in range(P)])  # a bias's u - v (or d)
 
         # d_: the exact increment, rounded to its store
-        d = register("d", {name: mm[name] for name in flags + ("mask",)})
-        d_stored = lanes_of("d", "stored", m_stored)
-        d_partner = lanes_of("d", "partner", m_partner)
+        d = stage(m, "d", {name: mm[name] for name in flags + ("mask",)})
+        d_stored = stage_lanes(m, "d", "stored", m_stored)
+        d_partner = stage_lanes(m, "d", "partner", m_partner)
         deltas = []
         for t in range(P):
             exact = Mux(mm["homeostasis"], m_gap[t], Mux(mm["bias"], m_diff[t], m_a[t] - m_b[t]))
@@ -114,14 +111,14 @@ class UpdateLanes(wiring.Component):
             for index, rounding in enumerate(self.roundings):
                 delta = Mux(mm["rounding"] == index, self._round(exact, rounding, self.noise[t]), delta)
             deltas.append(delta)
-        d_delta = lanes_of("d", "delta", deltas)
+        d_delta = stage_lanes(m, "d", "delta", deltas)
         if self.stochastic:  # an increment that drops bits takes one LFSR word per active lane
             drops = [index for index, rounding in enumerate(self.roundings) if rounding.shift > 0]
             dropping = sum((mm["rounding"] == index for index in drops), start=0) != 0 if drops else 0
             m.d.comb += self.draws.eq(Mux(mm["valid"] & dropping, sum(mm["mask"][t] for t in range(P)), 0))
 
         # n_: saturated sums
-        n = register("n", {name: d[name] for name in flags + ("mask",)})
+        n = stage(m, "n", {name: d[name] for name in flags + ("mask",)})
         n_words, n_partner = [], []
         for t in range(P):
             delta = d_delta[t]
@@ -132,8 +129,8 @@ class UpdateLanes(wiring.Component):
                 partner = Mux(d["rounding"] == index, saturate(d_partner[t] + delta, rounding.store), partner)
             n_words.append(new)
             n_partner.append(partner)
-        n_words = lanes_of("n", "word", n_words)
-        n_partner = lanes_of("n", "partner", n_partner)
+        n_words = stage_lanes(m, "n", "word", n_words)
+        n_partner = stage_lanes(m, "n", "partner", n_partner)
 
         # b_: back to bank order (registered with 5 stages)
         back = Mux(n["rotate"] == 0, 0, P - n["rotate"])
@@ -141,7 +138,7 @@ class UpdateLanes(wiring.Component):
         b_partner = rotate(m, n_partner, back, "upd_partner_out")
         b_write = rotate(m, [n["valid"] & n["mask"][t] for t in range(P)], back, "upd_mask")
         if self.stages == 5:
-            b_words, b_partner, b_write = (lanes_of("b", name, values) for name, values in (("word", b_words), ("partner", b_partner), ("write", b_write)))
+            b_words, b_partner, b_write = (stage_lanes(m, "b", name, values) for name, values in (("word", b_words), ("partner", b_partner), ("write", b_write)))
         for b in range(P):
             m.d.comb += [self.words[b].eq(b_words[b]), self.partner_words[b].eq(b_partner[b]), self.write[b].eq(b_write[b])]
         return m
