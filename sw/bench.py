@@ -59,6 +59,7 @@ from .outputs import OutputFolder, OutputKind, write_files
 from .progress import counting, ticking
 from .quantize import fit_accumulator
 from .report import markdown_table, mean_std, pct
+from .sweep import PointStore
 from .train import TrainResult, evaluate_arrays, one_hot, rule_direction, train
 
 #: A bench's folder: its report, its data and its plots.
@@ -106,8 +107,15 @@ SPEC_SEEDS = 3
 
 
 def run_bench(out: Path, sections: list[str], seeds: int = 3, quick: bool = False, progress: bool = True, jobs: int = 1,
-              datasets=DEFAULT_DATASETS, methods: list[str] | None = None, epochs: int | None = None, replace: bool = False) -> int:
+              datasets=DEFAULT_DATASETS, methods: list[str] | None = None, epochs: int | None = None, replace: bool = False,
+              runs: Path | None = None) -> int:
     folder = OutputFolder(out, BENCH_RUN, replace)
+    if runs is not None:
+        runs = Path(runs)
+        if runs.exists() and not runs.is_dir():
+            raise EqpropError(f"--runs {runs} is not a folder")
+        if runs.resolve().is_relative_to(Path(out).resolve()):
+            raise EqpropError(f"--runs {runs} is inside the bench's output folder {out}, which is replaced when the bench ends")
     for kind, given, known in (("section", sections, SECTIONS), ("dataset", datasets, BENCH_DATASETS),
                                ("method", methods or [], [*METHODS, FIXED_METHOD, FIXED_TWIN_METHOD])):
         unknown = [s for s in given if s not in known]
@@ -122,7 +130,7 @@ def run_bench(out: Path, sections: list[str], seeds: int = 3, quick: bool = Fals
         raise EqpropError(f"--seeds must be at least 1, got {seeds}")
     if jobs < 1:
         raise EqpropError(f"--jobs must be at least 1, got {jobs}")
-    bench = Bench(seeds, quick, progress, jobs, datasets, methods, epochs)
+    bench = Bench(seeds, quick, progress, jobs, datasets, methods, epochs, runs)
     results, markdown, files = {}, [], {}
     for section in SECTIONS:
         if section not in sections:
@@ -151,8 +159,11 @@ class Bench:
     worker processes, and sections that need the same run share it."""
 
     def __init__(self, seeds: int, quick: bool, progress: bool, jobs: int, datasets=DEFAULT_DATASETS,
-                 methods: list[str] | None = None, epochs: int | None = None) -> None:
+                 methods: list[str] | None = None, epochs: int | None = None, runs: Path | None = None) -> None:
         self.seeds, self.quick, self.progress, self.jobs = seeds, quick, progress, jobs
+        #: Where each training run is stored as it completes, and found again by a later bench
+        #: (a sweep's folder works too: the same points).
+        self.store = PointStore(Path(runs)) if runs is not None else None
         #: What the accuracy and homeostasis sections train: data sets, methods (None: all), and
         #: epochs instead of each preset's (None: the preset's).
         self.datasets, self.methods, self.epochs_override = list(datasets), methods, epochs
@@ -179,18 +190,31 @@ class Bench:
         return {key: [self.runs[cfg.to_json()] for cfg in group] for key, group in groups.items()}
 
     def _train_new(self, todo: list[Config]) -> None:
+        if self.store is not None:  # runs a bench before this one stored: not trained again
+            for cfg in todo:
+                stored = self.store.training(cfg)
+                if stored is not None:
+                    self.runs[cfg.to_json()] = stored
+            todo = [cfg for cfg in todo if cfg.to_json() not in self.runs]
+            if not todo:
+                return
         with counting(f"training {len(todo)} runs in {min(self.jobs, len(todo))} process(es)", len(todo), "run", self.progress) as update:
             if self.jobs > 1 and len(todo) > 1:
                 with dask_client(workers=min(self.jobs, len(todo))) as client:
                     for done, (i, result, error) in enumerate(run_each(client, train, todo), 1):
                         if error is not None:
                             raise error
-                        self.runs[todo[i].to_json()] = result
+                        self._finished(todo[i], result)
                         update(done)
             else:
                 for i, cfg in enumerate(todo):
-                    self.runs[cfg.to_json()] = train(cfg)
+                    self._finished(cfg, train(cfg))
                     update(i + 1)
+
+    def _finished(self, cfg: Config, run: TrainResult) -> None:
+        self.runs[cfg.to_json()] = run
+        if self.store is not None:
+            self.store.save_training(cfg, run)
 
 
 def variant(preset: str, dataset: str = "digits", hidden: list[int] | None = None) -> Config:

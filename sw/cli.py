@@ -452,7 +452,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import DEFAULT_DATASETS, SECTIONS, run_bench
 
     return run_bench(Path(args.out), sections=args.only or list(SECTIONS), seeds=args.seeds, quick=args.quick, progress=not args.no_progress,
-                     jobs=args.jobs, datasets=args.datasets or DEFAULT_DATASETS, methods=args.methods, epochs=args.epochs, replace=args.replace)
+                     jobs=args.jobs, datasets=args.datasets or DEFAULT_DATASETS, methods=args.methods, epochs=args.epochs, replace=args.replace,
+                     runs=Path(args.runs) if args.runs else None)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -685,6 +686,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", type=lambda s: s.split(","), metavar="METHOD[,...]",
                    help="only these rows of the accuracy section, e.g. 'BP MLP,EP,C-EP' (default: all)")
     p.add_argument("--epochs", type=int, metavar="N", help="train every accuracy and homeostasis run N epochs instead of its preset's")
+    p.add_argument("--runs", type=_text, metavar="DIR",
+                   help="store each training run in DIR as it completes, and take the runs stored there instead of training them "
+                   "again (a bench that was stopped goes on where it was; a sweep's folder works too)")
     p.add_argument("--quick", action="store_true", help="few epochs and samples, for a smoke run of the bench itself")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -124,12 +124,15 @@ def run_point(point: Point) -> tuple[dict, dict[str, bytes]]:
     return result | {"seconds": time.perf_counter() - started, "ran_on": {"host": socket.gethostname(), "pid": os.getpid()}}, files
 
 
-def _train(point: Point) -> tuple[dict, dict[str, bytes]]:
-    """A training run, stored as ``eqprop train --out`` stores it."""
-    from .train import train
+def training_point(cfg: Config) -> Point:
+    """The point of a training run of ``cfg``, float or fixed as ``cfg.training.arith`` says: the
+    key under which a sweep and the bench (``--runs``) store it."""
+    stage = f"{cfg.training.arith}-train"
+    return Point(stage, {}, stage_config(stage, cfg))
 
-    cfg = point.config
-    run = train(cfg)
+
+def training_record(cfg: Config, run) -> tuple[dict, dict[str, bytes]]:
+    """A training run's result and files, stored as ``eqprop train --out`` stores them."""
     rates = [row["samples_per_second"] for row in run.history[1:] if row["samples_per_second"]]
     result = {"test_accuracy": run.final["test_accuracy"], "train_accuracy": run.final["train_accuracy"],
               "training_samples_per_s": sum(rates) / len(rates) if rates else None}
@@ -137,6 +140,12 @@ def _train(point: Point) -> tuple[dict, dict[str, bytes]]:
              "metrics.json": to_json({"config": cfg.to_dict(), "history": run.history, "final": run.final}),
              "config.json": cfg.to_json() + "\n"}
     return result, {name: text.encode() if isinstance(text, str) else text for name, text in files.items()}
+
+
+def _train(point: Point) -> tuple[dict, dict[str, bytes]]:
+    from .train import train
+
+    return training_record(point.config, train(point.config))
 
 
 def _estimate(point: Point) -> tuple[dict, dict[str, bytes]]:
@@ -209,6 +218,32 @@ class PointStore:
         except (OSError, ValueError):
             return None
         return record if isinstance(record, dict) and record.get("key") == point.key else None
+
+    def training(self, cfg: Config):
+        """The stored training run of ``cfg`` as a :class:`~eqprop.train.TrainResult` for ``cfg``, or
+        None when there is none (or an unreadable one: it runs again). Its history is the stored
+        one, where a NaN reads back as None."""
+        import torch
+
+        from .checkpoint import load_checkpoint
+        from .train import TrainResult
+
+        point = training_point(cfg)
+        record = self.load(point)
+        if record is None or "error" in record:
+            return None
+        folder = self.folder / point.key
+        try:
+            _, params = load_checkpoint(folder / CHECKPOINT_NAME, arith=cfg.training.arith)
+            history = json.loads((folder / "metrics.json").read_text())["history"]
+        except (EqpropError, OSError, ValueError, KeyError, TypeError):
+            return None
+        if cfg.training.arith == "float":
+            params = {name: torch.from_numpy(value) for name, value in params.items()}
+        return TrainResult(cfg, params, history)
+
+    def save_training(self, cfg: Config, run) -> None:
+        self.save(training_point(cfg), *training_record(cfg, run))
 
     def save(self, point: Point, result: dict, files: dict[str, bytes]) -> dict:
         """Store a completed point: its files first, then its JSON, which marks it done."""

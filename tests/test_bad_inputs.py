@@ -186,6 +186,8 @@ CASES = {
     "demo out with a space": (["demo", "--out", "{t}/a b"], None, "' '"),
     "bench out a file": (["bench", "--out", "{t}/f", "--only", "cycles"], lambda t: (t / "f").write_text("x"), "not a folder"),
     "bench seeds 0": (["bench", "--seeds", "0"], None, "at least 1"),
+    "bench runs a file": (["bench", "--out", "{t}/b", "--only", "cycles", "--runs", "{t}/f"], lambda t: (t / "f").write_text("x"), "is not a folder"),
+    "bench runs inside its output": (["bench", "--out", "{t}/b", "--only", "cycles", "--runs", "{t}/b/runs"], None, "inside the bench's output folder"),
     "bench jobs 0": (["bench", "--jobs", "0"], None, "at least 1"),
     # argparse's own mistakes carry the one prefix too
     "no command": ([], None, "required"),

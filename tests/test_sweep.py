@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from eqprop.cli import main
@@ -266,3 +267,32 @@ def test_the_bench_trains_on_the_dask_executor(tiny_config):
         alone = train(cfg)
         assert [results(h) for h in run.history] == [results(h) for h in alone.history]
         assert all((run.params[k] == alone.params[k]).all() for k in alone.params)
+
+
+def test_the_bench_stores_its_runs_and_a_later_bench_takes_them_instead_of_training(tiny_config, tmp_path, monkeypatch):
+    import math
+
+    import eqprop.bench as bench_module
+    from eqprop.bench import Bench
+
+    float_run = tiny_config.replace(training={"epochs": 1})
+    fixed_run = tiny_config.replace(network={"sizes": [64, 8, 10]}, learning={"nudging": "one-sided"},
+                                    training={"epochs": 1, "arith": "fixed"})
+    first = Bench(seeds=1, quick=False, progress=False, jobs=1, runs=tmp_path / "runs").train({"f": [float_run], "x": [fixed_run]})
+
+    def no_training(cfg):
+        raise AssertionError("a stored run was trained again")
+
+    monkeypatch.setattr(bench_module, "train", no_training)
+    again = Bench(seeds=1, quick=False, progress=False, jobs=1, runs=tmp_path / "runs").train({"f": [float_run], "x": [fixed_run]})
+    for key in ("f", "x"):
+        (old,), (new,) = first[key], again[key]
+        assert new.config == old.config and set(new.params) == set(old.params)
+        for name, value in old.params.items():
+            assert (np.asarray(new.params[name]) == np.asarray(value)).all(), name
+        same = lambda a, b: a == b or (a is None and isinstance(b, float) and math.isnan(b))  # noqa: E731 - NaN is stored as null
+        assert all(same(new_row[k], old_row[k]) for new_row, old_row in zip(new.history, old.history) for k in old_row)
+    # another configuration is not taken for a stored one
+    other = float_run.replace(training={"seed": 1})
+    with pytest.raises(AssertionError, match="trained again"):
+        Bench(seeds=1, quick=False, progress=False, jobs=1, runs=tmp_path / "runs").train({"o": [other]})
