@@ -34,10 +34,10 @@ which write the weights back. The passes, their parts and drains come from the p
 latencies are the program's constants. The parameter port (:mod:`eqprop.hw.param_port`) takes the
 ``param`` requests between samples.
 
-``elaborate`` wires the units: the memories (``_memories``), the trace, the inputs and parameter
-requests (``_load``), the issue stage's addresses (``_issue``), the r_ stage's registered words
-(:class:`RegisteredWords`), the MAC lanes and neuron unit (``_relaxation``) and the update lanes
-(``_updates``).
+``elaborate`` wires the units: the memories (``_memories``), the trace, the inputs (``_inputs``),
+the issue stage's addresses (``_issue``), the r_ stage's registered words (:class:`RegisteredWords`),
+the MAC lanes and neuron unit (``_relaxation``), the update lanes (``_updates``) and, last so that
+they take precedence between samples, the parameter requests (``_parameter_access``).
 """
 
 from __future__ import annotations
@@ -274,12 +274,14 @@ class Core(wiring.Component):
             self.cycles.eq(seq.cycles), self.busy.eq(seq.busy), seq.sign_bit.eq(lfsr.words[0][0]),
             self.prediction.valid.eq(seq.done), seq.ack.eq(self.prediction.ready), parameters.enable.eq(seq.loading),
         ]
+        norm = self._inputs(m, ports, seq)
         issued = self._issue(m, ports, seq)
-        norm = self._load(m, ports, seq, parameters)  # after the issue stage: a request's addresses take precedence
         words = RegisteredWords(m, cfg, ports, seq)
         neuron = self._relaxation(m, ports, seq, issued, words, norm)
         m.d.comb += self.prediction.payload.eq(neuron.best_index)
         self._updates(m, ports, seq, issued, words, lfsr)
+        # last: between samples a parameter request's addresses and writes take precedence
+        self._parameter_access(m, ports, parameters)
         return m
 
     def _memories(self, m: Module) -> "MemoryPorts":
@@ -328,9 +330,8 @@ class Core(wiring.Component):
             out, write = getattr(self.trace, port.name), traced[port.name]
             m.d.comb += [out.en.eq(write.en), out.addr.eq(write.addr), out.data.eq(write.data)]
 
-    def _load(self, m: Module, ports: "MemoryPorts", seq: Sequencer, parameters: ParameterPort) -> Signal:
-        """Between samples: the inputs into their banks (and ||x||^2 summed), parameter requests to the
-        memories they name. Returns ||x||^2."""
+    def _inputs(self, m: Module, ports: "MemoryPorts", seq: Sequencer) -> Signal:
+        """Between samples: a sample's inputs into their banks, and ||x||^2 summed (returned)."""
         cfg, P, n0 = self.cfg, self.lanes, self.cfg.network.sizes[0]
         loaded = Signal(range(n0 + 1))
         loaded_mod, loaded_div = Signal(range(P)), Signal(range(n0 // P + 2))
@@ -350,9 +351,13 @@ class Core(wiring.Component):
                     m.d.sync += [loaded_mod.eq(0), loaded_div.eq(loaded_div + 1)]
                 with m.Else():
                     m.d.sync += loaded_mod.eq(loaded_mod + 1)
+        return norm
 
+    def _parameter_access(self, m: Module, ports: "MemoryPorts", parameters: ParameterPort) -> None:
+        """Between samples: a parameter request to the memory and bank it names, and the word read."""
+        P = self.lanes
         access, read_words = parameters.access.payload, []
-        for memory, name in enumerate(param_names(cfg.network)):
+        for memory, name in enumerate(param_names(self.cfg.network)):
             reads, writes = ports.parameter(name)
             read_words += [port.data for port in reads]
             with m.If(parameters.access.valid & (access.memory == memory)):
@@ -361,7 +366,6 @@ class Core(wiring.Component):
                         m.d.comb += [reads[b].addr.eq(access.address), writes[b].addr.eq(access.address), writes[b].data.eq(access.data)]
                         m.d.comb += [reads[b].en.eq(~access.write), writes[b].en.eq(access.write)]
         m.d.comb += parameters.word.eq(Array(read_words)[parameters.reply_from.memory * P + parameters.reply_from.bank])
-        return norm
 
     def _issue(self, m: Module, ports: "MemoryPorts", seq: Sequencer) -> "Issued":
         """The addresses of a beat's words, in the cycle the sequencer issues it: one case per part

@@ -1,8 +1,8 @@
 """The parameter port: the stored weights and biases, written and read word by word between samples.
 
 A request on ``param`` names a memory (its index in :func:`eqprop.layout.param_names`), a bank and
-an address (:func:`eqprop.layout.parameter_words` maps the parameters onto them). While the core is
-``enabled`` (between samples) a request passes on ``access`` to the memories in the cycle it is
+an address (:func:`eqprop.layout.parameter_words` maps the parameters onto them). While ``enable`` is
+set (between samples) a request passes on ``access`` to the memories in the cycle it is
 taken; a read's word comes back on ``param_read``: the memories answer the next cycle, when the
 core shows the word of the memory and bank named by ``reply_from`` on ``word``. One read is
 outstanding at a time: a request waits while a reply does.
@@ -36,6 +36,8 @@ def access_layout(cfg: Config) -> data.StructLayout:
 
 
 class ParameterPort(wiring.Component):
+    """``param`` requests on to the memories (``access``) between samples, read words back on ``param_read``."""
+
     def __init__(self, cfg: Config) -> None:
         layout = access_layout(cfg)
         super().__init__({

@@ -46,6 +46,8 @@ def beat_layout(cfg: Config) -> data.StructLayout:
 
 
 class Sequencer(wiring.Component):
+    """The pass program of ``cfg``, walked beat by beat for each sample (see the module's docstring)."""
+
     def __init__(self, cfg: Config) -> None:
         self.cfg, self.program = cfg, Program.of(cfg)
         learn = cfg.learning

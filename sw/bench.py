@@ -144,8 +144,13 @@ def run_bench(out: Path, sections: list[str], seeds: int = 3, quick: bool = Fals
     bars = spec_bars(results)
     summary = "\n\n".join(filter(None, [summary_table(results), bars_table(bars, seeds, quick)]))
     epochs_note = "" if epochs is None or quick else f" {epochs} epochs instead of each preset's."
-    head = f"# eqprop bench\n\n{'Quick run (a smoke test of the bench, not the quality bars). ' if quick else ''}{seeds} seed(s).{epochs_note}\n\n"
+    taken_note = "" if not bench.taken else (
+        f" {bench.taken} of {len(bench.runs)} training runs were taken from {runs} (trained by an earlier bench or sweep), "
+        "their timings included.")
+    head = f"# eqprop bench\n\n{'Quick run (a smoke test of the bench, not the quality bars). ' if quick else ''}{seeds} seed(s).{epochs_note}{taken_note}\n\n"
     document = results | ({"bars": bars} if bars else {})
+    if runs is not None:
+        document["stored_runs"] = {"folder": str(runs), "taken": bench.taken, "runs": len(bench.runs)}
     files.update({"bench.json": to_json(document), "bench.md": head + (f"## summary\n\n{summary}\n\n" if summary else "") + "\n".join(markdown)})
     folder.write(files)
     if summary:
@@ -164,6 +169,7 @@ class Bench:
         #: Where each training run is stored as it completes, and found again by a later bench
         #: (a sweep's folder works too: the same points).
         self.store = PointStore(Path(runs)) if runs is not None else None
+        self.taken = 0  # runs taken from the store, not trained in this bench
         #: What the accuracy and homeostasis sections train: data sets, methods (None: all), and
         #: epochs instead of each preset's (None: the preset's).
         self.datasets, self.methods, self.epochs_override = list(datasets), methods, epochs
@@ -195,6 +201,7 @@ class Bench:
                 stored = self.store.training(cfg)
                 if stored is not None:
                     self.runs[cfg.to_json()] = stored
+                    self.taken += 1
             todo = [cfg for cfg in todo if cfg.to_json() not in self.runs]
             if not todo:
                 return

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import socket
 import tempfile
@@ -221,8 +222,7 @@ class PointStore:
 
     def training(self, cfg: Config):
         """The stored training run of ``cfg`` as a :class:`~eqprop.train.TrainResult` for ``cfg``, or
-        None when there is none (or an unreadable one: it runs again). Its history is the stored
-        one, where a NaN reads back as None."""
+        None when there is none (or an unreadable one: it runs again)."""
         import torch
 
         from .checkpoint import load_checkpoint
@@ -238,9 +238,13 @@ class PointStore:
             history = json.loads((folder / "metrics.json").read_text())["history"]
         except (EqpropError, OSError, ValueError, KeyError, TypeError):
             return None
+        if not isinstance(history, list) or not history or not all(isinstance(row, dict) for row in history):
+            return None
         if cfg.training.arith == "float":
-            params = {name: torch.from_numpy(value) for name, value in params.items()}
-        return TrainResult(cfg, params, history)
+            from .train import torch_device
+
+            params = {name: torch.from_numpy(value).to(torch_device(cfg.training.device)) for name, value in params.items()}
+        return TrainResult(cfg, params, [_measured(row) for row in history])
 
     def save_training(self, cfg: Config, run) -> None:
         self.save(training_point(cfg), *training_record(cfg, run))
@@ -253,6 +257,19 @@ class PointStore:
                   "files": sorted(files), **result}
         OutputFiles([self.folder / f"{point.key}.json"], "point result").write([to_json(record)])
         return record
+
+
+def _measured(value, key: str | None = None):
+    """A stored history row as training made it: JSON holds a NaN (a measurement without a value,
+    e.g. the Jacobian symmetry of saturated states) as null, and every null in a row stands for one
+    but epoch 0's ``samples_per_second`` (no samples yet), which was None."""
+    if value is None:
+        return None if key == "samples_per_second" else math.nan
+    if isinstance(value, dict):
+        return {k: _measured(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_measured(v) for v in value]
+    return value
 
 
 # -- the sweep -------------------------------------------------------------------------------------

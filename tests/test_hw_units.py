@@ -203,7 +203,7 @@ def test_sequencer_walks_the_pass_program_beat_by_beat(sizes, lanes, rule, learn
     )
     dut, parts = Sequencer(cfg), Program.of(cfg).parts()
     homeostasis = train and cfg.learning.homeostasis == "local"
-    seen, signs, cycles = [], [], []
+    seen, signs, cycles, signs_seen = [], [], [], set()
 
     async def bench(ctx):
         ctx.set(dut.sign_bit, 1)
@@ -220,6 +220,8 @@ def test_sequencer_walks_the_pass_program_beat_by_beat(sizes, lanes, rule, learn
             if ctx.get(dut.issue):
                 beat = ctx.get(dut.beat)
                 seen.append((cycle, parts[beat.part].name, beat.row, beat.segment))
+                if ctx.get(dut.nudged):
+                    signs_seen.add((ctx.get(dut.nudge_phase), ctx.get(dut.negative)))
             if ctx.get(dut.draw):
                 signs.append(cycle)
             await ctx.tick()
@@ -236,7 +238,11 @@ def test_sequencer_walks_the_pass_program_beat_by_beat(sizes, lanes, rule, learn
     assert cycles == [slots[-1].start + slots[-1].pass_.cycles] * 2  # the last pass's drain included
     count = cycle_count(cfg)
     assert cycles[0] == (count.inference if not train else count.total - count.phases.get("homeostasis", 0) + count.homeostasis_pass)
-    assert len(signs) == (phase_count(cfg.learning.nudging) if train and cfg.learning.nudging == "random-sign" else 0)
+    nudging, phases = cfg.learning.nudging, phase_count(cfg.learning.nudging)
+    assert len(signs) == (phases if train and nudging == "random-sign" else 0)
+    # symmetric: +beta then -beta; random sign: the bit drawn (1 here: -beta); one-sided: +beta
+    expected_signs = {(p, int(nudging == "random-sign" or (nudging == "symmetric" and p == 1))) for p in range(phases)}
+    assert signs_seen == (expected_signs if train else set())
 
 
 def test_parameter_port_passes_requests_between_samples_and_answers_each_read_once():
