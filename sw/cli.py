@@ -312,7 +312,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     cfg = board_config(args, board)
     if args.lanes is not None:
         cfg = cfg.replace(hardware={"lanes": args.lanes})
-    report = Flow(cfg, replace=args.replace).build(board, out=args.out).report
+    report = Flow(cfg, replace=args.replace).build(board, out=args.out, bus=args.bus).report
     if args.json:
         print(json_text(report))
         return 0
@@ -558,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "build",
         help="build a board's bitstream: the SoC with the core, through Yosys, nextpnr and the packer",
-        description="Build the bitstream of the SoC (the core behind a UART host link) for a board, with Yosys, nextpnr "
+        description="Build the bitstream of the SoC (the core behind a UART host link; --bus wishbone: the core's Wishbone "
+        "slave alone) for a board, with Yosys, nextpnr "
         "and icepack/ecppack (system tools when present, else the YoWASP packages). Without configuration options the "
         "board's default network. Writes the bitstream and report.json (resources, required and achieved clock) and "
         "prints a table; exits 1 when timing is not met.",
@@ -566,6 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p)
     p.add_argument("--board", required=True, metavar="NAME", help="icebreaker or ulx3s-85f")
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
+    p.add_argument("--bus", choices=("uart", "wishbone"), default="uart",
+                   help="uart: the SoC, the core behind its UART host link (default; what eqprop board talks to); wishbone: the "
+                   "core's Wishbone slave alone, its bus driven through the UART's two pins, for the resources and clock the "
+                   "slave takes in an SoC")
     p.add_argument("--out", required=True, type=_text, metavar="DIR", help="build folder")
     _add_replace_option(p)
     p.add_argument("--json", action="store_true")

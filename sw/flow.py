@@ -307,15 +307,16 @@ class Flow:
 
         return estimate(self.config if fpga is None else self.config.replace(hardware={"fpga": fpga}), list(lanes))
 
-    def build(self, board, out: str | os.PathLike | None = None) -> BuildStep:
+    def build(self, board, out: str | os.PathLike | None = None, bus: str = "uart") -> BuildStep:
         """Build ``board``'s bitstream (a name or a :class:`~eqprop.boards.registry.Board`): the SoC with
-        this configuration's core, through Yosys, nextpnr and the packer, as ``eqprop build --out``."""
+        this configuration's core (``bus="wishbone"``: the core's Wishbone slave alone), through Yosys,
+        nextpnr and the packer, as ``eqprop build --out``."""
         from .boards.build import build
 
         board = _board(board)
         folder = self._path(out, "build")
         with ticking(f"{board.name}: Yosys, nextpnr, packer", self.progress):
-            report = build(board, self.config, folder, replace=self.replace)
+            report = build(board, self.config, folder, replace=self.replace, bus=bus)
         return BuildStep(report, folder)
 
     def board_train(self, board, samples: int = 200, test_samples: int = 100, port: str | None = None, retries: int = 3,

@@ -168,6 +168,7 @@ CASES = {
                    (t / "b" / "report.json").write_text(json.dumps({"board": "icebreaker", "bitstream": str(t / "other.bin")}))), "no bitstream"),
     "flash an empty build dir name": (["flash", "--board", "icebreaker", ""], None, "non-empty"),
     "build out a file": (["build", "--board", "icebreaker", "--out", "{t}/f"], lambda t: (t / "f").write_text("x"), "not a folder"),
+    "build an unknown bus": (["build", "--board", "icebreaker", "--bus", "pci", "--out", "{t}/b"], None, "invalid choice"),
     "board train negative samples": (["board", "train", "--board", "icebreaker", "--sim", "--samples", "-1435"], None, "at least 0"),
     "board train negative retries": (["board", "train", "--board", "icebreaker", "--sim", "--retries", "-1"], None, "at least 0"),
     "board train no test samples": (["board", "train", "--board", "icebreaker", "--sim", "--test-samples", "0"], None, "at least 1"),
