@@ -625,7 +625,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
     p.add_argument("--samples", type=_count_or_all, metavar="N|all", help="training samples to check (default: all of the training split; 3 with --random)")
     p.add_argument("--sim", default="verilator", metavar="SIM", help="verilator (default) or icarus")
-    p.add_argument("--waves", action="store_true", help="write a waveform of the whole run (always written for a mismatch)")
+    p.add_argument("--waves", nargs="?", const="vcd", choices=("vcd", "fst"), metavar="FORMAT",
+                   help="write a waveform of the whole run, as VCD (the default) or FST; a mismatch always gets one (VCD "
+                   "unless fst is given), with a GTKWave save file beside it that opens on the mismatching memory")
     p.add_argument("--random", type=_integer(1, "MAX_RUNS"), metavar="N", help="check N random configurations drawn from seeds --seed, --seed+1, ...")
     p.add_argument("--build-dir", type=_text, default="build/cosim", metavar="DIR", help="simulator builds and waveforms (default: build/cosim)")
     p.add_argument("--out", type=_text, metavar="DIR", help="write the result as DIR/cosim.json (with the versions that made it)")

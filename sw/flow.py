@@ -280,7 +280,7 @@ class Flow:
             self.verilog_file = path
         return VerilogStep(tuple(files.paths), len(text.splitlines()), seconds, cycle_count(cfg))
 
-    def cosim(self, samples: int | None = None, sim: str = "verilator", verilog: str | os.PathLike | None = None, waves: bool = False,
+    def cosim(self, samples: int | None = None, sim: str = "verilator", verilog: str | os.PathLike | None = None, waves: str | None = None,
               build_dir: str | os.PathLike | None = None, data=None, out: str | os.PathLike | None = None) -> CosimStep:
         """Train the first ``samples`` training samples (default all) of ``data`` (default the
         configuration's data set) on the core's Verilog under the simulator, every write checked

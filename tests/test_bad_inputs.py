@@ -180,6 +180,7 @@ CASES = {
     "cosim random -1": (["cosim", "--random", "-1"], None, "at least 1"),
     "cosim random 0": (["cosim", "--random", "0"], None, "at least 1"),
     "cosim samples 0": (["cosim", "--samples", "0"], None, "at least 1"),
+    "cosim unknown waves format": (["cosim", "--waves", "lxt", "--samples", "1"], None, "invalid choice"),
     "cosim build dir a file": (["cosim", "--build-dir", "{t}/f"], lambda t: (t / "f").write_text("x"), "not a folder"),
     "cosim build dir with a quote": (["cosim", "--random", "1", "--build-dir", '{t}/x");$finish;("'], None, "'\"'"),
     "demo out a file": (["demo", "--out", "{t}/f"], lambda t: (t / "f").write_text("x"), "not a folder"),
