@@ -676,14 +676,16 @@ def bench_boards(bench: Bench, results: dict):
             with ticking(f"{name}: eqprop estimate against Yosys at P = {', '.join(map(str, CHECKED_LANES))}", bench.progress):
                 data[name]["estimate_against_synthesis"] = checked = against_synthesis(board.default_config(), synthesize)
             estimates += [[name, row["lanes"], row["lut_estimate"], row["lut_synthesized"], f"{row['lut_error_pct']:+.1f}%",
-                           row["dsp_estimate"], row["dsp_synthesized"]] for row in checked]
+                           *(f"{row[f'{kind}_estimate']} / {row[f'{kind}_synthesized']}" for kind in ("dsp", "ram_blocks", "lut_ram", "spram"))]
+                          for row in checked]
     headers = ["board", "sizes", "P", "LUT", "FF", "RAM", "SPRAM", "DSP", "SoC Fmax MHz", "runs at MHz", "timing met", "cycles/sample",
                "compute-bound samples/s", "over the CPU", "link-bound samples/s", "board samples/s", "build s (1 run)"]
     note = (f"Compute-bound: cycles per sample (the formula the co-simulation checks) at the clock the SoC runs at; over the CPU: "
             f"that against the float model's C-EP on one CPU thread at batch 1, {cpu_rate:,.0f} samples/s in this run (digits-cep). "
             "Board samples/s: the host sends a sample and waits for its answer, so the UART transfer and the computation "
             "take turns: 1 / (1 / compute-bound + 1 / link-bound), at the clock the SoC runs at.")
-    estimate_table = markdown_table(["board (default network, core alone)", "P", "LUT estimated", "LUT Yosys", "LUT error", "DSP estimated", "DSP Yosys"], estimates)
+    estimate_table = markdown_table(["board (default network, core alone)", "P", "LUT estimated", "LUT Yosys", "LUT error",
+                                     "DSP est. / Yosys", "RAM blocks est. / Yosys", "LUT RAM est. / Yosys", "SPRAM est. / Yosys"], estimates)
     return (data, f"{markdown_table(headers, rows)}\n\n{note}\n\n{estimate_table}\n\n![resources](resources.png)",
             {"resources.png": plots.resource_bars({name: data[name]["build"] for name in BOARDS})})
 

@@ -295,10 +295,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         return 0
     used = lambda n, budget: f"{n:,}/{budget:,}"  # noqa: E731
     print(f"{'x'.join(map(str, cfg.network.sizes))} {cfg.learning.rule} on {args.fpga} at {rows[0].clock_hz / 1e6:g} MHz "
-          "(LUTs: a fitted estimate of the core alone; RAM: bits outside SPRAM, a lower bound)")
+          "(LUTs: a fitted estimate of the core alone; RAM blocks and LUT RAM cells as Yosys maps the memories)")
     print(markdown_table(
-        ["P", "DSP", "RAM bits", "SPRAM", "LUT (est.)", "cycles/sample", "samples/s", "fits"],
-        [[e.lanes, used(e.dsp, e.dsp_available), used(e.ram_bits, e.ram_bits_available), used(e.spram, e.spram_available),
+        ["P", "DSP", "RAM blocks", "LUT RAM", "SPRAM", "LUT (est.)", "cycles/sample", "samples/s", "fits"],
+        [[e.lanes, used(e.dsp, e.dsp_available), used(e.ram_blocks, e.ram_blocks_available), e.lut_ram, used(e.spram, e.spram_available),
           used(e.lut, e.lut_available), f"{e.cycles_per_sample:,.0f}", f"{e.samples_per_s:,.1f}", "yes" if e.refused is None else f"no: {e.refused}"]
          for e in rows]))
     return 0
