@@ -287,7 +287,8 @@ class Flow:
         against the golden model: the file ``verilog`` (checked against
         the configuration), else the Verilog this flow wrote, else one generated now. Writes
         ``cosim.json``, as ``eqprop cosim --out``.
-        Simulator builds go to ``build_dir`` (default: the flow's ``sim/``, else ``build/cosim``)."""
+        Simulator builds go to ``build_dir`` (default: the flow's ``sim/``, else ``build/cosim``), and
+        with ``waves`` ("vcd" or "fst") a waveform of the whole run."""
         from .hw.core import check_buildable
         from .sim.runner import cosim, training_samples
 
