@@ -79,20 +79,18 @@ def test_a_design_built_with_another_rounding_is_caught_at_its_first_divergent_w
     wrong = cfg.replace(fixed={"state": {**cfg.fixed.state.to_dict(), "rounding": "down"}})
     verilog = tmp_path / "core.v"
     verilog.write_text(core_verilog(wrong))
-    result = cosim(cfg, params, x, labels, sim="verilator", verilog=verilog, build_root=tmp_path / "build")
+    result = cosim(cfg, params, x, labels, sim="verilator", verilog=verilog, build_root=tmp_path / "build", waves="fst")
     assert not result.passed
     report = result.mismatch["report"]
     assert result.mismatch["sample"] == 0 and result.samples == 0
     match = re.fullmatch(r"cycle \d+ \(free phase, step \d of 4\): state of layer (\d) neuron \d \(buffer (\d)\) expected -?\d+, got -?\d+", report)
     assert match, report
-    assert result.waves and Path(result.waves).stat().st_size > 0
-    # the GTKWave save file beside the VCD opens on the failing state memory's banks, by the names the VCD gives them
+    assert result.waves.endswith(".fst") and Path(result.waves).stat().st_size > 0  # FST when asked for, the rerun too
+    # the GTKWave save file beside the waveform opens on the failing state memory's banks
     layer, buffer = match.groups()
     assert result.mismatch["ports"] and all(port.startswith(f"s{layer}_buf{buffer}_") for port in result.mismatch["ports"])
     assert Path(result.gtkw) == Path(result.waves).with_suffix(".gtkw") and f"gtkwave {result.gtkw}" in result.summary()
-    traces = gtkw_traces(Path(result.gtkw))
-    assert f"eqprop_cosim.trace__{result.mismatch['ports'][0]}__data[15:0]" in traces
-    assert traces <= vcd_signals(Path(result.waves))
+    assert f"eqprop_cosim.trace__{result.mismatch['ports'][0]}__data[15:0]" in gtkw_traces(Path(result.gtkw))
     assert Path(result.results_xml).name == "results.xml" and "failure" in Path(result.results_xml).read_text()
 
 
@@ -125,11 +123,13 @@ def test_a_design_that_learns_at_another_rate_is_caught_in_its_first_update(tmp_
     wrong = cfg.replace(learning={"lr": [0.1, 0.05]})
     verilog = tmp_path / "core.v"
     verilog.write_text(core_verilog(wrong))
-    result = cosim(cfg, params, x, labels, sim="icarus", verilog=verilog, build_root=tmp_path / "build", waves="fst")
+    result = cosim(cfg, params, x, labels, sim="icarus", verilog=verilog, build_root=tmp_path / "build")
     assert not result.passed
     assert "weight update" in result.mismatch["report"] or "relaxation" in result.mismatch["report"]
-    assert result.waves.endswith(".fst") and Path(result.waves).stat().st_size > 0  # FST when asked for, the rerun too
-    assert any(trace.startswith("eqprop_cosim.cycles[31:0]") for trace in gtkw_traces(Path(result.gtkw)))
+    # the rerun's VCD, and a GTKWave save file naming the failing memory's signals as the VCD names them
+    traces = gtkw_traces(Path(result.gtkw))
+    assert "eqprop_cosim.cycles[31:0]" in traces and any(f"__{result.mismatch['ports'][0]}__" in trace for trace in traces)
+    assert traces <= vcd_signals(Path(result.waves))
 
 
 def test_random_configurations_pass(tmp_path):
