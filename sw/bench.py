@@ -233,6 +233,13 @@ def accuracy_methods(bench: Bench, dataset: str) -> dict[str, Config]:
     return {method: cfg for method, cfg in configs.items() if bench.methods is None or method in bench.methods}
 
 
+def board_results(results: dict) -> dict[str, dict]:
+    """The boards section's entry for each board (the section also holds the CPU rate they are set against)."""
+    from .boards.registry import BOARDS
+
+    return {name: entry for name, entry in results.get("boards", {}).items() if name in BOARDS}
+
+
 def summary_table(results: dict) -> str:
     """The figures a reader looks for first, from the sections that ran: accuracy by method and dataset,
     then the hardware."""
@@ -254,7 +261,7 @@ def summary_table(results: dict) -> str:
         counts = results["cycles"]["digits-cep"]
         rows.append([f"cycles/sample ÷ lower bound, digits-cep at P = {', '.join(str(c['lanes']) for c in counts)}",
                      ", ".join(f"{c['ratio']:.3f}" for c in counts)])
-    for name, board in results.get("boards", {}).items():
+    for name, board in board_results(results).items():
         used = ", ".join(f"{k} {r['used']}/{r['available']}" for k, r in board["build"]["resources"].items() if r["available"])
         rows.append([f"{name}, P = {board['build']['lanes']}: resources; SoC Fmax (runs at)",
                      f"{used}; {board['fmax_mhz']:.1f} MHz ({board['build']['soc_clock_mhz']:g} MHz)"])
@@ -786,7 +793,7 @@ def bench_toolchain(bench: Bench, results: dict):
                          f"{result.wall_s:.1f}", f"{result.cycles_per_second:,.0f}"])
     table = markdown_table(["simulator", "samples", "cycles checked", "writes checked", "passed", "wall s (build included)", "simulated cycles/s"], rows)
     lines = [f"Checkpoint to Verilog (load, Amaranth, Yosys): {data['verilog_s']:.1f} s (median of {len(times)})."]
-    for name, board in results.get("boards", {}).items():
+    for name, board in board_results(results).items():
         lines.append(f"{name}: Verilog to bitstream (Yosys, nextpnr, packer) {board['build']['build_s']:.0f} s (one build, boards section).")
     return data, table + "\n\n" + "\n".join(lines), {}
 
