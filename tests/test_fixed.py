@@ -1,6 +1,7 @@
 """Scalar fixed-point semantics against the ``fixedpoint`` package on thousands of random operands, and against
 ``apytypes`` (a second, vectorized oracle) on hundreds of thousands."""
 
+import apytypes
 import numpy as np
 import pytest
 from fixedpoint import FixedPoint
@@ -116,8 +117,6 @@ GROUPS, PER_GROUP = 200, 1000  # 200,000 values per rounding mode in each test b
 def apy_resize(values: np.ndarray, width: int, frac_bits: int, out: Format) -> np.ndarray:
     """Signed ``width``-bit integers with ``frac_bits`` fraction bits, resized by apytypes into ``out``
     (its rounding, saturating), as integers of ``out``."""
-    import apytypes
-
     x = apytypes.APyFixedArray([int(v) & ((1 << width) - 1) for v in values.tolist()], bits=width, frac_bits=frac_bits)
     y = x.cast(out.m, out.n, quantization=getattr(apytypes.QuantizationMode, APY_ROUNDING[out.rounding]), overflow=apytypes.OverflowMode.SAT)
     bits = np.array(y.to_bits(), dtype=object)
@@ -131,7 +130,6 @@ def test_apytypes_rounding_names_cover_every_mode():
 @pytest.mark.parametrize("mode", ROUNDING_MODES)
 @pytest.mark.parametrize("width, max_shift", [(25, 16), (57, 35)])  # states and weights; accumulators and update products
 def test_requantize_matches_apytypes_on_hundreds_of_thousands_of_values(mode, width, max_shift):
-    pytest.importorskip("apytypes")
     rng = np.random.default_rng([width, ROUNDING_MODES.index(mode)])
     for _ in range(GROUPS):
         out_n, shift = int(rng.integers(0, 21)), int(rng.integers(0, max_shift + 1))
@@ -144,9 +142,6 @@ def test_requantize_matches_apytypes_on_hundreds_of_thousands_of_values(mode, wi
 
 @pytest.mark.parametrize("mode", ROUNDING_MODES)
 def test_products_match_apytypes(mode):
-    pytest.importorskip("apytypes")
-    import apytypes
-
     rng = np.random.default_rng(11 + ROUNDING_MODES.index(mode))
     for _ in range(GROUPS // 4):
         fa = Format(True, int(rng.integers(1, 6)), int(rng.integers(4, 16)))
