@@ -10,7 +10,8 @@ WORKERS ?= 2
 
 .PHONY: demo test test-fast bench data clean
 
-# Debian packages: venv, Icarus Verilog, and the C++ toolchain Verilator compiles its models with.
+# Debian packages: venv, Icarus Verilog, and the C++ toolchain Verilator compiles its models with
+# (with the LZ4 and zlib headers its FST waveform writer needs: eqprop cosim --waves fst).
 
 $(STAMP): pyproject.toml Makefile
 	@missing=""; \
@@ -18,6 +19,8 @@ $(STAMP): pyproject.toml Makefile
 	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
 	command -v g++ >/dev/null || missing="$$missing g++"; \
 	command -v make >/dev/null || missing="$$missing make"; \
+	[ -f /usr/include/lz4.h ] || missing="$$missing liblz4-dev"; \
+	[ -f /usr/include/zlib.h ] || missing="$$missing zlib1g-dev"; \
 	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "$(TORCH_PIN)"

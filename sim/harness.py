@@ -119,3 +119,17 @@ def verilator_control(cfg: Config) -> str:
 
 def harness_verilog(cfg: Config) -> str:
     return verilog.convert(TraceHashHarness(cfg), name=HARNESS_TOP, emit_src=False)
+
+
+#: The harness's signals every waveform view opens on, whichever memory failed.
+WAVE_OVERVIEW = ("clk", "cycles", "busy", "writing", "prediction__valid", "prediction__payload")
+
+
+def wave_signals(cfg: Config, ports: list[str]) -> list[tuple[str, int]]:
+    """``(name, width)`` of the harness's top-level signals that show a mismatch in ``ports`` (trace
+    port names): :data:`WAVE_OVERVIEW`, then each port's traced address and data and its hash."""
+    signature = harness_signature(cfg)
+    widths = {"__".join(map(str, path)): Shape.cast(member.shape).width for path, member in signature.members.flatten() if member.is_port}
+    names = [*WAVE_OVERVIEW, *(f"{group}__{port}{part}" for port in ports for group, part in
+                               (("trace", "__addr"), ("trace", "__data"), ("hashes", "")))]
+    return [(name, widths[name]) for name in names if name in widths]  # a one-word memory has no address

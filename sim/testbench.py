@@ -37,7 +37,12 @@ CLOCK_NS = 10
 
 
 class Mismatch(Exception):
-    """The design departed from the golden model; the message says where."""
+    """The design departed from the golden model; the message says where, ``ports`` which traced
+    memory banks (:class:`eqprop.layout.TracePort` names) wrote differently, if any did."""
+
+    def __init__(self, report: str, ports: list[str] = ()) -> None:
+        super().__init__(report)
+        self.ports = list(ports)
 
 
 class Bench:
@@ -106,18 +111,19 @@ class Bench:
                     value = signed_value(port, int(getattr(dut, f"trace__{port.name}__data").value))
                     seen.append(Write(cycle, port.memory, port.buffer, trace_location(self.cfg, port, address), value))
             if seen or by_cycle.get(cycle):
-                report = first_difference(self.cfg, by_cycle.pop(cycle, []), seen)
+                want = by_cycle.pop(cycle, [])
+                report = first_difference(self.cfg, want, seen)
                 if report:
-                    raise Mismatch(report)
+                    differing = {(w.memory, w.buffer) for w in set(want) ^ set(seen)}
+                    raise Mismatch(report, [port.name for port in self.ports if (port.memory, port.buffer) in differing])
             await RisingEdge(dut.clk)
         raise Mismatch(f"no prediction after {limit} cycles")
 
     def check_hashes(self, expected: WriteTrace) -> None:
         want = expected_hashes(self.cfg, expected)
-        for port in self.ports:
-            got = int(getattr(self.dut, f"hashes__{port.name}").value)
-            if got != want[port.name]:
-                raise Mismatch(f"the writes to memory bank {port.name} differ from the golden model's")
+        differing = [port.name for port in self.ports if int(getattr(self.dut, f"hashes__{port.name}").value) != want[port.name]]
+        if differing:
+            raise Mismatch(f"the writes to memory bank {differing[0]} differ from the golden model's", differing)
 
 
 @cocotb.test()
@@ -174,9 +180,9 @@ async def cosim(dut):
                 where = tuple(np.argwhere(got[name] != value)[0])
                 raise Mismatch(f"read back through the param port, {name}{list(where)} is {got[name][where]}, expected {value[where]}")
     except Mismatch as mismatch:
-        result["mismatch"] = {"sample": sample, "report": str(mismatch)}
+        result["mismatch"] = {"sample": sample, "report": str(mismatch), "ports": mismatch.ports}
     except ValueError as error:  # an X or Z where a value was due
-        result["mismatch"] = {"sample": sample, "report": f"unreadable output ({error})"}
+        result["mismatch"] = {"sample": sample, "report": f"unreadable output ({error})", "ports": []}
     finally:
         result["wall_s"] = time.perf_counter() - started
         result["sim_cycles"] = int(get_sim_time("ns")) // CLOCK_NS

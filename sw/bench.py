@@ -264,6 +264,13 @@ def accuracy_methods(bench: Bench, dataset: str) -> dict[str, Config]:
     return {method: cfg for method, cfg in configs.items() if bench.methods is None or method in bench.methods}
 
 
+def board_results(results: dict) -> dict[str, dict]:
+    """The boards section's entry for each board (the section also holds the CPU rate they are set against)."""
+    from .boards.registry import BOARDS
+
+    return {name: entry for name, entry in results.get("boards", {}).items() if name in BOARDS}
+
+
 def summary_table(results: dict) -> str:
     """The figures a reader looks for first, from the sections that ran: accuracy by method and dataset,
     then the hardware."""
@@ -285,7 +292,7 @@ def summary_table(results: dict) -> str:
         counts = results["cycles"]["digits-cep"]
         rows.append([f"cycles/sample ÷ lower bound, digits-cep at P = {', '.join(str(c['lanes']) for c in counts)}",
                      ", ".join(f"{c['ratio']:.3f}" for c in counts)])
-    for name, board in results.get("boards", {}).items():
+    for name, board in board_results(results).items():
         used = ", ".join(f"{k} {r['used']}/{r['available']}" for k, r in board["build"]["resources"].items() if r["available"])
         rows.append([f"{name}, P = {board['build']['lanes']}: resources; SoC Fmax (runs at)",
                      f"{used}; {board['fmax_mhz']:.1f} MHz ({board['build']['soc_clock_mhz']:g} MHz)"])
@@ -707,14 +714,16 @@ def bench_boards(bench: Bench, results: dict):
             with ticking(f"{name}: eqprop estimate against Yosys at P = {', '.join(map(str, CHECKED_LANES))}", bench.progress):
                 data[name]["estimate_against_synthesis"] = checked = against_synthesis(board.default_config(), synthesize)
             estimates += [[name, row["lanes"], row["lut_estimate"], row["lut_synthesized"], f"{row['lut_error_pct']:+.1f}%",
-                           row["dsp_estimate"], row["dsp_synthesized"]] for row in checked]
+                           *(f"{row[f'{kind}_estimate']} / {row[f'{kind}_synthesized']}" for kind in ("dsp", "ram_blocks", "lut_ram", "spram"))]
+                          for row in checked]
     headers = ["board", "sizes", "P", "LUT", "FF", "RAM", "SPRAM", "DSP", "SoC Fmax MHz", "runs at MHz", "timing met", "cycles/sample",
                "compute-bound samples/s", "over the CPU", "link-bound samples/s", "board samples/s", "build s (1 run)"]
     note = (f"Compute-bound: cycles per sample (the formula the co-simulation checks) at the clock the SoC runs at; over the CPU: "
             f"that against the float model's C-EP on one CPU thread at batch 1, {cpu_rate:,.0f} samples/s in this run (digits-cep). "
             "Board samples/s: the host sends a sample and waits for its answer, so the UART transfer and the computation "
             "take turns: 1 / (1 / compute-bound + 1 / link-bound), at the clock the SoC runs at.")
-    estimate_table = markdown_table(["board (default network, core alone)", "P", "LUT estimated", "LUT Yosys", "LUT error", "DSP estimated", "DSP Yosys"], estimates)
+    estimate_table = markdown_table(["board (default network, core alone)", "P", "LUT estimated", "LUT Yosys", "LUT error",
+                                     "DSP est. / Yosys", "RAM blocks est. / Yosys", "LUT RAM est. / Yosys", "SPRAM est. / Yosys"], estimates)
     return (data, f"{markdown_table(headers, rows)}\n\n{note}\n\n{estimate_table}\n\n![resources](resources.png)",
             {"resources.png": plots.resource_bars({name: data[name]["build"] for name in BOARDS})})
 
@@ -815,7 +824,7 @@ def bench_toolchain(bench: Bench, results: dict):
                          f"{result.wall_s:.1f}", f"{result.cycles_per_second:,.0f}"])
     table = markdown_table(["simulator", "samples", "cycles checked", "writes checked", "passed", "wall s (build included)", "simulated cycles/s"], rows)
     lines = [f"Checkpoint to Verilog (load, Amaranth, Yosys): {data['verilog_s']:.1f} s (median of {len(times)})."]
-    for name, board in results.get("boards", {}).items():
+    for name, board in board_results(results).items():
         lines.append(f"{name}: Verilog to bitstream (Yosys, nextpnr, packer) {board['build']['build_s']:.0f} s (one build, boards section).")
     return data, table + "\n\n" + "\n".join(lines), {}
 

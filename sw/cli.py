@@ -295,10 +295,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         return 0
     used = lambda n, budget: f"{n:,}/{budget:,}"  # noqa: E731
     print(f"{'x'.join(map(str, cfg.network.sizes))} {cfg.learning.rule} on {args.fpga} at {rows[0].clock_hz / 1e6:g} MHz "
-          "(LUTs: a fitted estimate of the core alone; RAM: bits outside SPRAM, a lower bound)")
+          "(LUTs: a fitted estimate of the core alone; RAM blocks and LUT RAM cells as Yosys maps the memories)")
     print(markdown_table(
-        ["P", "DSP", "RAM bits", "SPRAM", "LUT (est.)", "cycles/sample", "samples/s", "fits"],
-        [[e.lanes, used(e.dsp, e.dsp_available), used(e.ram_bits, e.ram_bits_available), used(e.spram, e.spram_available),
+        ["P", "DSP", "RAM blocks", "LUT RAM", "SPRAM", "LUT (est.)", "cycles/sample", "samples/s", "fits"],
+        [[e.lanes, used(e.dsp, e.dsp_available), used(e.ram_blocks, e.ram_blocks_available), e.lut_ram, used(e.spram, e.spram_available),
           used(e.lut, e.lut_available), f"{e.cycles_per_sample:,.0f}", f"{e.samples_per_s:,.1f}", "yes" if e.refused is None else f"no: {e.refused}"]
          for e in rows]))
     return 0
@@ -312,7 +312,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     cfg = board_config(args, board)
     if args.lanes is not None:
         cfg = cfg.replace(hardware={"lanes": args.lanes})
-    report = Flow(cfg, replace=args.replace).build(board, out=args.out).report
+    report = Flow(cfg, replace=args.replace).build(board, out=args.out, bus=args.bus).report
     if args.json:
         print(json_text(report))
         return 0
@@ -559,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "build",
         help="build a board's bitstream: the SoC with the core, through Yosys, nextpnr and the packer",
-        description="Build the bitstream of the SoC (the core behind a UART host link) for a board, with Yosys, nextpnr "
+        description="Build the bitstream of the SoC (the core behind a UART host link; --bus wishbone: the core's Wishbone "
+        "slave alone) for a board, with Yosys, nextpnr "
         "and icepack/ecppack (system tools when present, else the YoWASP packages). Without configuration options the "
         "board's default network. Writes the bitstream and report.json (resources, required and achieved clock) and "
         "prints a table; exits 1 when timing is not met.",
@@ -567,6 +568,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p)
     p.add_argument("--board", required=True, metavar="NAME", help="icebreaker or ulx3s-85f")
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
+    p.add_argument("--bus", choices=("uart", "wishbone"), default="uart",
+                   help="uart: the SoC, the core behind its UART host link (default; what eqprop board talks to); wishbone: the "
+                   "core's Wishbone slave alone, its bus driven through the UART's two pins, for the resources and clock the "
+                   "slave takes in an SoC")
     p.add_argument("--out", required=True, type=_text, metavar="DIR", help="build folder")
     _add_replace_option(p)
     p.add_argument("--json", action="store_true")
@@ -621,7 +626,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (hardware.lanes)")
     p.add_argument("--samples", type=_count_or_all, metavar="N|all", help="training samples to check (default: all of the training split; 3 with --random)")
     p.add_argument("--sim", default="verilator", metavar="SIM", help="verilator (default) or icarus")
-    p.add_argument("--waves", action="store_true", help="write a waveform of the whole run (always written for a mismatch)")
+    p.add_argument("--waves", nargs="?", const="vcd", choices=("vcd", "fst"), metavar="FORMAT",
+                   help="write a waveform of the whole run, as VCD (the default) or FST; a mismatch always gets one (VCD "
+                   "unless fst is given), with a GTKWave save file beside it that opens on the mismatching memory")
     p.add_argument("--random", type=_integer(1, "MAX_RUNS"), metavar="N", help="check N random configurations drawn from seeds --seed, --seed+1, ...")
     p.add_argument("--build-dir", type=_text, default="build/cosim", metavar="DIR", help="simulator builds and waveforms (default: build/cosim)")
     p.add_argument("--out", type=_text, metavar="DIR", help="write the result as DIR/cosim.json (with the versions that made it)")

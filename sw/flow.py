@@ -280,14 +280,15 @@ class Flow:
             self.verilog_file = path
         return VerilogStep(tuple(files.paths), len(text.splitlines()), seconds, cycle_count(cfg))
 
-    def cosim(self, samples: int | None = None, sim: str = "verilator", verilog: str | os.PathLike | None = None, waves: bool = False,
+    def cosim(self, samples: int | None = None, sim: str = "verilator", verilog: str | os.PathLike | None = None, waves: str | None = None,
               build_dir: str | os.PathLike | None = None, data=None, out: str | os.PathLike | None = None) -> CosimStep:
         """Train the first ``samples`` training samples (default all) of ``data`` (default the
         configuration's data set) on the core's Verilog under the simulator, every write checked
         against the golden model: the file ``verilog`` (checked against
         the configuration), else the Verilog this flow wrote, else one generated now. Writes
         ``cosim.json``, as ``eqprop cosim --out``.
-        Simulator builds go to ``build_dir`` (default: the flow's ``sim/``, else ``build/cosim``)."""
+        Simulator builds go to ``build_dir`` (default: the flow's ``sim/``, else ``build/cosim``), and
+        with ``waves`` ("vcd" or "fst") a waveform of the whole run."""
         from .hw.core import check_buildable
         from .sim.runner import cosim, training_samples
 
@@ -307,15 +308,16 @@ class Flow:
 
         return estimate(self.config if fpga is None else self.config.replace(hardware={"fpga": fpga}), list(lanes))
 
-    def build(self, board, out: str | os.PathLike | None = None) -> BuildStep:
+    def build(self, board, out: str | os.PathLike | None = None, bus: str = "uart") -> BuildStep:
         """Build ``board``'s bitstream (a name or a :class:`~eqprop.boards.registry.Board`): the SoC with
-        this configuration's core, through Yosys, nextpnr and the packer, as ``eqprop build --out``."""
+        this configuration's core (``bus="wishbone"``: the core's Wishbone slave alone), through Yosys,
+        nextpnr and the packer, as ``eqprop build --out``."""
         from .boards.build import build
 
         board = _board(board)
         folder = self._path(out, "build")
         with ticking(f"{board.name}: Yosys, nextpnr, packer", self.progress):
-            report = build(board, self.config, folder, replace=self.replace)
+            report = build(board, self.config, folder, replace=self.replace, bus=bus)
         return BuildStep(report, folder)
 
     def board_train(self, board, samples: int = 200, test_samples: int = 100, port: str | None = None, retries: int = 3,

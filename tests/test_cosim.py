@@ -79,12 +79,43 @@ def test_a_design_built_with_another_rounding_is_caught_at_its_first_divergent_w
     wrong = cfg.replace(fixed={"state": {**cfg.fixed.state.to_dict(), "rounding": "down"}})
     verilog = tmp_path / "core.v"
     verilog.write_text(core_verilog(wrong))
-    result = cosim(cfg, params, x, labels, sim="verilator", verilog=verilog, build_root=tmp_path / "build")
+    result = cosim(cfg, params, x, labels, sim="verilator", verilog=verilog, build_root=tmp_path / "build", waves="fst")
     assert not result.passed
     report = result.mismatch["report"]
     assert result.mismatch["sample"] == 0 and result.samples == 0
-    assert re.fullmatch(r"cycle \d+ \(free phase, step \d of 4\): state of layer \d neuron \d \(buffer \d\) expected -?\d+, got -?\d+", report), report
-    assert result.waves and Path(result.waves).stat().st_size > 0
+    match = re.fullmatch(r"cycle \d+ \(free phase, step \d of 4\): state of layer (\d) neuron \d \(buffer (\d)\) expected -?\d+, got -?\d+", report)
+    assert match, report
+    assert result.waves.endswith(".fst") and Path(result.waves).stat().st_size > 0  # FST when asked for, the rerun too
+    # the GTKWave save file beside the waveform opens on the failing state memory's banks
+    layer, buffer = match.groups()
+    assert result.mismatch["ports"] and all(port.startswith(f"s{layer}_buf{buffer}_") for port in result.mismatch["ports"])
+    assert Path(result.gtkw) == Path(result.waves).with_suffix(".gtkw") and f"gtkwave {result.gtkw}" in result.summary()
+    assert f"eqprop_cosim.trace__{result.mismatch['ports'][0]}__data[15:0]" in gtkw_traces(Path(result.gtkw))
+    assert Path(result.results_xml).name == "results.xml" and "failure" in Path(result.results_xml).read_text()
+
+
+def gtkw_traces(path: Path) -> set[str]:
+    """The signals a GTKWave save file shows, and the dump file it names."""
+    lines = path.read_text().splitlines()
+    assert any(line.startswith("[dumpfile]") for line in lines)
+    return {line for line in lines if line and line[0] not in "[@*-"}
+
+
+def vcd_signals(path: Path) -> set[str]:
+    """Every signal of a VCD file as GTKWave names it: scopes joined by dots, vectors with their range."""
+    scope, names = [], set()
+    with path.open() as file:
+        for line in file:
+            words = line.split()
+            if words[:1] == ["$scope"]:
+                scope.append(words[2])
+            elif words[:1] == ["$upscope"]:
+                scope.pop()
+            elif words[:1] == ["$var"]:
+                names.add(".".join([*scope, words[4]]) + (words[5] if words[5] != "$end" else ""))
+            elif words[:1] == ["$enddefinitions"]:
+                return names
+    return names
 
 
 def test_a_design_that_learns_at_another_rate_is_caught_in_its_first_update(tmp_path):
@@ -95,7 +126,10 @@ def test_a_design_that_learns_at_another_rate_is_caught_in_its_first_update(tmp_
     result = cosim(cfg, params, x, labels, sim="icarus", verilog=verilog, build_root=tmp_path / "build")
     assert not result.passed
     assert "weight update" in result.mismatch["report"] or "relaxation" in result.mismatch["report"]
-    assert result.waves.endswith(".vcd")
+    # the rerun's VCD, and a GTKWave save file naming the failing memory's signals as the VCD names them
+    traces = gtkw_traces(Path(result.gtkw))
+    assert "eqprop_cosim.cycles[31:0]" in traces and any(f"__{result.mismatch['ports'][0]}__" in trace for trace in traces)
+    assert traces <= vcd_signals(Path(result.waves))
 
 
 def test_random_configurations_pass(tmp_path):

@@ -155,3 +155,13 @@ def test_bench_says_which_spec_bars_its_sections_met():
     assert rows["cycles/sample within 1.25x the lower bound for every P up to 64"] == ["worst 1.200x (digits-cep, P = 64)", "yes"]
     assert "float minus fixed +1.60 points" in table
     assert table.endswith("5 of 8 bars met.") and spec_bars({"throughput": {}}) == [] and bars_table([], 3, False) == ""
+
+
+def test_the_summary_reads_each_board_and_not_the_cpu_rate_beside_them():
+    from eqprop.bench import summary_table
+
+    board = {"build": {"resources": {"LUT": {"used": 10, "available": 20}}, "lanes": 1, "soc_clock_mhz": 12.0, "build_s": 60.0},
+             "fmax_mhz": 18.7, "board_samples_per_s": 23.8, "compute_samples_per_s": 24.3, "link_bound_samples_per_s": 1136}
+    table = summary_table({"boards": {"icebreaker": board, "cpu_float_batch1_samples_per_s": 465.0}})
+    assert "icebreaker, P = 1: resources; SoC Fmax (runs at)" in table and "LUT 10/20; 18.7 MHz (12 MHz)" in table
+    assert "cpu_float" not in table

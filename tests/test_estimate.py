@@ -10,6 +10,7 @@ from eqprop.boards.registry import BOARDS, board_for
 from eqprop.errors import ConfigError
 from eqprop.hw.devices import DEVICES, multipliers
 from eqprop.hw.estimate import MEASURED_LUTS, against_synthesis, estimate
+from eqprop.hw.synth import synthesize
 from eqprop.schedule import cycle_count
 
 from test_cli import run
@@ -47,12 +48,23 @@ def test_the_bench_compares_the_estimate_with_synthesis_where_the_device_holds_t
 
     def fake_synthesize(cfg):
         synthesized.append(cfg.hardware.lanes)
-        return {"counts": {"LUT": 1000 * cfg.hardware.lanes, "DSP": 3}}
+        return {"counts": {"LUT": 1000 * cfg.hardware.lanes, "DSP": 3, "block RAM": 24, "SPRAM": 4}}
 
     rows = against_synthesis(BOARDS["icebreaker"].default_config(), fake_synthesize)
     assert synthesized == [1]  # P = 2 and 4 need more SPRAMs than the UP5K has
     (row,) = rows
     assert row["lut_error_pct"] == pytest.approx(100 * (row["lut_estimate"] - 1000) / 1000) and row["dsp_synthesized"] == 3
+    assert (row["ram_blocks_synthesized"], row["lut_ram_synthesized"], row["spram_synthesized"]) == (24, 0, 4)
+
+
+def test_ram_blocks_and_lut_ram_are_what_yosys_maps():
+    """About 20 s: a small network on the ECP5 whose memories take every mapping (LUT RAM, the wide
+    simple-dual-port block, the true-dual-port configurations), synthesized by Yosys."""
+    cfg = board_for("ecp5-85f").default_config().replace(network={"sizes": [64, 32, 10]}, hardware={"lanes": 1})
+    (est,) = estimate(cfg, [1])
+    counts = synthesize(cfg)["counts"]
+    assert (est.ram_blocks, est.lut_ram, est.dsp) == (counts["block RAM"], counts["LUT RAM"], counts["DSP"])
+    assert est.ram_blocks > 0 and est.lut_ram > 0
 
 
 def test_bad_input_is_one_error_line(capsys):

@@ -1,5 +1,7 @@
-"""Scalar fixed-point semantics against the ``fixedpoint`` package, on thousands of random operands."""
+"""Scalar fixed-point semantics against the ``fixedpoint`` package on thousands of random operands, and against
+``apytypes`` (a second, vectorized oracle) on hundreds of thousands."""
 
+import apytypes
 import numpy as np
 import pytest
 from fixedpoint import FixedPoint
@@ -105,3 +107,51 @@ def test_wide_datapath_values_round_and_saturate_like_fixedpoint(mode):
         x = FixedPoint(hex(value & ((1 << width) - 1)), signed=True, m=width - src_n, n=src_n)
         x.resize(out.m, out.n, rounding=mode, overflow="clamp", alert="ignore")
         assert int(requantize(np.array([value]), src_n, out)[0]) == _signed(x.bits, out.width), (value, src_n, out)
+
+
+# apytypes: a second, independent oracle (C++ and vectorized), so it checks far more values than fixedpoint's loops.
+APY_ROUNDING = {"convergent": "TIES_EVEN", "nearest": "TIES_POS", "down": "TO_NEG", "up": "TO_POS", "in": "TO_ZERO", "out": "TIES_AWAY"}
+GROUPS, PER_GROUP = 200, 1000  # 200,000 values per rounding mode in each test below
+
+
+def apy_resize(values: np.ndarray, width: int, frac_bits: int, out: Format) -> np.ndarray:
+    """Signed ``width``-bit integers with ``frac_bits`` fraction bits, resized by apytypes into ``out``
+    (its rounding, saturating), as integers of ``out``."""
+    x = apytypes.APyFixedArray([int(v) & ((1 << width) - 1) for v in values.tolist()], bits=width, frac_bits=frac_bits)
+    y = x.cast(out.m, out.n, quantization=getattr(apytypes.QuantizationMode, APY_ROUNDING[out.rounding]), overflow=apytypes.OverflowMode.SAT)
+    bits = np.array(y.to_bits(), dtype=object)
+    return np.array([_signed(int(b), out.width) for b in bits], dtype=np.int64)
+
+
+def test_apytypes_rounding_names_cover_every_mode():
+    assert set(APY_ROUNDING) == set(ROUNDING_MODES)
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+@pytest.mark.parametrize("width, max_shift", [(25, 16), (57, 35)])  # states and weights; accumulators and update products
+def test_requantize_matches_apytypes_on_hundreds_of_thousands_of_values(mode, width, max_shift):
+    rng = np.random.default_rng([width, ROUNDING_MODES.index(mode)])
+    for _ in range(GROUPS):
+        out_n, shift = int(rng.integers(0, 21)), int(rng.integers(0, max_shift + 1))
+        src_n = out_n + shift
+        out = Format(True, int(rng.integers(2, min(30, width + out_n - src_n + 2))), out_n, rounding=mode)
+        values = rng.integers(-(2 ** (width - 1)), 2 ** (width - 1), PER_GROUP)
+        values[:4] = [-(2 ** (width - 1)), 2 ** (width - 1) - 1, 0, -1]  # the ends of the range saturate
+        np.testing.assert_array_equal(requantize(values, src_n, out), apy_resize(values, width, src_n, out), err_msg=f"{src_n} -> {out}")
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+def test_products_match_apytypes(mode):
+    rng = np.random.default_rng(11 + ROUNDING_MODES.index(mode))
+    for _ in range(GROUPS // 4):
+        fa = Format(True, int(rng.integers(1, 6)), int(rng.integers(4, 16)))
+        fb = Format(True, int(rng.integers(1, 6)), int(rng.integers(4, 16)))
+        out = Format(True, int(rng.integers(2, 9)), int(rng.integers(0, fa.n + fb.n + 1)), rounding=mode)
+        a = rng.integers(fa.min_int, fa.max_int + 1, 4 * PER_GROUP)
+        b = rng.integers(fb.min_int, fb.max_int + 1, 4 * PER_GROUP)
+        pa = apytypes.APyFixedArray([int(v) & ((1 << fa.width) - 1) for v in a.tolist()], int_bits=fa.m, frac_bits=fa.n)
+        pb = apytypes.APyFixedArray([int(v) & ((1 << fb.width) - 1) for v in b.tolist()], int_bits=fb.m, frac_bits=fb.n)
+        product = (pa * pb).cast(out.m, out.n, quantization=getattr(apytypes.QuantizationMode, APY_ROUNDING[mode]),
+                                 overflow=apytypes.OverflowMode.SAT)  # the product itself is exact
+        want = [_signed(int(bits), out.width) for bits in product.to_bits()]
+        np.testing.assert_array_equal(multiply(a, fa, b, fb, out), want, err_msg=f"{fa} x {fb} -> {out}")
