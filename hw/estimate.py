@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.golden import Arith
@@ -176,10 +178,23 @@ def against_synthesis(cfg: Config, synthesize) -> list[dict]:
         if est.refused is not None:
             continue
         counts = synthesize(cfg.replace(training={"arith": "fixed"}, hardware={"lanes": est.lanes}))["counts"]
-        rows.append({"lanes": est.lanes, "lut_estimate": est.lut, "lut_synthesized": counts["LUT"],
+        rows.append({"lanes": est.lanes, "lut_estimate": est.lut, "lut_synthesized": counts["LUT"], "ff_synthesized": counts["FF"],
                      "lut_error_pct": 100 * (est.lut - counts["LUT"]) / counts["LUT"],
                      "dsp_estimate": est.dsp, "dsp_synthesized": counts["DSP"],
                      "ram_blocks_estimate": est.ram_blocks, "ram_blocks_synthesized": counts["block RAM"],
                      "lut_ram_estimate": est.lut_ram, "lut_ram_synthesized": counts.get("LUT RAM", 0),
                      "spram_estimate": est.spram, "spram_synthesized": counts.get("SPRAM", 0)})
     return rows
+
+
+def lane_cost(rows: list[dict]) -> dict | None:
+    """LUTs and FFs per lane and the fixed overhead: the least-squares line through synthesized counts
+    (:func:`against_synthesis`'s rows) against P; None with fewer than two lane counts."""
+    if len({row["lanes"] for row in rows}) < 2:
+        return None
+    lanes = np.array([row["lanes"] for row in rows], dtype=float)
+    cost = {}
+    for kind in ("lut", "ff"):
+        per_lane, fixed = np.polyfit(lanes, [row[f"{kind}_synthesized"] for row in rows], 1)
+        cost |= {f"{kind}_per_lane": float(per_lane), f"{kind}_fixed": float(fixed)}
+    return cost

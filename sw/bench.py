@@ -683,7 +683,7 @@ def bench_boards(bench: Bench, results: dict):
     from .boards.registry import BOARDS
     from .boards.train import board_rates
     from .flow import Flow
-    from .hw.estimate import CHECKED_LANES, against_synthesis
+    from .hw.estimate import CHECKED_LANES, against_synthesis, lane_cost
     from .hw.synth import synthesize
     from .schedule import cycle_count
 
@@ -710,9 +710,14 @@ def bench_boards(bench: Bench, results: dict):
                          f"{entry['compute_samples_per_s']:.1f}", f"{entry['compute_over_cpu']:.2f}x", f"{entry['link_bound_samples_per_s']:.0f}",
                          f"{entry['board_samples_per_s']:.1f}", f"{report['build_s']:.0f}"])
         estimates = []  # eqprop estimate against Yosys, the core alone, at several lane counts
+        lane_costs = []  # what a lane adds, from the same syntheses
         for name, board in BOARDS.items():
             with ticking(f"{name}: eqprop estimate against Yosys at P = {', '.join(map(str, CHECKED_LANES))}", bench.progress):
                 data[name]["estimate_against_synthesis"] = checked = against_synthesis(board.default_config(), synthesize)
+            data[name]["lane_cost"] = cost = lane_cost(checked)
+            if cost is not None:
+                lane_costs.append(f"{name}: {cost['lut_per_lane']:,.0f} LUTs and {cost['ff_per_lane']:,.0f} FFs per lane, "
+                                  f"{cost['lut_fixed']:,.0f} LUTs and {cost['ff_fixed']:,.0f} FFs fixed")
             estimates += [[name, row["lanes"], row["lut_estimate"], row["lut_synthesized"], f"{row['lut_error_pct']:+.1f}%",
                            *(f"{row[f'{kind}_estimate']} / {row[f'{kind}_synthesized']}" for kind in ("dsp", "ram_blocks", "lut_ram", "spram"))]
                           for row in checked]
@@ -724,7 +729,9 @@ def bench_boards(bench: Bench, results: dict):
             "take turns: 1 / (1 / compute-bound + 1 / link-bound), at the clock the SoC runs at.")
     estimate_table = markdown_table(["board (default network, core alone)", "P", "LUT estimated", "LUT Yosys", "LUT error",
                                      "DSP est. / Yosys", "RAM blocks est. / Yosys", "LUT RAM est. / Yosys", "SPRAM est. / Yosys"], estimates)
-    return (data, f"{markdown_table(headers, rows)}\n\n{note}\n\n{estimate_table}\n\n![resources](resources.png)",
+    costs = ("What a lane costs (the core alone, Yosys, the least-squares line through P = "
+             f"{', '.join(map(str, CHECKED_LANES))}): " + "; ".join(lane_costs) + ".") if lane_costs else ""
+    return (data, f"{markdown_table(headers, rows)}\n\n{note}\n\n{estimate_table}\n\n{costs}\n\n![resources](resources.png)",
             {"resources.png": plots.resource_bars({name: data[name]["build"] for name in BOARDS})})
 
 

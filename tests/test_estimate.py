@@ -9,7 +9,7 @@ from eqprop.bench import BENCH_DATASETS, DEFAULT_DATASETS, SECTIONS
 from eqprop.boards.registry import BOARDS, board_for
 from eqprop.errors import ConfigError
 from eqprop.hw.devices import DEVICES, multipliers
-from eqprop.hw.estimate import MEASURED_LUTS, against_synthesis, estimate
+from eqprop.hw.estimate import MEASURED_LUTS, against_synthesis, estimate, lane_cost
 from eqprop.hw.synth import synthesize
 from eqprop.schedule import cycle_count
 
@@ -48,13 +48,21 @@ def test_the_bench_compares_the_estimate_with_synthesis_where_the_device_holds_t
 
     def fake_synthesize(cfg):
         synthesized.append(cfg.hardware.lanes)
-        return {"counts": {"LUT": 1000 * cfg.hardware.lanes, "DSP": 3, "block RAM": 24, "SPRAM": 4}}
+        return {"counts": {"LUT": 1000 * cfg.hardware.lanes, "FF": 700, "DSP": 3, "block RAM": 24, "SPRAM": 4}}
 
     rows = against_synthesis(BOARDS["icebreaker"].default_config(), fake_synthesize)
     assert synthesized == [1]  # P = 2 and 4 need more SPRAMs than the UP5K has
     (row,) = rows
     assert row["lut_error_pct"] == pytest.approx(100 * (row["lut_estimate"] - 1000) / 1000) and row["dsp_synthesized"] == 3
     assert (row["ram_blocks_synthesized"], row["lut_ram_synthesized"], row["spram_synthesized"]) == (24, 0, 4)
+    assert lane_cost(rows) is None  # one lane count: no line
+
+
+def test_a_lanes_cost_is_the_line_through_the_synthesized_counts():
+    rows = [{"lanes": p, "lut_synthesized": 1500 + 1200 * p + noise, "ff_synthesized": 1600 + 1100 * p} for p, noise in ((1, 10), (2, -20), (4, 10))]
+    cost = lane_cost(rows)
+    assert cost["ff_per_lane"] == pytest.approx(1100) and cost["ff_fixed"] == pytest.approx(1600)
+    assert 1190 < cost["lut_per_lane"] < 1210 and 1480 < cost["lut_fixed"] < 1520
 
 
 def test_ram_blocks_and_lut_ram_are_what_yosys_maps():
