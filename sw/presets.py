@@ -64,9 +64,12 @@ PRESETS["mnist1d-cep"] = ("C-EP 40-512-10 on MNIST-1D, 100 epochs",
                           {**_MNIST1D, "learning": {"rule": "cep", "lr": [0.02, 0.01]}, "training": {**_MNIST1D["training"], "epochs": 100}})
 PRESETS["mnist-cep-chip"] = (
     "C-EP as the chip learns it on MNIST: 784-198-10, the largest hidden layer the ULX3S-85F's block RAM holds "
-    "at its 8 lanes; batch 1, lr 0.01/0.005, 3 epochs; run it with --arith fixed",
-    # 784 inputs: the accumulator needs 13 integer bits for the largest drive (quantize.fit_accumulator)
-    {"network": {"sizes": [784, 198, 10]}, "learning": {"lr": [0.01, 0.005]}, "training": {"dataset": "mnist", "batch_size": 1, "epochs": 3},
+    "at its 8 lanes; batch 1, lr 0.004/0.002, 4 epochs; run it with --arith fixed",
+    # 784 inputs: the accumulator needs 13 integer bits for the largest drive (quantize.fit_accumulator).
+    # At batch 1 every sample moves the weights within its nudged phases: 0.01/0.005 moved them too
+    # far for C-EP to follow the gradient, and the fixed point fell well behind its float twin; at
+    # 0.004/0.002 the two agree (measured in the bench's MNIST accuracy rows).
+    {"network": {"sizes": [784, 198, 10]}, "learning": {"lr": [0.004, 0.002]}, "training": {"dataset": "mnist", "batch_size": 1, "epochs": 4},
      "fixed": {"accumulator": {"signed": True, "m": 13, "n": 28}}},
 )
 
