@@ -6,8 +6,9 @@ Sections:
 * ``theory``: EP/C-EP against BPTT, continual vs plain updates, nudging bias, the Cauchy
   estimator and homeostasis estimators (see :mod:`eqprop.theory`).
 * ``accuracy``: test accuracy over seeds on digits and MNIST-1D: the BP MLP, float EP, C-EP,
-  C-VF with and without homeostasis, fixed-point C-EP (the golden model, batch 1 as the chip)
-  and the RTL: the golden model's trained weights train further on the core's Verilog under
+  C-VF with and without homeostasis (each also with two hidden layers where the data set has
+  such presets, ``DATASET-RULE-2h``: MNIST-1D), fixed-point C-EP (the golden model, batch 1 as
+  the chip) and the RTL: the golden model's trained weights train further on the core's Verilog under
   Verilator, every write checked, and the weights read back from it are tested. Learning curves
   per method (PNG).
 * ``homeostasis``: C-VF with and without homeostasis, same seeds, on digits and MNIST-1D with one
@@ -84,6 +85,8 @@ METHODS = {
     "C-VF": "cvf",
     "C-VF + homeostasis": "cvf-homeostasis",
 }
+#: A method on the data set's two-hidden-layer presets (``DATASET-SUFFIX-2h``), where it has them.
+TWO_HIDDEN, TWO_HIDDEN_PRESET = " (2 hidden layers)", "-2h"
 FIXED_METHOD, FIXED_TWIN_METHOD, RTL_METHOD = "C-EP fixed point (golden)", "C-EP float twin of the fixed point", "C-EP RTL (co-simulated)"
 QUICK_EPOCHS = 2
 #: SPEC section 8 on digits, and the seeds' benchmarks (issue 15), mean test accuracy over seeds:
@@ -117,7 +120,7 @@ def run_bench(out: Path, sections: list[str], seeds: int = 3, quick: bool = Fals
         if runs.resolve().is_relative_to(Path(out).resolve()):
             raise EqpropError(f"--runs {runs} is inside the bench's output folder {out}, which is replaced when the bench ends")
     for kind, given, known in (("section", sections, SECTIONS), ("dataset", datasets, BENCH_DATASETS),
-                               ("method", methods or [], [*METHODS, FIXED_METHOD, FIXED_TWIN_METHOD])):
+                               ("method", methods or [], [*METHODS, *(m + TWO_HIDDEN for m in METHODS), FIXED_METHOD, FIXED_TWIN_METHOD])):
         unknown = [s for s in given if s not in known]
         if unknown:
             raise EqpropError(f"unknown bench {kind}(s) {', '.join(unknown)}; choose from {', '.join(known)}")
@@ -256,6 +259,8 @@ def accuracy_methods(bench: Bench, dataset: str) -> dict[str, Config]:
     trained on it (the RTL's data sets, and those with their own chip preset), and the fixed point's
     float twin where that preset is its own network."""
     configs = {method: method_config(dataset, suffix) for method, suffix in METHODS.items()}
+    configs.update({method + TWO_HIDDEN: presets.get(f"{dataset}-{suffix}{TWO_HIDDEN_PRESET}") for method, suffix in METHODS.items()
+                    if f"{dataset}-{suffix}{TWO_HIDDEN_PRESET}" in presets.PRESETS})
     own_chip = f"{dataset}-cep-chip" in presets.PRESETS
     if dataset in RTL_DATASETS or own_chip:
         configs[FIXED_METHOD] = chip_variant(dataset)
@@ -466,8 +471,10 @@ def bench_homeostasis(bench: Bench, results: dict):
         for on in (False, True):
             suffix = "cvf-homeostasis" if on else "cvf"
             # the small data sets with one and two hidden layers; the seeds' benchmarks with their own network
-            configs = [method_config(dataset, suffix)] if f"{dataset}-{suffix}" in presets.PRESETS else \
-                [variant(f"digits-{suffix}", dataset, hidden) for hidden in ([128], [128, 64])]
+            if f"{dataset}-{suffix}" in presets.PRESETS:
+                configs = [presets.get(name) for name in (f"{dataset}-{suffix}", f"{dataset}-{suffix}{TWO_HIDDEN_PRESET}") if name in presets.PRESETS]
+            else:
+                configs = [variant(f"digits-{suffix}", dataset, hidden) for hidden in ([128], [128, 64])]
             for cfg in configs:
                 groups[f"{dataset} {'x'.join(map(str, cfg.network.sizes))} {'with' if on else 'without'}"] = bench.seeded(cfg)
     runs = bench.train(groups)

@@ -87,7 +87,7 @@ def test_hidden_layers_with_their_learning_rates_follow_the_dataset(tmp_path, ca
     code, _, err = run(capsys, "train", "--dataset", "mnist1d", "--hidden", "12,8", "--lr", "0.05,0.03,0.02", "--out", str(out), *FAST[2:])
     assert code == 0, err
     cfg, arrays = load_checkpoint(out)
-    assert cfg.network.sizes == [40, 12, 8, 10] and arrays["W2"].shape == (10, 8)
+    assert cfg.network.sizes == [80, 12, 8, 10] and arrays["W2"].shape == (10, 8)  # MNIST-1D: 40 features, on and off
 
 
 def test_corrupt_or_mismatched_checkpoints_are_refused(tmp_path, capsys):

@@ -21,9 +21,23 @@ def test_digits_split_is_stratified_80_20_and_fixed_by_seed():
 
 def test_mnist1d_is_generated_offline():
     d = load_dataset("mnist1d")
-    assert d.x_train.shape == (4000, 40) and d.x_test.shape == (1000, 40)
+    assert d.x_train.shape == (4000, 80) and d.x_test.shape == (1000, 80)
     assert set(np.unique(d.y_train)) == set(range(10))
     assert 0 <= d.x_train.min() and d.x_train.max() <= 1
+
+
+def test_mnist1d_inputs_are_on_and_off_channels_of_the_standardized_features():
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    raw = make_dataset(get_dataset_args())
+    d = load_dataset("mnist1d")
+    mean, std = raw["x"].mean(0), raw["x"].std(0)
+    for x, ours in ((raw["x"], d.x_train), (raw["x_test"], d.x_test)):
+        on, off = ours[:, :40], ours[:, 40:]
+        assert np.all(np.minimum(on, off) == 0)  # at most one channel of a feature is active
+        np.testing.assert_allclose(on - off, np.clip((x - mean) / (3 * std), -1, 1), atol=1e-6)
+    # standardized with the training split's statistics: its on-minus-off channels average near 0
+    assert np.abs((d.x_train[:, :40] - d.x_train[:, 40:]).mean(0)).max() < 0.05
 
 
 def _write_mnist_like(folder, n_train=30, n_test=10, gz=False, seed=0):

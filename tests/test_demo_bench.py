@@ -80,7 +80,7 @@ def test_demo_refuses_unknown_stages_and_boards_before_anything_runs(tmp_path, c
 
 @pytest.mark.slow
 def test_bench_quick_writes_markdown_json_and_plots_from_its_own_runs(tmp_path, capsys):
-    """About 2 minutes: 14 short training runs on digits and MNIST-1D, the RTL co-simulated on both."""
+    """A few minutes: short training runs on digits and MNIST-1D (one and two hidden layers), the RTL co-simulated on both."""
     out = tmp_path / "bench"
     assert main(["bench", "--quick", "--seeds", "1", "--only", "accuracy,cycles,throughput", "--no-progress", "--out", str(out)]) == 0
     results = json.loads((out / "bench.json").read_text())
@@ -107,7 +107,12 @@ def test_bench_quick_writes_markdown_json_and_plots_from_its_own_runs(tmp_path, 
         methods = results["accuracy"][dataset]
         # digits-cep-chip is the chip's own preset: its float twin is trained beside the fixed point
         twin = {"C-EP float twin of the fixed point"} if dataset == "digits" else set()
-        assert set(methods) == {"BP MLP", "EP", "C-EP", "C-VF", "C-VF + homeostasis", "C-EP fixed point (golden)", "C-EP RTL (co-simulated)"} | twin
+        rules = {"BP MLP", "EP", "C-EP", "C-VF", "C-VF + homeostasis"}
+        # MNIST-1D has two-hidden-layer presets too: each rule on them is a row of its own
+        deeper = {f"{rule} (2 hidden layers)" for rule in rules} if dataset == "mnist1d" else set()
+        assert set(methods) == rules | {"C-EP fixed point (golden)", "C-EP RTL (co-simulated)"} | twin | deeper
+        if deeper:
+            assert len(methods["C-EP (2 hidden layers)"]["config"]["network"]["sizes"]) == 4
         assert all(0 <= m["test_accuracy"][0] <= 1 for m in methods.values())
         rtl = methods["C-EP RTL (co-simulated)"]
         assert rtl["mismatches"] == [] and rtl["writes_checked"] > 0
