@@ -101,7 +101,7 @@ PRESETS["mnist-cep-chip"] = (
     # 784 inputs: the accumulator needs 13 integer bits for the largest drive (quantize.fit_accumulator).
     # At batch 1 every sample moves the weights within its nudged phases: 0.01/0.005 moved them too
     # far for C-EP to follow the gradient, and the fixed point fell well behind its float twin; at
-    # 0.004/0.002 the two agree (measured in the bench's MNIST accuracy rows).
+    # 0.004/0.002 the two agree (the bench's MNIST accuracy rows set them side by side).
     {"network": {"sizes": [784, 198, 10]}, "learning": {"lr": [0.004, 0.002]}, "training": {"dataset": "mnist", "batch_size": 1, "epochs": 4},
      "fixed": {"accumulator": {"signed": True, "m": 13, "n": 28}}},
 )
