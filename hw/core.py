@@ -59,7 +59,7 @@ from eqprop.layout import (
     bank_depth, param_names, param_shapes, parameters_from_words,
     skewed_banks, striped_banks, trace_ports,
 )
-from eqprop.program import Part, PassKind, Program, neuron_stages, pipeline
+from eqprop.program import Part, PassKind, neuron_stages, pipeline
 
 from .arith import shape_of, square
 from .devices import check_device, presynaptic_operand, spram_matrices
@@ -171,7 +171,7 @@ class RegisteredWords:
 
     def __init__(self, m: Module, cfg: Config, ports: MemoryPorts, seq: Sequencer) -> None:
         self.m, self.ports, self.lanes = m, ports, cfg.hardware.lanes
-        self.parts = Program.of(cfg).parts()
+        self.parts = seq.program.parts()
         self.at_read = at_read = pipeline(cfg).read_stages
         self.part = delayed(m, seq.beat.part, at_read, "r_part")
         self.mod = delayed(m, seq.beat.row_mod, at_read, "r_mod")
@@ -372,7 +372,7 @@ class Core(wiring.Component):
         (a parallel multiplexer, not a chain of ifs). What the neuron unit needs of a row beside its
         drive (old state, bias, W_0 x, F) is addressed late, so that it arrives with the drive."""
         cfg, P, L = self.cfg, self.lanes, self.cfg.network.n_layers
-        beat, shapes, parts, K = seq.beat, param_shapes(cfg.network), Program.of(cfg).parts(), PassKind
+        beat, shapes, parts, K = seq.beat, param_shapes(cfg.network), seq.program.parts(), PassKind
         depth = max(bank_depth(shape, P) for name, shape in shapes.items() if name[0] != "b")
         issued = Issued(
             weight_address=Signal(range(depth + 1), name="i_waddr"),
