@@ -165,6 +165,30 @@ class Issued:
     drive_row: Signal  # a row of the input drive: its drive is W_0 x
 
 
+@dataclass
+class BeatPhase:
+    """The sequencer's phase registers as they were when a beat was issued: passes overlap (one
+    begins while the last rows of the one before are still in the pipeline), so every stage takes
+    the phase, and the state buffers, of its own beat."""
+
+    read_buf: Signal
+    write_buf: Signal
+    nudged: Signal
+    negative: Signal
+    step: Signal
+    nudge_phase: Signal
+
+    def first_free_step(self):
+        """The free phase's first step: the states' memories still hold the last sample's."""
+        return ~self.nudged & (self.step == 0)
+
+
+def phase_of_beat(m: Module, seq: Sequencer, cycles: int, prefix: str) -> BeatPhase:
+    """The phase of the beat issued ``cycles`` cycles ago."""
+    return BeatPhase(**{name: delayed(m, getattr(seq, name), cycles, f"{prefix}_{name}")
+                        for name in ("read_buf", "write_buf", "nudged", "negative", "step", "nudge_phase")})
+
+
 class RegisteredWords:
     """The r_ stage: the memories' words, registered (their output registers), with the beat they
     belong to, as they are ``pipeline(cfg).read_stages`` cycles after its issue."""
@@ -177,6 +201,7 @@ class RegisteredWords:
         self.mod = delayed(m, seq.beat.row_mod, at_read, "r_mod")
         self.valid = delayed(m, seq.issue, at_read, "r_valid")
         self.mask = delayed(m, seq.beat.mask, at_read, "r_mask")
+        self.phase = phase_of_beat(m, seq, at_read, "r")
         self._registered: dict[int, Signal] = {}
 
     def r(self, port):
@@ -435,10 +460,10 @@ class Core(wiring.Component):
         pre_shift = {0: pre_frac - fx.input.n, None: pre_frac - fx.state.n}
         mac_parts = [i for i, p in enumerate(parts) if p.kind in (K.INPUT_DRIVE, K.RELAXATION) and p.matrix]
         m.submodules.mac = mac = MacLanes(P, arith.weight_store, fx.weight, pre_width, pre_frac, fx.accumulator)
-        first_free_step = ~seq.nudged & (seq.step == 0)  # the states' memories still hold the last sample's
+        first_free_step = words.phase.first_free_step()
         for b in range(P):
             m.d.comb += mac.weights[b].eq(words.by_part({i: words.r(ports.weight_rd[parts[i].matrix][b]) for i in mac_parts}))
-        pres = {i: words.pre_values(parts[i].pre, seq.read_buf) for i in mac_parts}
+        pres = {i: words.pre_values(parts[i].pre, words.phase.read_buf) for i in mac_parts}
         for t in range(P):
             m.d.comb += mac.pres[t].eq(words.by_part({
                 i: pres[i][t] << pre_shift[0] if parts[i].pre == 0 else Mux(first_free_step, 0, pres[i][t]) << pre_shift[None]
@@ -454,34 +479,36 @@ class Core(wiring.Component):
         ]
 
         m.submodules.neuron = neuron = NeuronUnit(arith)
+        phase = phase_of_beat(m, seq, MacLanes.latency(P) + at_read, "n")
         at_neuron = {name: delayed(m, value, MacLanes.latency(P) + at_read, f"n_{name}") for name, value in (
             ("drive_row", issued.drive_row), ("layer", issued.layer), ("row", seq.beat.row), ("mod", seq.beat.row_mod), ("div", seq.beat.row_div))}
         own = lambda l, buf: select({b: words.r(ports.own_rd[(l, buf)][b]) for b in range(P)}, at_neuron["mod"])  # noqa: E731
         at_neuron |= {
             "bias": select({l: select({b: words.r(ports.bias_rd[l][b]) for b in range(P)}, at_neuron["mod"]) for l in range(1, L + 1)}, at_neuron["layer"]),
             "w0x": words.r(ports.w0x_rd),
-            "old": select({l: select({buf: own(l, buf) for buf in range(3)}, seq.read_buf) for l in range(1, L + 1)}, at_neuron["layer"]),
+            "old": select({l: select({buf: own(l, buf) for buf in range(3)}, phase.read_buf) for l in range(1, L + 1)}, at_neuron["layer"]),
             "pending": words.r(ports.pending_rd) if ports.pending_rd is not None else 0,
+            "nudged": phase.nudged, "negative": phase.negative,
+            "first_update": phase.nudged & (phase.nudge_phase == 0) & (phase.step == 0),  # F starts from 0
+            "last_free_step": ~phase.nudged & (phase.step == cfg.learning.T1 - 1),
         }
         for name in row_fields(arith):
             m.d.comb += getattr(neuron, name).eq(at_neuron[name])
         m.d.comb += [
-            neuron.valid.eq(mac.done), neuron.drive.eq(mac.drive),
-            neuron.nudged.eq(seq.nudged), neuron.negative.eq(seq.negative),
-            neuron.first_update.eq(seq.nudged & (seq.nudge_phase == 0) & (seq.step == 0)),
-            neuron.last_free_step.eq(~seq.nudged & (seq.step == cfg.learning.T1 - 1)), neuron.label.eq(seq.label_index), neuron.norm.eq(norm),
+            neuron.valid.eq(mac.done), neuron.drive.eq(mac.drive), neuron.label.eq(seq.label_index), neuron.norm.eq(norm),
         ]
-        out_mod, out_div = (delayed(m, at_neuron[name], neuron_stages(cfg), f"out_{name}") for name in ("mod", "div"))
+        out_mod, out_div, out_write_buf, out_nudged = (delayed(m, value, neuron_stages(cfg), f"out_{name}") for name, value in (
+            ("mod", at_neuron["mod"]), ("div", at_neuron["div"]), ("write_buf", phase.write_buf), ("nudged", phase.nudged)))
         for l in range(1, L + 1):
             with m.If(neuron.state_valid & (neuron.out_layer == l)):
                 for buf in range(3):
-                    with m.If(seq.write_buf == buf):
+                    with m.If(out_write_buf == buf):
                         for b, port in enumerate(ports.state_wr[(l, buf)]):
                             m.d.comb += [port.addr.eq(out_div), port.data.eq(neuron.state), port.en.eq(out_mod == b)]
                 for (name, layer), banks in ports.factor_wr.items():
                     if layer == l:
                         for b, port in enumerate(banks):
-                            m.d.comb += [port.addr.eq(out_div), port.data.eq(getattr(neuron.factors, name)), port.en.eq(seq.nudged & (out_mod == b))]
+                            m.d.comb += [port.addr.eq(out_div), port.data.eq(getattr(neuron.factors, name)), port.en.eq(out_nudged & (out_mod == b))]
         m.d.comb += [ports.w0x_wr.addr.eq(neuron.out_row), ports.w0x_wr.data.eq(neuron.out_w0x), ports.w0x_wr.en.eq(neuron.w0x_valid)]
         if ports.pending_wr is not None:
             m.d.comb += [ports.pending_wr.addr.eq(neuron.out_row), ports.pending_wr.data.eq(neuron.out_pending), ports.pending_wr.en.eq(neuron.pending_valid)]
@@ -493,6 +520,7 @@ class Core(wiring.Component):
         cfg, fx, arith, P, tied = self.cfg, self.cfg.fixed, self.arith, self.lanes, self.cfg.network.tied
         parts, K = words.parts, PassKind
         update_parts = of_kind(parts, K.UPDATE, K.INPUT_UPDATE, K.HOMEOSTASIS)
+        phase = words.phase
         roundings = {i: update_rounding(arith, parts[i]) for i in update_parts}
         distinct = list(dict.fromkeys(roundings.values()))
         stages = pipeline(cfg)
@@ -518,14 +546,14 @@ class Core(wiring.Component):
             if part.kind == K.HOMEOSTASIS:
                 partner[i] = [words.r(ports.weight_rd[f"B{l}"][b]) for b in range(P)]
             elif part.kind == K.INPUT_UPDATE:  # F_i x_j: the sign is in F already
-                pre_a[i], fa[i] = words.pre_values(0, seq.read_buf), words.r(ports.pending_rd)
+                pre_a[i], fa[i] = words.pre_values(0, phase.read_buf), words.r(ports.pending_rd)
             elif part.target == "B":
-                pre_a[i], fa[i] = words.pre_values(l + 1, seq.read_buf), factor_of("e", l)
+                pre_a[i], fa[i] = words.pre_values(l + 1, phase.read_buf), factor_of("e", l)
             elif tied:
-                pre_a[i], fa[i] = words.pre_values(l, seq.write_buf), factor_of("u", l + 1)
-                pre_b[i], fb[i] = words.pre_values(l, seq.read_buf), factor_of("v", l + 1)
+                pre_a[i], fa[i] = words.pre_values(l, phase.write_buf), factor_of("u", l + 1)
+                pre_b[i], fb[i] = words.pre_values(l, phase.read_buf), factor_of("v", l + 1)
             else:
-                pre_a[i], fa[i] = words.pre_values(l, seq.read_buf), factor_of("d", l + 1)
+                pre_a[i], fa[i] = words.pre_values(l, phase.read_buf), factor_of("d", l + 1)
         lane = lambda values, t: words.by_part({i: v[t] for i, v in values.items()})  # noqa: E731
         for t in range(P):
             m.d.comb += [
@@ -538,7 +566,7 @@ class Core(wiring.Component):
             update.rotate.eq(words.mod),
             update.bias.eq(words.in_parts([i for i in update_parts if parts[i].target == "b"])),
             update.homeostasis.eq(words.in_parts(of_kind(parts, K.HOMEOSTASIS))),
-            update.negate.eq(seq.negative & words.in_parts(of_kind(parts, K.UPDATE))),
+            update.negate.eq(phase.negative & words.in_parts(of_kind(parts, K.UPDATE))),
             update.rounding.eq(words.by_part({i: distinct.index(rounding) for i, rounding in roundings.items()})),
             update.fa.eq(words.by_part(fa)),
             update.fb.eq(words.by_part(fb)),

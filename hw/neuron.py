@@ -42,6 +42,11 @@ def row_fields(arith: Arith) -> dict:
         "w0x": shape_of(fx.accumulator),
         "old": shape_of(fx.state),
         "pending": shape_of(fx.update),
+        # the phase of the row's beats (passes overlap: the sequencer may be in the next one)
+        "nudged": 1,
+        "negative": 1,
+        "first_update": 1,  # the sample's first nudged step: F starts from 0
+        "last_free_step": 1,
     }
 
 
@@ -56,11 +61,7 @@ class NeuronUnit(wiring.Component):
             "valid": In(1),
             "drive": In(shape_of(fx.accumulator)),
             **{name: In(shape) for name, shape in fields.items()},
-            # the phase, from the controller (constant over a pass)
-            "nudged": In(1),
-            "negative": In(1),
-            "first_update": In(1),  # the sample's first nudged step: F starts from 0
-            "last_free_step": In(1),
+            # constant over a sample
             "label": In(range(max(2, n[-1]))),
             "norm": In(range(n[0] * (1 << 2 * fx.input.width) + 1)),
             # out, from the last stage's registers
@@ -86,8 +87,10 @@ class NeuronUnit(wiring.Component):
         # n1_: the neuron's total drive (a drive row's is its drive: the W_0 x it writes)
         bias = shift_round(self.bias, arith.bias_store.n - fx.accumulator.n, fx.accumulator.rounding)
         carried = {"w0x": self.w0x, "pending": self.pending} if deferred else {}
+        phase = ("nudged", "negative", "first_update", "last_free_step")
         n1 = stage(m, "n1", {
             "valid": self.valid, "drive_row": self.drive_row, "layer": self.layer, "row": self.row, "old": self.old,
+            **{name: getattr(self, name) for name in phase},
             "total": self.drive + Mux(self.drive_row, 0, bias + Mux(self.layer == 1, self.w0x, 0)), **carried,
         })
 
@@ -95,11 +98,11 @@ class NeuronUnit(wiring.Component):
         rounded = shift_round(n1["total"], fx.accumulator.n - fx.state.n, fx.state.rounding)
         rho = Mux(rounded < 0, 0, Mux(rounded > arith.one, arith.one, rounded))
         pull = times_constant(Mux(n1["row"] == self.label, arith.one, 0) - n1["old"], arith.beta)
-        nudge = shift_round(Mux(self.negative, -pull, pull), fx.factor.n, fx.state.rounding)
+        nudge = shift_round(Mux(n1["negative"], -pull, pull), fx.factor.n, fx.state.rounding)
         state = Signal(shape_of(fx.state))
-        m.d.comb += state.eq(Mux(self.nudged & (n1["layer"] == L), saturate(rho + nudge, fx.state), rho))
+        m.d.comb += state.eq(Mux(n1["nudged"] & (n1["layer"] == L), saturate(rho + nudge, fx.state), rho))
         # a row writes its state or (a drive row) its W_0 x: one register carries either
-        row_tags = ("valid", "drive_row", "layer", "row", *carried)
+        row_tags = ("valid", "drive_row", "layer", "row", *phase, *carried)
         n2 = stage(m, "n2", {**{name: n1[name] for name in row_tags}, "value": Mux(n1["drive_row"], n1["total"], state), "old": n1["old"]})
         n2["state"] = Signal(shape_of(fx.state), name="n2_state")
         m.d.comb += n2["state"].eq(n2["value"])
@@ -127,21 +130,21 @@ class NeuronUnit(wiring.Component):
         if deferred:  # n3x_: the change f of the input-layer factor, signed, and f ||x||^2 (a DSP's output register)
             f = n3["u"] - n3["v"] if tied else n3["d"]
             signed_f = Signal(signed(fx.update.width + 2))
-            m.d.comb += signed_f.eq(Mux(self.negative, -f, f))
+            m.d.comb += signed_f.eq(Mux(n3["negative"], -f, f))
             n3 = stage(m, "n3x", {**n3, "f": signed_f, "product": signed_f * self.norm})
         n3["state"] = Signal(shape_of(fx.state), name="n3_state")
         m.d.comb += n3["state"].eq(n3["value"])
 
         # n4_: deferred input updates (layer 1, nudged), the argmax; the outputs
-        n4 = stage(m, "n4", {name: n3[name] for name in ("valid", "drive_row", "layer", "row", "state")})
+        n4 = stage(m, "n4", {name: n3[name] for name in ("valid", "drive_row", "layer", "row", "state", "last_free_step")})
         for name in self.factor_names:
             m.d.sync += getattr(self.factors, name).eq(n3[name])
-        tracking = self.nudged & (n3["layer"] == 1) & ~n3["drive_row"] if deferred else 0
+        tracking = n3["nudged"] & (n3["layer"] == 1) & ~n3["drive_row"] if deferred else 0
         w0x_next, pending_next = n3["value"], 0
         if deferred:
             step = shift_round(n3["product"], fx.update.n + 2 * fx.input.n - fx.accumulator.n, fx.accumulator.rounding)
             w0x_next = Mux(tracking, saturate(n3["w0x"] + step, fx.accumulator), n3["value"])
-            pending_next = saturate(Mux(self.first_update, 0, n3["pending"]) + n3["f"], fx.update)
+            pending_next = saturate(Mux(n3["first_update"], 0, n3["pending"]) + n3["f"], fx.update)
         m.d.sync += [
             self.out_w0x.eq(w0x_next),
             self.out_pending.eq(pending_next),
@@ -151,7 +154,7 @@ class NeuronUnit(wiring.Component):
         ]
         m.d.comb += [self.out_layer.eq(n4["layer"]), self.out_row.eq(n4["row"]), self.state.eq(n4["state"])]
         best = Signal(shape_of(fx.state))
-        with m.If(n4["valid"] & ~n4["drive_row"] & (n4["layer"] == L) & self.last_free_step):
+        with m.If(n4["valid"] & ~n4["drive_row"] & (n4["layer"] == L) & n4["last_free_step"]):
             with m.If((n4["row"] == 0) | (n4["state"] > best)):
                 m.d.sync += [best.eq(n4["state"]), self.best_index.eq(n4["row"])]
         return m

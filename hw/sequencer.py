@@ -21,7 +21,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from eqprop.config import Config, phase_count
-from eqprop.program import PassKind, Program
+from eqprop.program import Pass, PassKind, Program, Transition
 
 
 def label_layout(cfg: Config) -> data.StructLayout:
@@ -85,7 +85,8 @@ class Sequencer(wiring.Component):
         group_of = {parts.index(part): [parts.index(p) for p in group.parts]
                     for p in program.passes() for group in p.groups for part in group.parts}
         star_buf = Signal(2, init=2)  # from the end of the free phase: s*, where every nudged phase starts
-        train, drain = Signal(), Signal(range(max(p.drain for p in program.passes()) + 1))
+        train = Signal()
+        reverse = Signal()  # this relaxation step runs its layers in the opposite order
 
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
@@ -101,7 +102,25 @@ class Sequencer(wiring.Component):
             with m.Else():
                 m.d.sync += row_mod.eq(row_mod + 1)
 
-        after = self._pass_transitions(m, star_buf, train)
+        branches = self._pass_transitions(m, star_buf, train, reverse)
+        gap_width = max(2, max(program.gaps.values(), default=0) + 1, max(p.drain for p in program.passes()) + 1)
+        wait = Signal(range(gap_width))
+
+        def end_pass(kind: PassKind) -> None:
+            """The pass's last beat: the next pass right away, or after its gap."""
+            def wait_for_gap():
+                m.d.sync += wait.eq(0)
+                m.next = f"gap_after_{kind.name.lower()}"
+
+            for i, (condition, gap, action) in enumerate(branches[kind]):
+                with (m.If if i == 0 else m.Elif)(condition):
+                    if isinstance(gap, int):
+                        action() if gap == 0 else wait_for_gap()
+                        continue
+                    with m.If(gap == 0):
+                        action()
+                    with m.Else():
+                        wait_for_gap()
 
         with m.FSM():
             with m.State("LOAD"):
@@ -114,44 +133,61 @@ class Sequencer(wiring.Component):
                     m.d.sync += [
                         self.label_index.eq(self.label.payload.index), train.eq(self.label.payload.train), self.cycles.eq(0),
                         self.step.eq(0), self.nudged.eq(0), self.nudge_phase.eq(0), self.negative.eq(0),
-                        self.read_buf.eq(0), self.write_buf.eq(1), star_buf.eq(2),
+                        self.read_buf.eq(0), self.write_buf.eq(1), star_buf.eq(2), reverse.eq(0),
                     ]
                     restart_rows()
                     m.next = parts[0].name
             for pass_ in program.passes():
-                drain_state = f"drain_{pass_.kind.name.lower()}"
-                for part in pass_.parts:
-                    index = parts.index(part)
-                    group = group_of[index]
-                    with m.State(part.name):
-                        m.d.comb += [self.issue.eq(1), part_index.eq(index), self.busy.eq(1)]
-                        with m.If(segment != part.beats - 1):
-                            m.d.sync += segment.eq(segment + 1)
-                        with m.Else():
-                            if index != group[-1]:  # the row goes on in the group's next part
-                                m.d.sync += segment.eq(0)
-                                m.next = parts[index + 1].name
-                            else:
-                                with m.If(row != part.rows - 1):
-                                    next_row()
-                                    m.next = parts[group[0]].name
-                                with m.Else():
-                                    restart_rows()
-                                    if part is not pass_.parts[-1]:
-                                        m.next = parts[index + 1].name
-                                    else:
-                                        m.d.sync += drain.eq(0)
-                                        m.next = drain_state
-                with m.State(drain_state):
+                groups = [[parts.index(p) for p in group.parts] for group in pass_.groups]
+                for g, group in enumerate(groups):
+                    for index in group:
+                        part = parts[index]
+                        with m.State(part.name):
+                            m.d.comb += [self.issue.eq(1), part_index.eq(index), self.busy.eq(1)]
+                            with m.If(segment != part.beats - 1):
+                                m.d.sync += segment.eq(segment + 1)
+                            with m.Else():
+                                if index != group[-1]:  # the row goes on in the group's next part
+                                    m.d.sync += segment.eq(0)
+                                    m.next = parts[index + 1].name
+                                else:
+                                    with m.If(row != part.rows - 1):
+                                        next_row()
+                                        m.next = parts[group[0]].name
+                                    with m.Else():
+                                        restart_rows()
+                                        self._next_group(m, groups, g, pass_.kind, reverse, end_pass)
+                with m.State(f"gap_after_{pass_.kind.name.lower()}"):
                     m.d.comb += self.busy.eq(1)
-                    m.d.sync += drain.eq(drain + 1)
-                    with m.If(drain == pass_.drain - 1):
-                        after[pass_.kind]()
+                    m.d.sync += wait.eq(wait + 1)
+                    for i, (condition, gap, action) in enumerate(branches[pass_.kind]):
+                        with (m.If if i == 0 else m.Elif)(condition):
+                            with m.If(wait == gap - 1):
+                                action()
             with m.State("OUTPUT"):
                 m.d.comb += self.done.eq(1)
                 with m.If(self.ack):
                     m.next = "LOAD"
         return m
+
+    def _next_group(self, m: Module, groups: list, g: int, kind: PassKind, reverse: Signal, end_pass) -> None:
+        """After group ``g``'s last row: the next group, or (after the last) the pass's end; a
+        reversed relaxation step runs its groups from the last to the first."""
+        parts = self.program.parts()
+
+        def go(after: int) -> None:
+            if 0 <= after < len(groups):
+                m.next = parts[groups[after][0]].name
+            else:
+                end_pass(kind)
+
+        if kind != PassKind.RELAXATION or len(groups) == 1:
+            go(g + 1)
+            return
+        with m.If(reverse):
+            go(g - 1)
+        with m.Else():
+            go(g + 1)
 
     def _describe_beat(self, m: Module, part_index: Signal, segment: Signal, group_of: dict) -> None:
         """What the lanes need to know of the beat issued, by its part (one parallel multiplexer)."""
@@ -169,88 +205,111 @@ class Sequencer(wiring.Component):
                         mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0),
                     ]
 
-    def _pass_transitions(self, m: Module, star_buf: Signal, train: Signal) -> dict:
-        """What follows each pass's drain, by pass kind: the next pass, step or phase (with the state
-        buffers it reads and writes), the homeostasis pass, or the prediction."""
+    def _pass_transitions(self, m: Module, star_buf: Signal, train: Signal, reverse: Signal) -> dict:
+        """What may follow each pass, by pass kind: ``(condition, gap, action)`` in priority order. The
+        action, in the cycle before the next pass's first beat, starts that pass, step or phase (with
+        the state buffers it reads and writes), the homeostasis pass or the prediction; the gap is
+        the program's for that transition (:attr:`eqprop.program.Program.gaps`)."""
         program, learn, K = self.program, self.cfg.learning, PassKind
         since = Signal(range(learn.homeostasis_period + 1))  # training samples since the last homeostasis pass
-        first_part = {p.kind: p.parts[0].name for p in program.passes()}
+        draws = learn.nudging == "random-sign"
+
+        def gap(before: PassKind, after: str | None, draw: bool = False):
+            """The gap from a pass of kind ``before`` (a relaxation in either order, as ``reverse``
+            says) to the pass named ``after`` (a relaxation after a relaxation runs the other order)."""
+            def of(p: Pass) -> int:
+                name = "relaxation_reversed" if after == "relaxation" and p is program.relaxation else after
+                return program.gaps.get(Transition(p.name, name, draw), p.drain)
+            if before != K.RELAXATION:
+                return of(next(p for p in program.passes() if p.kind == before))
+            return Mux(reverse, of(program.relaxation_reversed), of(program.relaxation))
+
+        def start(kind: PassKind, before: PassKind) -> None:
+            """The next pass's first beat; a relaxation after a relaxation runs the other order."""
+            if kind == K.RELAXATION and before == K.RELAXATION:
+                with m.If(reverse):
+                    m.d.sync += reverse.eq(0)
+                    m.next = program.relaxation.parts[0].name
+                with m.Else():
+                    m.d.sync += reverse.eq(1)
+                    m.next = program.relaxation_reversed.parts[0].name
+                return
+            m.d.sync += reverse.eq(0)
+            m.next = next(p for p in program.passes() if p.kind == kind).parts[0].name
 
         def after_buffer(buffer):
             return Mux(buffer == 2, 0, buffer + 1)
 
-        def start_phase(first: bool):
-            """The sign of a nudged phase: symmetric alternates, random-sign draws a random bit."""
-            if learn.nudging == "random-sign":
+        def start_phase(first: bool, before: PassKind):
+            """A nudged phase from s*. Its sign: symmetric alternates, random-sign draws a random bit."""
+            if draws:
                 m.d.comb += self.draw.eq(1)
                 m.d.sync += self.negative.eq(self.sign_bit)
             else:
                 m.d.sync += self.negative.eq(0 if first else 1)
-
-        def next_step():
-            # the buffer that is neither s* nor the one just written
-            m.d.sync += [self.step.eq(self.step + 1), self.read_buf.eq(self.write_buf), self.write_buf.eq((3 - star_buf - self.write_buf)[:2])]
-            m.next = first_part[K.RELAXATION]
-
-        def finish_sample():
-            if program.homeostasis is None:
-                m.next = "OUTPUT"
-                return
-            with m.If(since == learn.homeostasis_period - 1):
-                m.d.sync += since.eq(0)
-                m.next = first_part[K.HOMEOSTASIS]
-            with m.Else():
-                m.d.sync += since.eq(since + 1)
-                m.next = "OUTPUT"
-
-        def after_relaxation():
-            with m.If(self.nudged):
-                m.next = first_part[K.UPDATE]
-            with m.Elif(self.step != learn.T1 - 1):
-                next_step()
-            with m.Elif(train):  # s* is in write_buf: keep it for every nudged phase
+            if first:  # s* is in write_buf: keep it for every nudged phase
                 m.d.sync += [
                     self.nudged.eq(1), self.step.eq(0), star_buf.eq(self.write_buf), self.read_buf.eq(self.write_buf),
                     self.write_buf.eq(after_buffer(self.write_buf)),
                 ]
-                start_phase(first=True)
-                m.next = first_part[K.RELAXATION]
-            with m.Else():
-                m.next = "OUTPUT"
-
-        def after_nudged_step():
-            with m.If(self.step != learn.T2 - 1):
-                next_step()
-            with m.Elif(self.nudge_phase != phase_count(learn.nudging) - 1):
+            else:
                 m.d.sync += [
                     self.nudge_phase.eq(self.nudge_phase + 1), self.step.eq(0),
                     self.read_buf.eq(star_buf), self.write_buf.eq(after_buffer(star_buf)),
                 ]
-                start_phase(first=False)
-                m.next = first_part[K.RELAXATION]
-            with m.Else():
-                if program.input_update is not None:
-                    m.next = first_part[K.INPUT_UPDATE]
-                else:
-                    finish_sample()
+            start(K.RELAXATION, before)
 
-        def after_update():
-            if program.input_update is None:  # literal input updates: W_0 x again, from the new W_0
-                m.next = first_part[K.INPUT_DRIVE]
-            else:
-                after_nudged_step()
-
-        def after_input_drive():
-            with m.If(self.nudged):
-                after_nudged_step()
-            with m.Else():
-                m.next = first_part[K.RELAXATION]
+        def next_step(before: PassKind):
+            # the buffer that is neither s* nor the one just written
+            m.d.sync += [self.step.eq(self.step + 1), self.read_buf.eq(self.write_buf), self.write_buf.eq((3 - star_buf - self.write_buf)[:2])]
+            start(K.RELAXATION, before)
 
         def to_output():
+            m.d.sync += reverse.eq(0)
             m.next = "OUTPUT"
 
-        after = {
-            K.INPUT_DRIVE: after_input_drive, K.RELAXATION: after_relaxation, K.UPDATE: after_update,
-            K.INPUT_UPDATE: finish_sample, K.HOMEOSTASIS: to_output,
+        def homeostasis(due: bool, before: PassKind):
+            if due:
+                m.d.sync += since.eq(0)
+                start(K.HOMEOSTASIS, before)
+            else:
+                m.d.sync += since.eq(since + 1)
+                to_output()
+
+        def finish_sample(before: PassKind) -> list:
+            if program.homeostasis is None:
+                return [(1, gap(before, None), to_output)]
+            return [(since == learn.homeostasis_period - 1, gap(before, "homeostasis"), lambda: homeostasis(True, before)),
+                    (1, gap(before, None), lambda: homeostasis(False, before))]
+
+        def after_nudged_step(before: PassKind) -> list:
+            if program.input_update is not None:
+                last = [(1, gap(before, "input_update"), lambda: start(K.INPUT_UPDATE, before))]
+            else:
+                last = finish_sample(before)
+            return [
+                (self.step != learn.T2 - 1, gap(before, "relaxation"), lambda: next_step(before)),
+                (self.nudge_phase != phase_count(learn.nudging) - 1, gap(before, "relaxation", draws), lambda: start_phase(False, before)),
+                *last,
+            ]
+
+        R, U, D = K.RELAXATION, K.UPDATE, K.INPUT_DRIVE
+        branches = {
+            R: [
+                (self.nudged, gap(R, "update"), lambda: start(U, R)),
+                (self.step != learn.T1 - 1, gap(R, "relaxation"), lambda: next_step(R)),
+                (train, gap(R, "relaxation", draws), lambda: start_phase(True, R)),
+                (1, gap(R, None), to_output),
+            ],
+            # with literal input updates W_0 x is driven again from the new W_0 after every update
+            U: [(1, gap(U, "input_drive"), lambda: start(D, U))] if program.input_update is None else after_nudged_step(U),
+            D: [
+                *[(self.nudged & condition, g, action) for condition, g, action in after_nudged_step(D)],
+                (1, gap(D, "relaxation"), lambda: start(R, D)),
+            ],
         }
-        return after
+        if program.input_update is not None:
+            branches[K.INPUT_UPDATE] = finish_sample(K.INPUT_UPDATE)
+        if program.homeostasis is not None:
+            branches[K.HOMEOSTASIS] = [(1, gap(K.HOMEOSTASIS, None), to_output)]
+        return branches

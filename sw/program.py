@@ -10,8 +10,14 @@ the cycle of every write, :func:`eqprop.schedule.locate`) and the sequencer of :
 * A **part** is ``rows`` rows of ``beats`` beats over one memory (:class:`Part`).
 * A **group** is the parts whose rows interleave: a neuron of a relaxation step reads its
   ``W_{l-1}`` row, then its ``B_l`` row, then the next neuron begins (:class:`Group`).
-* A **pass** is its groups issued back to back, one beat per cycle, then drained for
-  :meth:`Pass.drain` cycles, because the next pass reads what it wrote (:class:`Pass`).
+* A **pass** is its groups issued back to back, one beat per cycle (:class:`Pass`). Its last write
+  lands :attr:`Pass.drain` cycles after its last beat.
+* Passes overlap: the next pass's first beat follows the last beat of this one after a **gap**,
+  the fewest idle cycles with which no beat reads a word before the write it needs has landed
+  (nor writes a word an earlier beat has still to read), found word by word from every beat's
+  reads and writes (:func:`pass_gaps`). Consecutive relaxation steps alternate the order of their
+  layers (:attr:`Program.relaxation_reversed`), so that a step begins with the layer whose inputs
+  the last step wrote first. The sample ends when its last write has landed.
 
 The passes of a training sample, in order (:func:`sample_passes`): the input drive ``W_0 x``; T1
 free relaxation steps; for each nudged phase, T2 times a relaxation step and an update pass (and,
@@ -23,7 +29,9 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from .config import Config, phase_count
 
@@ -73,6 +81,10 @@ class Pipeline:
     #: written and the word read in one cycle have addresses of different parity
     #: (eqprop.hw.memories' SPRAM stores need it).
     update_stages: int = 5
+    #: The weight matrices W_l live in single-port stores (the iCE40's SPRAM, eqprop.hw.memories),
+    #: whose parity split holds only within one read-modify-write walk: a pass that writes them
+    #: and the next that reads them do not overlap.
+    single_port_weights: bool = False
 
     def __post_init__(self) -> None:
         assert self.read_stages in (1, 2) and self.update_stages in (4, 5)
@@ -84,7 +96,7 @@ class Pipeline:
         return self.read_stages + self.update_stages
 
 
-PIPELINES = {"ice40up5k": Pipeline(read_stages=1, update_stages=4)}
+PIPELINES = {"ice40up5k": Pipeline(read_stages=1, update_stages=4, single_port_weights=True)}
 
 
 def pipeline(cfg: Config) -> Pipeline:
@@ -164,14 +176,16 @@ class Pass:
 
     #: Cycles after the last beat until the pass's last write.
     drain: int
-
-    @property
-    def cycles(self) -> int:
-        return self.beats + self.drain
+    #: Unique among the program's passes (the reversed relaxation has its own): names its gaps.
+    name: str
 
 
 def beats(length: int, lanes: int) -> int:
     return max(1, math.ceil(length / lanes))
+
+
+#: Programs built, by their configuration's JSON (finding the gaps walks every pass of a sample).
+_PROGRAMS: dict = {}
 
 
 @dataclass(frozen=True)
@@ -181,12 +195,27 @@ class Program:
     cfg: Config
     input_drive: Pass
     relaxation: Pass
+    #: The relaxation with its layers in the opposite order (the same parts): the step after a
+    #: relaxation step runs the other order.
+    relaxation_reversed: Pass
     update: Pass
     input_update: Pass | None
     homeostasis: Pass | None
+    #: Idle cycles between the last beat of a pass and the first of the next, by
+    #: :class:`Transition` (to ``None``: the sample's end, when its last write has landed).
+    gaps: dict = field(compare=False)
 
     @classmethod
     def of(cls, cfg: Config) -> "Program":
+        key = cfg.to_json()
+        if key not in _PROGRAMS:
+            if len(_PROGRAMS) >= 64:
+                _PROGRAMS.clear()
+            _PROGRAMS[key] = cls._build(cfg)
+        return _PROGRAMS[key]
+
+    @classmethod
+    def _build(cls, cfg: Config) -> "Program":
         n, L, P, tied = cfg.network.sizes, cfg.network.n_layers, cfg.hardware.lanes, cfg.network.tied
         deferred = cfg.hardware.defer_input_updates
 
@@ -195,7 +224,7 @@ class Program:
 
         K = PassKind
         mac, weights = state_write_latency(cfg), pipeline(cfg).weight_write_latency
-        drive = Pass(K.INPUT_DRIVE, (Group((part(K.INPUT_DRIVE, "drive_W0", 1, "W0", False, 0, n[0], n[1]),)),), mac)
+        drive = Pass(K.INPUT_DRIVE, (Group((part(K.INPUT_DRIVE, "drive_W0", 1, "W0", False, 0, n[0], n[1]),)),), mac, "input_drive")
         layers = []
         for l in range(1, L + 1):
             parts = []
@@ -207,7 +236,8 @@ class Program:
             if not parts:  # a single-layer network: layer 1 only applies rho to the cached W_0 x
                 parts.append(part(K.RELAXATION, f"relax_l{l}_rho", l, None, False, None, 0, n[l]))
             layers.append(Group(tuple(parts)))
-        relaxation = Pass(K.RELAXATION, tuple(layers), mac)
+        relaxation = Pass(K.RELAXATION, tuple(layers), mac, "relaxation")
+        relaxation_reversed = Pass(K.RELAXATION, tuple(reversed(layers)), mac, "relaxation_reversed")
 
         updates = []
         for l in range(L):
@@ -216,16 +246,19 @@ class Program:
             if not tied and l >= 1:
                 updates.append(part(K.UPDATE, f"update_B{l}", l, f"B{l}", False, l + 1, n[l + 1], n[l], "B"))
             updates.append(part(K.UPDATE, f"update_b{l + 1}", l, None, False, None, n[l + 1], 1, "b"))
-        update = Pass(K.UPDATE, tuple(Group((p,)) for p in updates), weights)
+        update = Pass(K.UPDATE, tuple(Group((p,)) for p in updates), weights, "update")
 
         input_update = None
         if deferred:
-            input_update = Pass(K.INPUT_UPDATE, (Group((part(K.INPUT_UPDATE, "input_update_W0", 0, "W0", False, 0, n[0], n[1], "W"),)),), weights)
+            input_update = Pass(K.INPUT_UPDATE, (Group((part(K.INPUT_UPDATE, "input_update_W0", 0, "W0", False, 0, n[0], n[1], "W"),)),), weights,
+                                "input_update")
         homeostasis = None
         if cfg.learning.homeostasis == "local" and L >= 2:
             pairs = [part(K.HOMEOSTASIS, f"homeostasis_W{l}", l, f"W{l}", False, None, n[l], n[l + 1]) for l in range(1, L)]
-            homeostasis = Pass(K.HOMEOSTASIS, tuple(Group((p,)) for p in pairs), weights)
-        return cls(cfg, drive, relaxation, update, input_update, homeostasis)
+            homeostasis = Pass(K.HOMEOSTASIS, tuple(Group((p,)) for p in pairs), weights, "homeostasis")
+        program = cls(cfg, drive, relaxation, relaxation_reversed, update, input_update, homeostasis, {})
+        program.gaps.update(pass_gaps(program))
+        return program
 
     def passes(self) -> list[Pass]:
         """Every distinct pass, in the order they first run."""
@@ -245,23 +278,35 @@ class Slot:
     #: The phase (0-based; None in the free phase) and the step in it.
     phase: int | None = None
     step: int | None = None
+    #: Idle cycles after the pass's last beat, before the next pass (or the sample's end).
+    gap: int = 0
+
+    @property
+    def cycles(self) -> int:
+        return self.pass_.beats + self.gap
 
 
-def sample_passes(cfg: Config, train: bool = True, homeostasis: bool = True) -> list[Slot]:
-    """The passes of one sample in order with their start cycles (0 = the first beat).
+@dataclass(frozen=True)
+class Transition:
+    """From one pass to the next (``after`` None: the sample's end); ``draw``: the next pass
+    begins a random-sign nudged phase, whose sign is drawn from the LFSR the cycle before it."""
 
-    ``homeostasis`` says whether this sample is followed by the homeostasis pass (the core runs it
-    after every ``homeostasis_period``-th training sample).
-    """
-    program, learn = Program.of(cfg), cfg.learning
-    slots: list[Slot] = []
-    cycle = 0
+    before: str
+    after: str | None
+    draw: bool = False
 
-    def add(p: Pass | None, phase=None, step=None) -> None:
-        nonlocal cycle
-        if p is not None:
-            slots.append(Slot(p, cycle, phase, step))
-            cycle += p.cycles
+
+def _sequence(program: Program, train: bool, homeostasis: bool) -> list[tuple[Pass, int | None, int | None, bool]]:
+    """The passes of a sample in order: (pass, phase, step, whether its sign is drawn before it)."""
+    learn, passes = program.cfg.learning, []
+    draws = learn.nudging == "random-sign"
+
+    def add(p: Pass | None, phase=None, step=None, draw=False) -> None:
+        if p is None:
+            return
+        if p.kind == PassKind.RELAXATION and passes and passes[-1][0] is program.relaxation:
+            p = program.relaxation_reversed
+        passes.append((p, phase, step, draw))
 
     add(program.input_drive)
     for t in range(learn.T1):
@@ -269,14 +314,191 @@ def sample_passes(cfg: Config, train: bool = True, homeostasis: bool = True) -> 
     if train:
         for phase in range(phase_count(learn.nudging)):
             for t in range(learn.T2):
-                add(program.relaxation, phase, t)
+                add(program.relaxation, phase, t, draws and t == 0)
                 add(program.update, phase, t)
                 if program.input_update is None:  # literal input updates: W_0 x again, from the new W_0
                     add(program.input_drive, phase, t)
         add(program.input_update)
         if homeostasis:
             add(program.homeostasis)
+    return passes
+
+
+def sample_passes(cfg: Config, train: bool = True, homeostasis: bool = True) -> list[Slot]:
+    """The passes of one sample in order with their start cycles (0 = the first beat) and gaps.
+
+    ``homeostasis`` says whether this sample is followed by the homeostasis pass (the core runs it
+    after every ``homeostasis_period``-th training sample).
+    """
+    program = Program.of(cfg)
+    sequence = _sequence(program, train, homeostasis)
+    slots, cycle = [], 0
+    for i, (p, phase, step, _) in enumerate(sequence):
+        after = sequence[i + 1] if i + 1 < len(sequence) else None
+        gap = program.gaps[Transition(p.name, after[0].name if after else None, after[3] if after else False)]
+        slots.append(Slot(p, cycle, phase, step, gap))
+        cycle += p.beats + gap
     return slots
+
+
+# -- the gaps between passes ----------------------------------------------------------------------
+
+class _Words:
+    """Every word a pass may read or write, numbered: parameters, states (one per layer: the three
+    buffers are taken as one, which only ever asks for more gap), learning factors, W_0 x, F, and
+    stand-ins for what beats may not share: a read port two kinds of beat address (a bias
+    memory's, F's), the LFSR a sign is drawn from, the single-port weight stores."""
+
+    def __init__(self, cfg: Config) -> None:
+        n, L = cfg.network.sizes, cfg.network.n_layers
+        sizes = {f"W{l}": n[l] * n[l + 1] for l in range(L)}
+        sizes |= {f"B{l}": n[l] * n[l + 1] for l in range(1, L) if not cfg.network.tied}
+        for l in range(1, L + 1):
+            sizes |= {f"b{l}": n[l], f"s{l}": n[l], f"f{l}": n[l], f"bias_port{l}": 1}
+        sizes |= {"w0x": n[1], "pending": n[1], "pending_port": 1, "lfsr": 1, "single_port": 1}
+        self.offset, total = {}, 0
+        for name, size in sizes.items():
+            self.offset[name], total = total, total + size
+        self.count = total
+
+    def __call__(self, name: str, index) -> np.ndarray:
+        return self.offset[name] + np.asarray(index, dtype=np.int64)
+
+
+def _pass_accesses(program: Program, p: Pass, words: _Words) -> tuple[np.ndarray, np.ndarray]:
+    """The words pass ``p`` reads and writes: two arrays of (word, cycle from its first beat), a
+    read in the cycle its address goes out, a write in the cycle its data does."""
+    cfg, P = program.cfg, program.cfg.hardware.lanes
+    n, tied, deferred = cfg.network.sizes, cfg.network.tied, cfg.hardware.defer_input_updates
+    stages = pipeline(cfg)
+    late, state_write, weight_write = mac_latency(P), state_write_latency(cfg), stages.weight_write_latency
+    stochastic = cfg.fixed.stochastic_rounding
+    reads, writes = [], []
+
+    def add(into, name, index, cycles) -> None:
+        index, cycles = np.broadcast_arrays(np.asarray(index), np.asarray(cycles))
+        into.append(np.stack([words(name, index.ravel()), cycles.ravel()]))
+        if stages.single_port_weights and name[0] == "W":
+            into.append(np.stack([words("single_port", 0 * index.ravel()), cycles.ravel()]))
+
+    cycle = 0
+    for group in p.groups:
+        offset = 0
+        for part in group.parts:
+            r = np.arange(part.rows)[:, None]  # rows down, the row's beats (and their P lanes) across
+            j = np.arange(part.beats * P)[None, :]
+            issue = cycle + r * group.row_beats + offset + j // P
+            r_all, j_all, issue = np.broadcast_arrays(r, j, issue)
+            synapse = j_all < part.length
+            row_r, row_j, row_issue = r_all[synapse], j_all[synapse], issue[synapse]
+            if part.kind in (PassKind.INPUT_DRIVE, PassKind.RELAXATION):
+                if part.matrix:
+                    add(reads, part.matrix, row_j * n[part.layer] + row_r if part.column else row_r * part.length + row_j, row_issue)
+                    if part.pre:
+                        add(reads, f"s{part.pre}", row_j, row_issue)
+            elif part.kind == PassKind.HOMEOSTASIS:
+                rows_after = n[part.layer + 1]
+                for name, index in ((part.matrix, row_r * part.length + row_j), (f"B{part.layer}", row_j * rows_after + row_r)):
+                    add(reads, name, index, row_issue)
+                    add(writes, name, index, row_issue + weight_write)
+            else:  # an update of W_l, B_l or b_{l+1}, or the input-layer update
+                l = part.layer
+                target = part.matrix or f"b{l + 1}"
+                index = row_j if part.target == "b" else row_r * part.length + row_j
+                add(reads, target, index, row_issue)
+                add(writes, target, index, row_issue + weight_write)
+                if part.kind == PassKind.INPUT_UPDATE:
+                    add(reads, "pending", row_r, row_issue)
+                    add(writes, "pending_port", 0 * row_r, row_issue)
+                elif part.target == "b":
+                    add(reads, f"f{l + 1}", row_j, row_issue)
+                    add(writes, f"bias_port{l + 1}", 0 * row_j, row_issue)
+                elif part.target == "B":
+                    add(reads, f"f{l}", row_r, row_issue)
+                    add(reads, f"s{l + 1}", row_j, row_issue)
+                else:
+                    add(reads, f"f{l + 1}", row_r, row_issue)
+                    if l:
+                        add(reads, f"s{l}", row_j, row_issue)
+                if stochastic:  # the lanes draw rounding bits by the time the word is written
+                    add(writes, "lfsr", 0 * row_r, row_issue + weight_write)
+            offset += part.beats
+        if p.kind in (PassKind.INPUT_DRIVE, PassKind.RELAXATION):
+            # a row's neuron: its old state, bias, W_0 x and F read late (to meet the drive), its
+            # results written from the neuron unit's last stage
+            rows = np.arange(group.rows)
+            done = cycle + (rows + 1) * group.row_beats - 1
+            l = group.parts[-1].layer
+            if p.kind == PassKind.INPUT_DRIVE:
+                add(writes, "w0x", rows, done + state_write)
+            else:
+                for name in (f"s{l}", f"b{l}") + (("w0x",) + (("pending",) if deferred else ()) if l == 1 else ()):
+                    add(reads, name, rows, done + late)
+                add(writes, f"bias_port{l}", 0 * rows, done + late)
+                for name in (f"s{l}", f"f{l}") + (("w0x", "pending") if deferred and l == 1 else ()):
+                    add(writes, name, rows, done + state_write)
+                if deferred and l == 1:
+                    add(writes, "pending_port", 0 * rows, done + late)
+        cycle += group.beats
+    empty = np.zeros((2, 0), dtype=np.int64)
+    return tuple(np.concatenate(accesses or [empty], axis=1) for accesses in (reads, writes))
+
+
+def _latest_before(earlier: np.ndarray, later: np.ndarray) -> int | None:
+    """``max(t_earlier - t_later) + 1`` over the words both touch (None if they share none): the
+    least start for the later accesses' pass (their cycles are from its first beat) after the
+    earlier ones (absolute cycles)."""
+    if not earlier.shape[1] or not later.shape[1]:
+        return None
+    order = np.argsort(earlier[0], kind="stable")
+    words, first = np.unique(earlier[0][order], return_index=True)
+    latest = np.maximum.reduceat(earlier[1][order], first)
+    at = np.minimum(np.searchsorted(words, later[0]), len(words) - 1)
+    shared = words[at] == later[0]
+    return int(np.max(latest[at[shared]] - later[1][shared])) + 1 if shared.any() else None
+
+
+def pass_gaps(program: Program) -> dict[Transition, int]:
+    """The gap of every transition a sample may take: the largest any occurrence needs.
+
+    It walks the samples' passes keeping the accesses still in flight: those of the last cycles,
+    since an access can hold back the next pass only if it comes after that pass's earliest start
+    (reads go out no earlier, and writes come no later, than a few pipeline latencies after
+    their beat)."""
+    words = _Words(program.cfg)
+    accesses: dict[str, tuple] = {}
+    gaps: dict[Transition, int] = {}
+    lfsr = words("lfsr", 0)
+    for train, homeostasis in ((False, False), (True, False), (True, True)):
+        sequence = _sequence(program, train, homeostasis and program.homeostasis is not None)
+        in_flight = [np.zeros((2, 0), dtype=np.int64)] * 2  # reads, writes: (word, absolute cycle)
+        end = 0  # the cycle after the last beat so far
+        for i, (p, _, _, draw) in enumerate(sequence):
+            if p.name not in accesses:  # by cycle, so that the first cycles' accesses are a prefix
+                accesses[p.name] = tuple(a[:, np.argsort(a[1], kind="stable")] for a in _pass_accesses(program, p, words))
+            reads, writes = accesses[p.name]
+            flying_reads, flying_writes = in_flight
+            # only accesses up to this cycle of the pass can be held back by those in flight
+            horizon = max((int(a[1].max()) for a in in_flight if a.shape[1]), default=end - 2) - end + 1
+            reads, writes = (a[:, :np.searchsorted(a[1], horizon, side="right")] for a in (reads, writes))
+            # a read sees a write of an earlier cycle; a write follows the reads and writes before it
+            needs = [end,
+                     _latest_before(flying_writes, reads),
+                     _latest_before(np.concatenate([flying_reads, flying_writes], axis=1), writes)]
+            if draw:  # the sign is read from the LFSR the cycle before the first beat
+                needs.append(_latest_before(flying_writes, np.array([[lfsr], [-1]])))
+            start = max(need for need in needs if need is not None)
+            if i:
+                key = Transition(sequence[i - 1][0].name, p.name, draw)
+                gaps[key] = max(gaps.get(key, 0), start - end)
+            end = start + p.beats
+            # keep what may still hold back a pass starting at ``end`` (or drawing its sign before it)
+            tails = (a[:, np.searchsorted(a[1], p.beats - 2):] for a in accesses[p.name])
+            in_flight = [np.concatenate([old[:, old[1] >= end - 2], tail + [[0], [start]]], axis=1) for old, tail in zip(in_flight, tails)]
+        last_write = int(in_flight[1][1].max()) if in_flight[1].shape[1] else end - 1
+        key = Transition(sequence[-1][0].name, None)
+        gaps[key] = max(gaps.get(key, 0), max(last_write + 1, end) - end)
+    return gaps
 
 
 def describe(slot: Slot, cfg: Config) -> str:

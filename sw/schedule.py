@@ -106,14 +106,13 @@ def cycle_count(cfg: Config, lanes: int | None = None) -> CycleCount:
     period = learn.homeostasis_period
 
     phases = dict.fromkeys(PHASES, 0.0)
-    homeostasis_pass = 0
-    for slot in sample_passes(cfg):
-        if slot.pass_.kind == PassKind.HOMEOSTASIS:
-            homeostasis_pass = slot.pass_.cycles
-            phases["homeostasis"] += slot.pass_.cycles / period
-        else:
-            phases[_phase(slot)] += slot.pass_.cycles
-    inference = sum(slot.pass_.cycles for slot in sample_passes(cfg, train=False))
+    for slot in sample_passes(cfg, homeostasis=False):
+        phases[_phase(slot)] += slot.cycles
+    # a homeostasis pass (and the gap before it) follows every period-th training sample
+    with_homeostasis = sum(slot.cycles for slot in sample_passes(cfg, homeostasis=True))
+    homeostasis_pass = with_homeostasis - sum(phases.values())
+    phases["homeostasis"] = homeostasis_pass / period
+    inference = sum(slot.cycles for slot in sample_passes(cfg, train=False))
 
     pairs = sum(n[l + 1] * n[l] for l in range(1, L))
     homeostasis_rmws = pairs / period if homeostasis_pass else 0.0

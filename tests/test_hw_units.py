@@ -235,7 +235,7 @@ def test_sequencer_walks_the_pass_program_beat_by_beat(sizes, lanes, rule, learn
     expected = program_beats(cfg, train, homeostasis)
     assert seen == expected
     slots = sample_passes(cfg, train, homeostasis)
-    assert cycles == [slots[-1].start + slots[-1].pass_.cycles] * 2  # the last pass's drain included
+    assert cycles == [slots[-1].start + slots[-1].cycles] * 2  # the last write landed included
     count = cycle_count(cfg)
     assert cycles[0] == (count.inference if not train else count.total - count.phases.get("homeostasis", 0) + count.homeostasis_pass)
     nudging, phases = cfg.learning.nudging, phase_count(cfg.learning.nudging)
