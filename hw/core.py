@@ -29,9 +29,10 @@ and (except on the iCE40, :func:`eqprop.program.pipeline`) their words are regis
 Then a relaxation or input-drive beat goes through the MAC lanes (:mod:`eqprop.hw.mac`) and, at a
 row's end, the neuron unit (:mod:`eqprop.hw.neuron`), which writes the state, the learning factors
 and ``W_0 x``; an update or homeostasis beat goes through the update lanes (:mod:`eqprop.hw.update`),
-which write the weights back. The passes, their parts and drains come from the pass program
-(:class:`eqprop.program.Program`), which the sequencer (:mod:`eqprop.hw.sequencer`) walks, and the
-latencies are the program's constants. The parameter port (:mod:`eqprop.hw.param_port`) takes the
+which write the weights back. The passes, their parts and the gaps between them come from the
+pass program (:class:`eqprop.program.Program`), which the sequencer (:mod:`eqprop.hw.sequencer`)
+walks, and the latencies are the program's constants. Passes overlap, so each stage takes the
+phase and state buffers of its own beat (:class:`BeatPhase`), not the sequencer's. The parameter port (:mod:`eqprop.hw.param_port`) takes the
 ``param`` requests between samples.
 
 ``elaborate`` wires the units: the memories (``_memories``), the trace, the inputs (``_inputs``),

@@ -2,16 +2,20 @@
 
 Between samples it waits while the core takes the inputs (``loading``, until ``loaded``), then for
 the label; a sample then runs the passes :func:`eqprop.program.sample_passes` lists, each part's
-rows beat by beat, each pass followed by its drain (so that its last writes land before the next
-pass reads them), and ends holding the prediction (``done``) until ``ack``. It has one FSM state
-per part of :class:`eqprop.program.Program`, named after it, and one drain state per pass: the
-program the cycle count, the write trace and ``locate`` are derived from, so ``cycles`` (counted
-from the label to the prediction) equals :func:`eqprop.schedule.cycle_count`.
+rows beat by beat. A pass's first beat follows the last beat of the one before after the gap the
+program gives that transition (:attr:`eqprop.program.Program.gaps`; mostly none: passes overlap
+in the pipeline), and a relaxation step after a relaxation step runs its layers in the opposite
+order (``reverse``). The sample ends when its last write has landed, holding the prediction
+(``done``) until ``ack``. The FSM has one state per part of :class:`eqprop.program.Program`,
+named after it, and one gap state per pass kind: the program the cycle count, the write trace and
+``locate`` are derived from, so ``cycles`` (counted from the label to the prediction) equals
+:func:`eqprop.schedule.cycle_count`.
 
 Every cycle with ``issue`` set is a beat; ``beat`` says which (the part, the row and the segment
 of it) and what the lanes need to know of it (``first``, ``last``, ``ends_row``, ``mask``). The
 phase outputs (``step``, ``nudged``, ``nudge_phase``, ``negative``) and the state buffers a step
-reads and writes are constant over a pass.
+reads and writes are those of the beat issued: they change in the cycle before a pass's first
+beat, so the core carries them down its pipeline beside each beat (:class:`eqprop.hw.core.BeatPhase`).
 """
 
 from __future__ import annotations

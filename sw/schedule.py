@@ -295,13 +295,12 @@ def sample_writes(model, x, label: int = 0, train: bool = False) -> list[Write]:
 
 
 def locate(cfg: Config, cycle: int) -> str:
-    """The pass a cycle of a training sample falls in, in words (``nudged phase 2, step 3 of 10, weight update``).
-
-    Every write lands inside the pass that issued it (the pass's drain cycles are its own), so
-    this names the pass of a write from its cycle alone.
+    """The pass that wrote in a cycle of a training sample, in words (``nudged phase 2, step 3 of 10,
+    weight update``): the one whose writes span that cycle. Passes overlap, so in the first cycles
+    of a pass the last writes of the one before may still land: then both are named.
     """
     slots = sample_passes(cfg)
-    for slot in reversed(slots):
-        if cycle >= slot.start:
-            return describe(slot, cfg)
-    return describe(slots[0], cfg)
+    writing = [slot for slot in slots if slot.start + slot.pass_.drain <= cycle < slot.start + slot.pass_.beats + slot.pass_.drain]
+    if not writing:  # no write lands in this cycle: the pass issuing its beats, or whose gap it is
+        writing = [next((slot for slot in reversed(slots) if cycle >= slot.start), slots[0])]
+    return " or ".join(describe(slot, cfg) for slot in writing)
