@@ -369,7 +369,7 @@ def _pass_accesses(program: Program, p: Pass, words: _Words) -> tuple[np.ndarray
     """The words pass ``p`` reads and writes: two arrays of (word, cycle from its first beat), a
     read in the cycle its address goes out, a write in the cycle its data does."""
     cfg, P = program.cfg, program.cfg.hardware.lanes
-    n, tied, deferred = cfg.network.sizes, cfg.network.tied, cfg.hardware.defer_input_updates
+    n, deferred = cfg.network.sizes, cfg.hardware.defer_input_updates
     stages = pipeline(cfg)
     late, state_write, weight_write = mac_latency(P), state_write_latency(cfg), stages.weight_write_latency
     stochastic = cfg.fixed.stochastic_rounding

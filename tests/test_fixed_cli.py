@@ -8,7 +8,7 @@ import pytest
 from eqprop.checkpoint import load_checkpoint
 from eqprop.config import Config
 from eqprop.golden import Arith
-from eqprop.program import Program, sample_passes
+from eqprop.program import sample_passes
 from eqprop.schedule import cycle_count
 
 from test_cli import FAST, run
