@@ -26,6 +26,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from eqprop.config import Config
+from eqprop.hw.arith import times_constant
 from eqprop.hw.core import Core
 from eqprop.layout import parameter_depths
 
@@ -189,13 +190,13 @@ class HostLink(wiring.Component):
                 m.next = "CHECK"
         with m.State("CHECK"):
             with m.If((r.memory >= len(depths)) | (r.bank >= P) | (r.count == 0) | (r.address + r.count > depth_of)
-                      | ((request.command == Command.READ) & (r.count * W > MAX_PAYLOAD))):
+                      | ((request.command == Command.READ) & (times_constant(r.count, W) > MAX_PAYLOAD))):
                 self._refuse(m, r, Error.ARGUMENT)
             with m.Elif(request.command == Command.LOAD):
                 m.d.sync += [r.index.eq(4), r.word_byte.eq(0)]
                 m.next = "LOAD_BYTE"
             with m.Else():
-                m.d.sync += [r.answer_command.eq(Command.READ | ANSWER), r.reply_length.eq(r.count * W), r.index.eq(0)]
+                m.d.sync += [r.answer_command.eq(Command.READ | ANSWER), r.reply_length.eq(times_constant(r.count, W)), r.index.eq(0)]
                 m.next = "READ_WORD"
         with m.State("LOAD_BYTE"):  # the buffer answers one cycle after index
             m.d.sync += r.index.eq(r.index + 1)

@@ -75,7 +75,10 @@ def times_constant(value: Value, constant: int) -> Value:
     for shift, digit in digits:
         term = value << shift
         total = (term if digit > 0 else -term) if total is None else (total + term if digit > 0 else total - term)
-    return -total if constant < 0 else total
+    if constant < 0:
+        return -total
+    # an unsigned value times a positive constant is never negative (an address, a count)
+    return total if value.shape().signed else total.as_unsigned()
 
 
 def square(value: Value) -> Value:

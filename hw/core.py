@@ -62,7 +62,7 @@ from eqprop.layout import (
 )
 from eqprop.program import Part, PassKind, neuron_stages, pipeline
 
-from .arith import shape_of, square
+from .arith import shape_of, square, times_constant
 from .devices import check_device, presynaptic_operand, spram_matrices
 from .lanes import delayed
 from .lfsr import LfsrUnit
@@ -391,7 +391,7 @@ class Core(wiring.Component):
                     with m.If(access.bank == b):
                         m.d.comb += [reads[b].addr.eq(access.address), writes[b].addr.eq(access.address), writes[b].data.eq(access.data)]
                         m.d.comb += [reads[b].en.eq(~access.write), writes[b].en.eq(access.write)]
-        m.d.comb += parameters.word.eq(Array(read_words)[parameters.reply_from.memory * P + parameters.reply_from.bank])
+        m.d.comb += parameters.word.eq(Array(read_words)[times_constant(parameters.reply_from.memory, P) + parameters.reply_from.bank])
 
     def _issue(self, m: Module, ports: "MemoryPorts", seq: Sequencer) -> "Issued":
         """The addresses of a beat's words, in the cycle the sequencer issues it: one case per part
@@ -417,12 +417,12 @@ class Core(wiring.Component):
 
         def row_address(matrix: str):
             """The address of this beat's segment of row ``row`` of a skewed matrix (every bank's)."""
-            return beat.row * math.ceil(shapes[matrix][1] / P) + beat.segment
+            return times_constant(beat.row, math.ceil(shapes[matrix][1] / P)) + beat.segment
 
         def column_address(b: int, matrix: str):
             """Bank b's address of column ``row`` of a skewed matrix, in this beat's segment."""
             lane = Mux(beat.row_mod <= b, b - beat.row_mod, b + P - beat.row_mod)
-            return (beat.segment * P + lane) * math.ceil(shapes[matrix][1] / P) + beat.row_div
+            return times_constant(times_constant(beat.segment, P) + lane, math.ceil(shapes[matrix][1] / P)) + beat.row_div
 
         with m.If(seq.issue), m.Switch(beat.part):
             for index, part in enumerate(parts):
