@@ -38,12 +38,23 @@ class Device:
     logic_cells: int
     #: SB_SPRAM256KA blocks (16384 x 16) that hold the weight matrices W_l.
     sprams: int = 0
+    #: Yosys (``mul2dsp``) leaves a partial product narrower than this in logic.
+    dsp_min_product: int = 0
+
+    def dsp_blocks(self, a_bits: int, b_bits: int) -> int:
+        """DSP blocks Yosys maps an ``a_bits`` x ``b_bits`` product to: each operand cut into
+        ``dsp_width``-bit pieces, one block per pair of pieces at least 2 bits wide whose product is
+        at least ``dsp_min_product`` bits (measured: on the iCE40 16 x 16 takes one, 18 x 18 three,
+        23 x 18 three; on the ECP5 18 x 18 one, 23 x 18 two)."""
+        def pieces(bits: int) -> list[int]:
+            return [self.dsp_width] * (bits // self.dsp_width) + ([bits % self.dsp_width] if bits % self.dsp_width else [])
+        return sum(1 for a in pieces(a_bits) for b in pieces(b_bits) if a >= 2 and b >= 2 and a + b >= self.dsp_min_product)
 
 
 DEVICES = {  # one entry per name in eqprop.config.FPGAS
     "generic": None,
     # 8 SB_MAC16 (16 x 16); 30 EBR of 4 Kbit; 5280 logic cells; 4 SPRAM of 256 Kbit.
-    "ice40up5k": Device("ice40up5k", 16, 8, 30, 4096, "EBR (SB_RAM40_4K)", 5280, sprams=4),
+    "ice40up5k": Device("ice40up5k", 16, 8, 30, 4096, "EBR (SB_RAM40_4K)", 5280, sprams=4, dsp_min_product=11),
     # 156 MULT18X18D; 208 DP16KD of 18 Kbit; 83640 LUT4s.
     "ecp5-85f": Device("ecp5-85f", 18, 156, 208, 18432, "DP16KD", 83640),
 }
@@ -136,14 +147,29 @@ def check_device(cfg: Config) -> None:
     needed = multipliers(cfg)
     if needed > device.dsps:
         raise ConfigError(
-            f"{cfg.hardware.lanes} lanes need {needed} multipliers; {device.name} has {device.dsps} DSPs: use fewer lanes"
+            f"{cfg.hardware.lanes} lanes need {needed} DSP blocks; {device.name} has {device.dsps}: use fewer lanes"
         )
 
 
+def products(cfg: Config) -> list[tuple[str, int, int, int]]:
+    """The core's multiplications that Yosys maps to DSP blocks: ``(what, how many, operand bits,
+    operand bits)``. Per lane the dot product's and the update's two (one untied); the neuron
+    unit's two learning factors (a layer's rate times a state, or a change of state); ``f ||x||^2``
+    with deferred input updates. (``||x||^2`` is summed from shifted partial products, and
+    products by constants, beta, eta/beta and lambda among them, are shifts and adds.)"""
+    fx, P, tied = cfg.fixed, cfg.hardware.lanes, cfg.network.tied
+    arith = Arith.from_config(cfg)
+    pre_bits = presynaptic_operand(cfg)[0]
+    update_pre_bits = max(fx.state.width, fx.input.width + 1, fx.update.width)
+    out = [("dot product", P, fx.weight.width, pre_bits), ("update", (2 if tied else 1) * P, fx.update.width, update_pre_bits),
+           ("learning factor", 2, max(arith.rates).bit_length(), fx.state.width + (0 if tied else 1))]
+    if cfg.hardware.defer_input_updates:
+        out.append(("f ||x||^2", 1, fx.update.width + 2, (cfg.network.sizes[0] << 2 * fx.input.width).bit_length()))
+    return out
+
+
 def multipliers(cfg: Config) -> int:
-    """Multipliers of the core, one DSP each (as Yosys maps them: measured on both FPGAs): per lane the
-    dot product's and the update's two (one untied); the neuron unit's two learning factors (a
-    layer's rate times a state); ``||x||^2`` and ``f ||x||^2`` with deferred input updates. (Products
-    by the constants beta, eta/beta and lambda are shifts and adds.)"""
-    per_lane = 3 if cfg.network.tied else 2
-    return per_lane * cfg.hardware.lanes + 2 + (2 if cfg.hardware.defer_input_updates else 0)
+    """DSP blocks the core takes on ``hardware.fpga`` (one per product where the FPGA is generic),
+    as Yosys maps them: checked against its cell counts on both FPGAs."""
+    device = DEVICES[cfg.hardware.fpga]
+    return sum(count * (device.dsp_blocks(a, b) if device else 1) for _, count, a, b in products(cfg))

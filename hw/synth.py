@@ -19,6 +19,7 @@ from pathlib import Path
 from eqprop.config import Config
 from eqprop.errors import ConfigError
 
+from .devices import multipliers
 from .verilog import TOP, core_verilog
 
 #: ``hardware.fpga`` -> the Yosys synthesis command, and which cells count as what.
@@ -66,4 +67,5 @@ def synthesize(cfg: Config) -> dict:
         stat = json.loads((folder / "stat.json").read_text())
     cells = stat["design"]["num_cells_by_type"]
     counts = {kind: sum(n for cell, n in cells.items() if cell.startswith(prefixes)) for kind, prefixes in flow["cells"].items()}
-    return {"fpga": cfg.hardware.fpga, "lanes": cfg.hardware.lanes, "counts": counts, "cells": cells, "seconds": time.perf_counter() - started}
+    return {"fpga": cfg.hardware.fpga, "lanes": cfg.hardware.lanes, "counts": counts, "cells": cells,
+            "dsp_counted_by_the_device_check": multipliers(cfg), "seconds": time.perf_counter() - started}
