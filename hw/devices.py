@@ -147,7 +147,7 @@ def check_device(cfg: Config) -> None:
     needed = multipliers(cfg)
     if needed > device.dsps:
         raise ConfigError(
-            f"{cfg.hardware.lanes} lanes need {needed} DSP blocks; {device.name} has {device.dsps}: use fewer lanes"
+            f"{cfg.hardware.lanes} lanes need {needed} DSP blocks; {device.name} has {device.dsps} DSPs: use fewer lanes"
         )
 
 

@@ -28,7 +28,7 @@ def test_estimates_follow_the_cycle_formula_and_the_device_check_at_each_lane_co
         assert row["samples_per_s"] == pytest.approx(board_for("ecp5-85f").clock_hz / counted.total)
         assert row["dsp"] == multipliers(at) and row["dsp_available"] == DEVICES["ecp5-85f"].dsps
     assert [row["lut"] for row in rows] == sorted(row["lut"] for row in rows)  # more lanes, more logic
-    assert rows[-1]["refused"] == f"64 lanes need {multipliers(cfg.replace(hardware={'lanes': 64}))} DSP blocks; ecp5-85f has 156: use fewer lanes"
+    assert rows[-1]["refused"] == f"64 lanes need {multipliers(cfg.replace(hardware={'lanes': 64}))} DSP blocks; ecp5-85f has 156 DSPs: use fewer lanes"
     assert all(row["refused"] is None for row in rows[:-1])
     code, stdout, _ = run(capsys, "estimate", "--fpga", "ice40up5k", "--lanes", "1,2")
     assert code == 0 and "| 1 | 5/8 " in stdout and "no: the weights W0, W1 need 8 SPRAMs" in stdout
