@@ -209,18 +209,21 @@ def test_learning_matches_the_golden_model_weight_for_weight(sizes, tied, learn,
 
 
 @pytest.mark.parametrize(
-    "sizes, tied, lanes, fpga, learn, fixed",
+    "sizes, tied, lanes, hardware, learn, fixed",
     [
-        ([6, 5, 4, 3], False, 2, "generic", {"nudging": "symmetric", **HOMEOSTASIS}, {}),
-        ([6, 5, 3], True, 1, "ice40up5k", {"nudging": "symmetric"}, {}),  # W_l in SPRAM parity stores
-        # 16-bit stored weights: one SPRAM per parity half, so two banks fit the four
-        ([6, 5, 3], False, 2, "ice40up5k", {"nudging": "random-sign", **HOMEOSTASIS}, {"learn_bits": 0}),
+        ([6, 5, 4, 3], False, 2, {"fpga": "generic"}, {"nudging": "symmetric", **HOMEOSTASIS}, {}),
+        ([6, 5, 3], True, 1, {"fpga": "ice40up5k"}, {"nudging": "symmetric"}, {}),  # W_l in SPRAM parity stores
+        # 16-bit stored weights: one SPRAM per parity half, so two banks fit the four; 14-bit learning
+        # factors, so that f ||x||^2 takes two SB_MAC16 (not three) and the core the UP5K's eight
+        ([6, 5, 3], False, 2, {"fpga": "ice40up5k"}, {"nudging": "random-sign", **HOMEOSTASIS},
+         {"learn_bits": 0, "update": {"signed": True, "m": 1, "n": 13}}),
     ],
     ids=["block-ram-untied-P2", "spram-tied-P1", "spram-untied-homeostasis-P2"],
 )
-def test_param_port_loads_and_reads_back_the_weights_around_learning(sizes, tied, lanes, fpga, learn, fixed):
+def test_param_port_loads_and_reads_back_the_weights_around_learning(sizes, tied, lanes, hardware, learn, fixed):
+    fpga = hardware["fpga"]
     cfg = small_config(sizes, tied, lanes).replace(
-        learning={"T2": 2, "lr": [0.1] * (len(sizes) - 1), **learn}, hardware={"fpga": fpga}, fixed=fixed
+        learning={"T2": 2, "lr": [0.1] * (len(sizes) - 1), **learn}, hardware=hardware, fixed=fixed
     )
     golden = GoldenModel.from_float(cfg, network.init_params(cfg.network, torch.Generator().manual_seed(8), torch.float64))
     dut = Core(cfg)  # zero weights: everything comes through the port
