@@ -361,7 +361,7 @@ class Core(wiring.Component):
         cfg, P, n0 = self.cfg, self.lanes, self.cfg.network.sizes[0]
         loaded = Signal(range(n0 + 1))
         loaded_mod, loaded_div = Signal(range(P)), Signal(range(n0 // P + 2))
-        norm = Signal(range(n0 * (1 << 2 * cfg.fixed.input.width) + 1))  # ||x||^2, 2n input fraction bits
+        norm = Signal(range(self.arith.norm_bound + 1))  # ||x||^2, 2n input fraction bits
         m.d.comb += self.x.ready.eq(seq.loading)
         for b, port in enumerate(ports.input_wr):
             m.d.comb += [port.addr.eq(loaded_div), port.data.eq(self.x.payload), port.en.eq(self.x.valid & seq.loading & (loaded_mod == b))]

@@ -164,7 +164,7 @@ def products(cfg: Config) -> list[tuple[str, int, int, int]]:
     out = [("dot product", P, fx.weight.width, pre_bits), ("update", (2 if tied else 1) * P, fx.update.width, update_pre_bits),
            ("learning factor", 2, max(arith.rates).bit_length(), fx.state.width + (0 if tied else 1))]
     if cfg.hardware.defer_input_updates:
-        out.append(("f ||x||^2", 1, fx.update.width + 2, (cfg.network.sizes[0] << 2 * fx.input.width).bit_length()))
+        out.append(("f ||x||^2", 1, fx.update.width + 2, arith.norm_bound.bit_length()))
     return out
 
 

@@ -63,7 +63,7 @@ class NeuronUnit(wiring.Component):
             **{name: In(shape) for name, shape in fields.items()},
             # constant over a sample
             "label": In(range(max(2, n[-1]))),
-            "norm": In(range(n[0] * (1 << 2 * fx.input.width) + 1)),
+            "norm": In(range(arith.norm_bound + 1)),
             # out, from the last stage's registers
             "state_valid": Out(1),
             "w0x_valid": Out(1),

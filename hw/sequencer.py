@@ -217,6 +217,7 @@ class Sequencer(wiring.Component):
         program, learn, K = self.program, self.cfg.learning, PassKind
         since = Signal(range(learn.homeostasis_period + 1))  # training samples since the last homeostasis pass
         draws = learn.nudging == "random-sign"
+        of_kind = {p.kind: p for p in program.passes()}  # the relaxation: its forward order
 
         def gap(before: PassKind, after: str | None, draw: bool = False):
             """The gap from a pass of kind ``before`` (a relaxation in either order, as ``reverse``
@@ -225,7 +226,7 @@ class Sequencer(wiring.Component):
                 name = "relaxation_reversed" if after == "relaxation" and p is program.relaxation else after
                 return program.gaps.get(Transition(p.name, name, draw), p.drain)
             if before != K.RELAXATION:
-                return of(next(p for p in program.passes() if p.kind == before))
+                return of(of_kind[before])
             return Mux(reverse, of(program.relaxation_reversed), of(program.relaxation))
 
         def start(kind: PassKind, before: PassKind) -> None:
@@ -239,7 +240,7 @@ class Sequencer(wiring.Component):
                     m.next = program.relaxation_reversed.parts[0].name
                 return
             m.d.sync += reverse.eq(0)
-            m.next = next(p for p in program.passes() if p.kind == kind).parts[0].name
+            m.next = of_kind[kind].parts[0].name
 
         def after_buffer(buffer):
             return Mux(buffer == 2, 0, buffer + 1)

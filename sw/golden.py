@@ -81,6 +81,12 @@ class Arith:
     #: The homeostasis lambda in factor units (0 when homeostasis is off).
     lam: int
 
+    @property
+    def norm_bound(self) -> int:
+        """A bound of ``||x||^2`` in units of ``2^-2n`` of the input format (every input below
+        ``2^width``): the range of the chip's ``||x||^2`` register and of its multiplier operand."""
+        return self.cfg.network.sizes[0] << 2 * self.cfg.fixed.input.width
+
     @classmethod
     def from_config(cls, cfg: Config) -> "Arith":
         """Derive the constants; raise :class:`ConfigError` naming the field that cannot work."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -296,17 +297,26 @@ class Transition:
     draw: bool = False
 
 
-def _sequence(program: Program, train: bool, homeostasis: bool) -> list[tuple[Pass, int | None, int | None, bool]]:
-    """The passes of a sample in order: (pass, phase, step, whether its sign is drawn before it)."""
+class _Run(NamedTuple):
+    """A pass as a sample runs it: its phase and step, and whether a random sign is drawn before it."""
+
+    pass_: Pass
+    phase: int | None
+    step: int | None
+    draw: bool
+
+
+def _sequence(program: Program, train: bool, homeostasis: bool) -> list[_Run]:
+    """The passes of a sample in order."""
     learn, passes = program.cfg.learning, []
     draws = learn.nudging == "random-sign"
 
     def add(p: Pass | None, phase=None, step=None, draw=False) -> None:
         if p is None:
             return
-        if p.kind == PassKind.RELAXATION and passes and passes[-1][0] is program.relaxation:
+        if p.kind == PassKind.RELAXATION and passes and passes[-1].pass_ is program.relaxation:
             p = program.relaxation_reversed
-        passes.append((p, phase, step, draw))
+        passes.append(_Run(p, phase, step, draw))
 
     add(program.input_drive)
     for t in range(learn.T1):
@@ -333,11 +343,10 @@ def sample_passes(cfg: Config, train: bool = True, homeostasis: bool = True) -> 
     program = Program.of(cfg)
     sequence = _sequence(program, train, homeostasis)
     slots, cycle = [], 0
-    for i, (p, phase, step, _) in enumerate(sequence):
-        after = sequence[i + 1] if i + 1 < len(sequence) else None
-        gap = program.gaps[Transition(p.name, after[0].name if after else None, after[3] if after else False)]
-        slots.append(Slot(p, cycle, phase, step, gap))
-        cycle += p.beats + gap
+    for run, after in zip(sequence, [*sequence[1:], None]):
+        gap = program.gaps[Transition(run.pass_.name, after.pass_.name, after.draw) if after else Transition(run.pass_.name, None)]
+        slots.append(Slot(run.pass_, cycle, run.phase, run.step, gap))
+        cycle += run.pass_.beats + gap
     return slots
 
 
@@ -359,7 +368,6 @@ class _Words:
         self.offset, total = {}, 0
         for name, size in sizes.items():
             self.offset[name], total = total, total + size
-        self.count = total
 
     def __call__(self, name: str, index) -> np.ndarray:
         return self.offset[name] + np.asarray(index, dtype=np.int64)
@@ -432,13 +440,18 @@ def _pass_accesses(program: Program, p: Pass, words: _Words) -> tuple[np.ndarray
             if p.kind == PassKind.INPUT_DRIVE:
                 add(writes, "w0x", rows, done + state_write)
             else:
-                for name in (f"s{l}", f"b{l}") + (("w0x",) + (("pending",) if deferred else ()) if l == 1 else ()):
+                read_late, written = [f"s{l}", f"b{l}"], [f"s{l}", f"f{l}"]
+                if l == 1:  # layer 1 adds the cached W_0 x; deferred, it tracks W_0 x and F
+                    read_late.append("w0x")
+                    if deferred:
+                        read_late.append("pending")
+                        written += ["w0x", "pending"]
+                        add(writes, "pending_port", 0 * rows, done + late)
+                for name in read_late:
                     add(reads, name, rows, done + late)
                 add(writes, f"bias_port{l}", 0 * rows, done + late)
-                for name in (f"s{l}", f"f{l}") + (("w0x", "pending") if deferred and l == 1 else ()):
+                for name in written:
                     add(writes, name, rows, done + state_write)
-                if deferred and l == 1:
-                    add(writes, "pending_port", 0 * rows, done + late)
         cycle += group.beats
     empty = np.zeros((2, 0), dtype=np.int64)
     return tuple(np.concatenate(accesses or [empty], axis=1) for accesses in (reads, writes))
@@ -489,14 +502,14 @@ def pass_gaps(program: Program) -> dict[Transition, int]:
                 needs.append(_latest_before(flying_writes, np.array([[lfsr], [-1]])))
             start = max(need for need in needs if need is not None)
             if i:
-                key = Transition(sequence[i - 1][0].name, p.name, draw)
+                key = Transition(sequence[i - 1].pass_.name, p.name, draw)
                 gaps[key] = max(gaps.get(key, 0), start - end)
             end = start + p.beats
             # keep what may still hold back a pass starting at ``end`` (or drawing its sign before it)
             tails = (a[:, np.searchsorted(a[1], p.beats - 2):] for a in accesses[p.name])
             in_flight = [np.concatenate([old[:, old[1] >= end - 2], tail + [[0], [start]]], axis=1) for old, tail in zip(in_flight, tails)]
         last_write = int(in_flight[1][1].max()) if in_flight[1].shape[1] else end - 1
-        key = Transition(sequence[-1][0].name, None)
+        key = Transition(sequence[-1].pass_.name, None)
         gaps[key] = max(gaps.get(key, 0), max(last_write + 1, end) - end)
     return gaps
 
