@@ -21,6 +21,7 @@ from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.golden import Arith
 from eqprop.layout import bank_depth, param_shapes
+from eqprop.program import Program, pipeline, single_port_conflicts
 
 from .memories import spram_count
 
@@ -143,6 +144,15 @@ def check_device(cfg: Config) -> None:
         raise ConfigError(
             f"the network needs at least {bits / 1024:.0f} Kbit of {device.ram_kind} (weights with learn_bits, states, "
             f"factors); {device.name} has {budget / 1024:.0f} Kbit"
+        )
+    conflicts = single_port_conflicts(Program.of(cfg)) if pipeline(cfg).single_port_weights else []
+    if conflicts:
+        writer, reader = conflicts[0]
+        latency = pipeline(cfg).weight_write_latency
+        raise ConfigError(
+            f"on the {device.name} the weights share single-port SPRAM, and {reader} would read it while {writer}'s last "
+            f"words are still being written: choose lanes or layer sizes that give the bias update between them an even "
+            f"number of beats or at least {latency}"
         )
     needed = multipliers(cfg)
     if needed > device.dsps:

@@ -5,9 +5,10 @@ cycle after each read, while the next word is read: two accesses per cycle, whic
 RAM cannot serve. :class:`ParityStore` therefore splits its words by address parity over two
 single-port RAMs: a read-modify-write pass walks addresses in order, so the word written (read
 one cycle before) and the word read are in different halves. Several matrices share one store at
-different offsets (the core never reads or writes two weight matrices of a bank in one cycle: a
-bias pass separates their update passes), so that one bank of the default digits network's W_0
-and W_1 fits the UP5K's four SPRAMs.
+consecutive offsets, so that one bank of the default digits network's W_0 and W_1 fits the UP5K's
+four SPRAMs. An update pass walks them in that order with a bias update between; where that walk's
+parities would meet (:func:`eqprop.program.single_port_conflicts`), the device check refuses
+the configuration.
 
 Every user port has an ``en``: a read or write that happens this cycle. A read and a write in the
 same half in one cycle is a conflict; the write wins, the read returns nothing, and ``conflict``

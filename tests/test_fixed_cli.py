@@ -202,6 +202,9 @@ def test_verilog_is_written_with_its_configuration_beside_it(tmp_path, capsys):
         (["verilog", "--fpga", "ice40up5k", "--sizes", "64,700,10", "--learn-bits", "0"], "ice40up5k has 120 Kbit"),
         (["verilog", "--fpga", "ice40up5k", "--sizes", "64,16,10", "--weight-bits", "18"], "fixed.weight makes 18-bit multiplier operands"),
         (["verilog", "--fpga", "ecp5-85f", "--lanes", "64"], "ecp5-85f has 156 DSPs"),
+        # b2 takes 3 beats at 2 lanes: W_1's last new words land while W_2's reads have begun
+        (["verilog", "--fpga", "ice40up5k", "--sizes", "6,4,6,3", "--lr", "0.1,0.1,0.1", "--lanes", "2", "--learn-bits", "0"],
+         "update_W2 would read it while update_W1's last words are still being written"),
     ]:
         code, _, err = run(capsys, *argv, "--out", str(tmp_path / "bad" / "core.v"))
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)

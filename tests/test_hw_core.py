@@ -217,8 +217,12 @@ def test_learning_matches_the_golden_model_weight_for_weight(sizes, tied, learn,
         # factors, so that f ||x||^2 takes two SB_MAC16 (not three) and the core the UP5K's eight
         ([6, 5, 3], False, 2, {"fpga": "ice40up5k"}, {"nudging": "random-sign", **HOMEOSTASIS},
          {"learn_bits": 0, "update": {"signed": True, "m": 1, "n": 13}}),
+        # literal input updates: b_1's two beats between W_0's and W_1's walks keep their parities
+        # apart (three would not: the device check refuses that, eqprop.program.single_port_conflicts)
+        ([6, 4, 3], True, 2, {"fpga": "ice40up5k", "defer_input_updates": False}, {"nudging": "symmetric"},
+         {"learn_bits": 0, "update": {"signed": True, "m": 1, "n": 13}}),
     ],
-    ids=["block-ram-untied-P2", "spram-tied-P1", "spram-untied-homeostasis-P2"],
+    ids=["block-ram-untied-P2", "spram-tied-P1", "spram-untied-homeostasis-P2", "spram-literal-P2"],
 )
 def test_param_port_loads_and_reads_back_the_weights_around_learning(sizes, tied, lanes, hardware, learn, fixed):
     fpga = hardware["fpga"]

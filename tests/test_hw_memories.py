@@ -4,7 +4,9 @@ import numpy as np
 from amaranth.hdl import signed
 from amaranth.sim import Simulator
 
+from eqprop.config import Config
 from eqprop.hw.memories import ParityStore, spram_count
+from eqprop.program import Program, pipeline, single_port_conflicts
 
 
 def test_a_read_modify_write_walk_keeps_every_word_without_conflicts_and_a_same_half_pair_is_flagged():
@@ -64,3 +66,19 @@ def test_spram_count_rounds_width_and_depth_up_per_parity_half():
     assert spram_count(9472, 24) == 4  # the default digits network's W_0 and W_1 at P = 1
     assert spram_count(9472, 16) == 2
     assert spram_count(2 * 16384 + 2, 16) == 4
+
+
+def test_the_program_finds_the_passes_whose_walks_would_meet_in_one_parity_half():
+    """W_0's and W_1's walks share the store, b_1's beats between them: an even number of them, or
+    at least the write latency, keeps a read and a write of one cycle in different halves."""
+    up5k = {"fpga": "ice40up5k", "lanes": 2, "defer_input_updates": False}
+    latency = pipeline(Config().replace(hardware=up5k)).weight_write_latency
+    assert latency % 2 == 1
+    for hidden in range(1, 2 * latency + 2):  # b_1 takes ceil(hidden / 2) beats at two lanes
+        cfg = Config().replace(network={"sizes": [6, hidden, 3]}, hardware=up5k)
+        between = -(-hidden // 2)
+        expected = [("update_W0", "update_W1")] if between % 2 and between < latency else []
+        assert single_port_conflicts(Program.of(cfg)) == expected, hidden
+        # deferred, W_0 leaves the update pass; block RAM has two ports
+        assert single_port_conflicts(Program.of(cfg.replace(hardware={"defer_input_updates": True}))) == []
+        assert single_port_conflicts(Program.of(cfg.replace(hardware={"fpga": "generic"}))) == []
