@@ -17,7 +17,8 @@ Memories (``amaranth.lib.memory``, so they map to block RAM), laid out as :mod:`
 * states of every layer in P striped banks, three buffers for layers 1..L: a step reads one and
   writes another; during the nudged phases the third keeps ``s*``;
 * biases and the per-neuron learning factors (``u, v`` tied, ``d, e`` untied) of every layer in P
-  banks; ``W_0 x`` (and the deferred factors F) in one memory each; x in P banks.
+  banks; ``W_0 x`` (and the deferred factors F) in one memory each, or P striped banks with packed
+  beats (:func:`eqprop.layout.neuron_banks`); x in P banks.
 
 Every write to a state, ``W_0 x``, weight or bias memory is also driven onto the ``trace`` output
 (one ``en``/``addr``/``data`` group per memory bank, :func:`trace_ports`), like RISC-V's formal
@@ -28,7 +29,8 @@ Pipeline: the sequencer issues a beat's addresses in one cycle; the memories ans
 and (except on the iCE40, :func:`eqprop.program.pipeline`) their words are registered again.
 Then a relaxation or input-drive beat goes through the MAC lanes (:mod:`eqprop.hw.mac`) and, at a
 row's end, the neuron unit (:mod:`eqprop.hw.neuron`), which writes the state, the learning factors
-and ``W_0 x``; an update or homeostasis beat goes through the update lanes (:mod:`eqprop.hw.update`),
+and ``W_0 x`` (a packed beat's rows each go to a neuron unit of their own, and ``W_0 x`` and F are
+then striped over P banks like the states: :func:`eqprop.program.packing`); an update or homeostasis beat goes through the update lanes (:mod:`eqprop.hw.update`),
 which write the weights back. The passes, their parts and the gaps between them come from the
 pass program (:class:`eqprop.program.Program`), which the sequencer (:mod:`eqprop.hw.sequencer`)
 walks, and the latencies are the program's constants. Passes overlap, so each stage takes the
@@ -57,7 +59,7 @@ from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.golden import Arith
 from eqprop.layout import (
-    bank_depth, param_names, param_shapes, parameters_from_words,
+    bank_depth, neuron_banks, param_names, param_shapes, parameters_from_words,
     skewed_banks, striped_banks, trace_ports,
 )
 from eqprop.program import Part, PassKind, neuron_stages, pipeline
@@ -144,10 +146,11 @@ class MemoryPorts:
     state_wr: dict
     factor_rd: dict
     factor_wr: dict
-    w0x_rd: object
-    w0x_wr: object
-    pending_rd: object | None
-    pending_wr: object | None
+    #: W_0 x and F by bank (:func:`eqprop.layout.neuron_banks`; F's empty without deferred input updates)
+    w0x_rd: list
+    w0x_wr: list
+    pending_rd: list
+    pending_wr: list
 
     def parameter(self, name: str) -> tuple[list, list]:
         """The read and write ports of a parameter memory's banks (``W0``, ``B1``, ``b2``, ...)."""
@@ -271,9 +274,12 @@ class Core(wiring.Component):
             for name in names
             if not (name == "e" and l == L)
         }
-        self.w0x = Memory(shape=shape_of(fx.accumulator), depth=sizes[1], init=[])
+        self.neuron_banks = neuron_banks(cfg)
+        neuron_depth = math.ceil(sizes[1] / self.neuron_banks)
+        self.w0x = [Memory(shape=shape_of(fx.accumulator), depth=neuron_depth, init=[]) for _ in range(self.neuron_banks)]
         # F, the deferred input-layer row factors (eqprop.golden), when W_0's updates are deferred
-        self.pending = Memory(shape=shape_of(fx.update), depth=sizes[1], init=[]) if cfg.hardware.defer_input_updates else None
+        deferred = cfg.hardware.defer_input_updates
+        self.pending = [Memory(shape=shape_of(fx.update), depth=neuron_depth, init=[]) for _ in range(self.neuron_banks)] if deferred else []
         self.traced = trace_ports(cfg)
         super().__init__(core_signature(cfg))
 
@@ -328,9 +334,9 @@ class Core(wiring.Component):
         for (name, l), mems in self.factors.items():
             for b, mem in enumerate(mems):
                 m.submodules[f"{name}{l}_bank{b}"] = mem
-        m.submodules.w0x = self.w0x
-        if self.pending is not None:
-            m.submodules.pending = self.pending
+        for name, mems in (("w0x", self.w0x), ("pending", self.pending)):
+            for b, mem in enumerate(mems):
+                m.submodules[f"{name}_bank{b}"] = mem
         reads = lambda memories: {k: [mem.read_port() for mem in v] for k, v in memories.items()}  # noqa: E731
         writes = lambda memories: {k: [mem.write_port() for mem in v] for k, v in memories.items()}  # noqa: E731
         return MemoryPorts(
@@ -340,15 +346,14 @@ class Core(wiring.Component):
             input_rd=[mem.read_port() for mem in self.inputs], input_wr=[mem.write_port() for mem in self.inputs],
             state_rd=reads(self.states), own_rd=reads(self.states), state_wr=writes(self.states),
             factor_rd=reads(self.factors), factor_wr=writes(self.factors),
-            w0x_rd=self.w0x.read_port(), w0x_wr=self.w0x.write_port(),
-            pending_rd=self.pending.read_port() if self.pending is not None else None,
-            pending_wr=self.pending.write_port() if self.pending is not None else None,
+            w0x_rd=[mem.read_port() for mem in self.w0x], w0x_wr=[mem.write_port() for mem in self.w0x],
+            pending_rd=[mem.read_port() for mem in self.pending], pending_wr=[mem.write_port() for mem in self.pending],
         )
 
     def _trace(self, m: Module, ports: "MemoryPorts") -> None:
         """Every state, W_0 x, weight and bias write on the trace output: what a scoreboard watches
         (:func:`eqprop.schedule.sample_trace` gives each one's cycle and value)."""
-        traced = {"w0x": ports.w0x_wr}
+        traced = {f"w0x_bank{b}": port for b, port in enumerate(ports.w0x_wr)}
         traced |= {f"s{l}_buf{buf}_bank{b}": port for (l, buf), banks in ports.state_wr.items() for b, port in enumerate(banks)}
         traced |= {f"{name}_bank{b}": port for name, banks in ports.weight_wr.items() for b, port in enumerate(banks)}
         traced |= {f"b{l}_bank{b}": port for l, banks in ports.bias_wr.items() for b, port in enumerate(banks)}
@@ -405,15 +410,22 @@ class Core(wiring.Component):
             partner_addresses=[Signal(range(depth + 1), name=f"i_baddr{b}") for b in range(P)],  # B_l, read by column
             layer=Signal(range(L + 1), name="i_layer"), drive_row=Signal(name="i_drive_row"),
         )
-        late_row, late_div = (delayed(m, value, MacLanes.latency(P), f"i_late_{name}") for name, value in (("row", beat.row), ("div", beat.row_div)))
+        late_row, late_div, late_mod = (delayed(m, value, MacLanes.latency(P), f"i_late_{name}")
+                                        for name, value in (("row", beat.row), ("div", beat.row_div), ("mod", beat.row_mod)))
+        packed = seq.program.neuron_units > 1
+
+        def late_address(b: int):
+            """Bank b's word of the beat's row, or of a packed beat's row in that bank (row + i * length
+            is in bank (row + i * length) mod P, one address on where that wraps past P)."""
+            return late_div + (b < late_mod) if packed else late_div
+
         for l in range(1, L + 1):
             for b in range(P):
-                m.d.comb += ports.bias_rd[l][b].addr.eq(late_div)
+                m.d.comb += ports.bias_rd[l][b].addr.eq(late_address(b))
                 for buf in range(3):
-                    m.d.comb += ports.own_rd[(l, buf)][b].addr.eq(late_div)
-        m.d.comb += ports.w0x_rd.addr.eq(late_row)
-        if ports.pending_rd is not None:
-            m.d.comb += ports.pending_rd.addr.eq(late_row)
+                    m.d.comb += ports.own_rd[(l, buf)][b].addr.eq(late_address(b))
+        for b, port in enumerate(ports.w0x_rd + ports.pending_rd):
+            m.d.comb += port.addr.eq(late_address(b % P) if packed else late_row)
 
         def row_address(matrix: str):
             """The address of this beat's segment of row ``row`` of a skewed matrix (every bank's)."""
@@ -424,13 +436,26 @@ class Core(wiring.Component):
             lane = Mux(beat.row_mod <= b, b - beat.row_mod, b + P - beat.row_mod)
             return times_constant(times_constant(beat.segment, P) + lane, math.ceil(shapes[matrix][1] / P)) + beat.row_div
 
+        def packed_address(b: int, part: Part):
+            """Bank b's address in a packed beat: lane t holds synapse t mod length of row (or column)
+            row + t - t mod length (eqprop.program.Part.slot_rows), its one segment."""
+            lane = Mux(beat.row_mod <= b, b - beat.row_mod, b + P - beat.row_mod)
+            synapse = Array([t % part.length for t in range(P)])[lane]
+            offset = Array([t - t % part.length for t in range(P)])[lane]  # the lane's row, from the beat's first
+            if not part.column:  # a row of at most P/2: one word per bank
+                return beat.row + offset
+            return times_constant(synapse, math.ceil(shapes[part.matrix][1] / P)) + beat.row_div + (beat.row_mod + offset >= P)
+
         with m.If(seq.issue), m.Switch(beat.part):
             for index, part in enumerate(parts):
                 with m.Case(index):
                     if part.matrix:
                         for b, port in enumerate(ports.weight_rd[part.matrix]):
                             m.d.comb += port.en.eq(1)  # SPRAM-backed weights read only when asked
-                            m.d.comb += port.addr.eq(column_address(b, part.matrix) if part.column else row_address(part.matrix))
+                            if part.packed > 1:
+                                m.d.comb += port.addr.eq(packed_address(b, part))
+                            else:
+                                m.d.comb += port.addr.eq(column_address(b, part.matrix) if part.column else row_address(part.matrix))
                         m.d.comb += issued.weight_address.eq(row_address(part.matrix))
                     if part.kind == K.HOMEOSTASIS:  # the partner B_l[j, r] of W_l[r, j], a column of B_l
                         for b, port in enumerate(ports.weight_rd[f"B{part.layer}"]):
@@ -449,22 +474,27 @@ class Core(wiring.Component):
                             for port in ports.bias_rd[part.layer + 1]:
                                 m.d.comb += port.addr.eq(beat.segment)
                     if part.kind == K.INPUT_UPDATE:
-                        m.d.comb += ports.pending_rd.addr.eq(beat.row)
+                        for port in ports.pending_rd:
+                            m.d.comb += port.addr.eq(beat.row_div if packed else beat.row)
         return issued
 
     def _relaxation(self, m: Module, ports: "MemoryPorts", seq: Sequencer, issued: "Issued", words: "RegisteredWords", norm) -> NeuronUnit:
-        """The rows of the input drive and the relaxation steps: the MAC lanes, then the neuron unit,
-        which writes the state, the learning factors and W_0 x."""
-        cfg, fx, arith, P, L = self.cfg, self.cfg.fixed, self.arith, self.lanes, self.cfg.network.n_layers
+        """The rows of the input drive and the relaxation steps: the MAC lanes, then the neuron units
+        (one per row of a packed beat), which write the state, the learning factors and W_0 x."""
+        cfg, fx, arith, P = self.cfg, self.cfg.fixed, self.arith, self.lanes
         parts, K = words.parts, PassKind
         pre_width, pre_frac = presynaptic_operand(cfg)  # x and states meet the MAC lanes in one format
         pre_shift = {0: pre_frac - fx.input.n, None: pre_frac - fx.state.n}
         mac_parts = [i for i, p in enumerate(parts) if p.kind in (K.INPUT_DRIVE, K.RELAXATION) and p.matrix]
-        m.submodules.mac = mac = MacLanes(P, arith.weight_store, fx.weight, pre_width, pre_frac, fx.accumulator)
+        packed = {i: p for i, p in enumerate(parts) if p.packed > 1}
+        packings = list(dict.fromkeys((p.length, p.packed) for p in packed.values()))
+        m.submodules.mac = mac = MacLanes(P, arith.weight_store, fx.weight, pre_width, pre_frac, fx.accumulator, tuple(packings))
         first_free_step = words.phase.first_free_step()
         for b in range(P):
             m.d.comb += mac.weights[b].eq(words.by_part({i: words.r(ports.weight_rd[parts[i].matrix][b]) for i in mac_parts}))
         pres = {i: words.pre_values(parts[i].pre, words.phase.read_buf) for i in mac_parts}
+        for i, part in packed.items():  # lane t takes synapse t mod length of its row
+            pres[i] = [pres[i][t % part.length] if t < part.packed * part.length else 0 for t in range(P)]
         for t in range(P):
             m.d.comb += mac.pres[t].eq(words.by_part({
                 i: pres[i][t] << pre_shift[0] if parts[i].pre == 0 else Mux(first_free_step, 0, pres[i][t]) << pre_shift[None]
@@ -477,43 +507,85 @@ class Core(wiring.Component):
             mac.last.eq(delayed(m, seq.beat.last & seq.beat.ends_row, at_read, "r_last")),
             mac.mask.eq(words.mask),
             mac.rotate.eq(words.mod),
+            mac.packing.eq(words.by_part({i: packings.index((p.length, p.packed)) + 1 for i, p in packed.items()})),
         ]
-
-        m.submodules.neuron = neuron = NeuronUnit(arith)
-        phase = phase_of_beat(m, seq, MacLanes.latency(P) + at_read, "n")
-        at_neuron = {name: delayed(m, value, MacLanes.latency(P) + at_read, f"n_{name}") for name, value in (
-            ("drive_row", issued.drive_row), ("layer", issued.layer), ("row", seq.beat.row), ("mod", seq.beat.row_mod), ("div", seq.beat.row_div))}
-        own = lambda l, buf: select({b: words.r(ports.own_rd[(l, buf)][b]) for b in range(P)}, at_neuron["mod"])  # noqa: E731
-        at_neuron |= {
-            "bias": select({l: select({b: words.r(ports.bias_rd[l][b]) for b in range(P)}, at_neuron["mod"]) for l in range(1, L + 1)}, at_neuron["layer"]),
-            "w0x": words.r(ports.w0x_rd),
-            "old": select({l: select({buf: own(l, buf) for buf in range(3)}, phase.read_buf) for l in range(1, L + 1)}, at_neuron["layer"]),
-            "pending": words.r(ports.pending_rd) if ports.pending_rd is not None else 0,
+        to_neuron = MacLanes.latency(P) + at_read
+        phase = phase_of_beat(m, seq, to_neuron, "n")
+        common = {
             "nudged": phase.nudged, "negative": phase.negative,
             "first_update": phase.nudged & (phase.nudge_phase == 0) & (phase.step == 0),  # F starts from 0
             "last_free_step": ~phase.nudged & (phase.step == cfg.learning.T1 - 1),
         }
-        for name in row_fields(arith):
-            m.d.comb += getattr(neuron, name).eq(at_neuron[name])
-        m.d.comb += [
-            neuron.valid.eq(mac.done), neuron.drive.eq(mac.drive), neuron.label.eq(seq.label_index), neuron.norm.eq(norm),
-        ]
-        out_mod, out_div, out_write_buf, out_nudged = (delayed(m, value, neuron_stages(cfg), f"out_{name}") for name, value in (
-            ("mod", at_neuron["mod"]), ("div", at_neuron["div"]), ("write_buf", phase.write_buf), ("nudged", phase.nudged)))
-        for l in range(1, L + 1):
+        units = []
+        for unit, (row, mod, div) in enumerate(self._unit_rows(m, seq, packed)):
+            at_neuron = {name: delayed(m, value, to_neuron, f"n{unit}_{name}") for name, value in (("row", row), ("mod", mod), ("div", div))}
+            if unit == 0:
+                at_neuron |= {name: delayed(m, value, to_neuron, f"n_{name}") for name, value in (("drive_row", issued.drive_row), ("layer", issued.layer))}
+                valid, drive, layers = mac.done, mac.drive, range(1, cfg.network.n_layers + 1)
+            else:  # a packed beat's further rows: layer 1's (eqprop.program.packing)
+                at_neuron |= {"drive_row": 0, "layer": 1}
+                valid = mac.done & delayed(m, seq.beat.packed_rows[unit], to_neuron, f"n{unit}_valid")
+                drive, layers = mac.drives[unit], [1]
+            inputs = {"valid": valid, "drive": drive, "label": seq.label_index, "norm": norm}
+            units.append(self._neuron_unit(m, ports, words, phase, unit, at_neuron | common, layers, inputs))
+        return units[0]
+
+    def _unit_rows(self, m: Module, seq: Sequencer, packed: dict) -> list[tuple]:
+        """``(row, row mod P, row // P)`` of each neuron unit's row in the beat issued: unit i takes
+        row + i * length of a packed beat (eqprop.program.Part.slot_rows)."""
+        beat, P = seq.beat, self.lanes
+        rows = [(beat.row, beat.row_mod, beat.row_div)]
+        for unit in range(1, seq.program.neuron_units):
+            offset = select({i: unit * part.length for i, part in packed.items() if unit < part.packed}, beat.part, default=0,
+                            size=len(seq.program.parts()))
+            row, mod = Signal.like(beat.row, name=f"i_unit{unit}_row"), Signal(range(2 * P), name=f"i_unit{unit}_mod")
+            m.d.comb += [row.eq(beat.row + offset), mod.eq(beat.row_mod + offset)]
+            rows.append((row, Mux(mod >= P, mod - P, mod), beat.row_div + (mod >= P)))
+        return rows
+
+    def _neuron_unit(self, m: Module, ports: "MemoryPorts", words: "RegisteredWords", phase: BeatPhase, unit: int,
+                     fields: dict, layers, inputs: dict) -> NeuronUnit:
+        """Neuron unit ``unit``: its row's bias, old state, W_0 x and F from the banks (of ``layers``)
+        its row is in, and its writes to them."""
+        cfg, P = self.cfg, self.lanes
+        m.submodules[f"neuron{unit}" if unit else "neuron"] = neuron = NeuronUnit(self.arith)
+        mod, layer = fields["mod"], fields["layer"]
+        own = lambda l, buf: select({b: words.r(ports.own_rd[(l, buf)][b]) for b in range(P)}, mod)  # noqa: E731
+        fields |= {
+            "bias": select({l: select({b: words.r(ports.bias_rd[l][b]) for b in range(P)}, mod) for l in layers}, layer),
+            "w0x": self._neuron_word(words, ports.w0x_rd, mod),
+            "old": select({l: select({buf: own(l, buf) for buf in range(3)}, phase.read_buf) for l in layers}, layer),
+            "pending": self._neuron_word(words, ports.pending_rd, mod) if ports.pending_rd else 0,
+        }
+        for name in row_fields(self.arith):
+            m.d.comb += getattr(neuron, name).eq(fields[name])
+        m.d.comb += [getattr(neuron, name).eq(value) for name, value in inputs.items()]
+        out_mod, out_div, out_write_buf, out_nudged = (delayed(m, value, neuron_stages(cfg), f"out{unit}_{name}") for name, value in (
+            ("mod", mod), ("div", fields["div"]), ("write_buf", phase.write_buf), ("nudged", phase.nudged)))
+        for l in layers:
             with m.If(neuron.state_valid & (neuron.out_layer == l)):
                 for buf in range(3):
                     with m.If(out_write_buf == buf):
                         for b, port in enumerate(ports.state_wr[(l, buf)]):
-                            m.d.comb += [port.addr.eq(out_div), port.data.eq(neuron.state), port.en.eq(out_mod == b)]
-                for (name, layer), banks in ports.factor_wr.items():
-                    if layer == l:
+                            with m.If(out_mod == b):
+                                m.d.comb += [port.addr.eq(out_div), port.data.eq(neuron.state), port.en.eq(1)]
+                for (name, layer_of), banks in ports.factor_wr.items():
+                    if layer_of == l:
                         for b, port in enumerate(banks):
-                            m.d.comb += [port.addr.eq(out_div), port.data.eq(getattr(neuron.factors, name)), port.en.eq(out_nudged & (out_mod == b))]
-        m.d.comb += [ports.w0x_wr.addr.eq(neuron.out_row), ports.w0x_wr.data.eq(neuron.out_w0x), ports.w0x_wr.en.eq(neuron.w0x_valid)]
-        if ports.pending_wr is not None:
-            m.d.comb += [ports.pending_wr.addr.eq(neuron.out_row), ports.pending_wr.data.eq(neuron.out_pending), ports.pending_wr.en.eq(neuron.pending_valid)]
+                            with m.If(out_mod == b):
+                                m.d.comb += [port.addr.eq(out_div), port.data.eq(getattr(neuron.factors, name)), port.en.eq(out_nudged)]
+        for banks, data, enable in ((ports.w0x_wr, neuron.out_w0x, neuron.w0x_valid), (ports.pending_wr, neuron.out_pending, neuron.pending_valid)):
+            if len(banks) == 1:
+                m.d.comb += [banks[0].addr.eq(neuron.out_row), banks[0].data.eq(data), banks[0].en.eq(enable)]
+                continue
+            for b, port in enumerate(banks):
+                with m.If(enable & (out_mod == b)):
+                    m.d.comb += [port.addr.eq(out_div), port.data.eq(data), port.en.eq(1)]
         return neuron
+
+    def _neuron_word(self, words: "RegisteredWords", banks: list, mod):
+        """A neuron's word of W_0 x or F: its bank's, where they are striped (:func:`eqprop.layout.neuron_banks`)."""
+        return select({b: words.r(port) for b, port in enumerate(banks)}, mod) if len(banks) > 1 else words.r(banks[0])
 
     def _updates(self, m: Module, ports: "MemoryPorts", seq: Sequencer, issued: "Issued", words: "RegisteredWords", lfsr: LfsrUnit) -> None:
         """Continual updates, the deferred input-layer update and homeostasis: the update lanes read
@@ -547,7 +619,7 @@ class Core(wiring.Component):
             if part.kind == K.HOMEOSTASIS:
                 partner[i] = [words.r(ports.weight_rd[f"B{l}"][b]) for b in range(P)]
             elif part.kind == K.INPUT_UPDATE:  # F_i x_j: the sign is in F already
-                pre_a[i], fa[i] = words.pre_values(0, phase.read_buf), words.r(ports.pending_rd)
+                pre_a[i], fa[i] = words.pre_values(0, phase.read_buf), self._neuron_word(words, ports.pending_rd, words.mod)
             elif part.target == "B":
                 pre_a[i], fa[i] = words.pre_values(l + 1, phase.read_buf), factor_of("e", l)
             elif tied:

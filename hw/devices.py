@@ -15,12 +15,13 @@ counts the blocks and LUT RAM cells as Yosys maps them).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.golden import Arith
-from eqprop.layout import bank_depth, param_shapes
+from eqprop.layout import bank_depth, neuron_banks, param_shapes
 from eqprop.program import Program, pipeline, single_port_conflicts
 
 from .memories import spram_count
@@ -105,9 +106,10 @@ def memories(cfg: Config) -> list[tuple[str, int, int]]:
         out += [(f"s{l}", striped(n[l]), fx.state.width)] * (3 * 2 * P)  # three buffers, two read ports
         factors = 2 if cfg.network.tied or l < L else 1
         out += [(f"factors{l}", striped(n[l]), fx.update.width)] * (factors * P)
-    out += [("w0x", n[1], fx.accumulator.width)] + [("x", striped(n[0]), fx.input.width)] * P
+    banks = neuron_banks(cfg)
+    out += [("w0x", math.ceil(n[1] / banks), fx.accumulator.width)] * banks + [("x", striped(n[0]), fx.input.width)] * P
     if cfg.hardware.defer_input_updates:  # the W_0 updates deferred to the sample's end, one per hidden neuron
-        out.append(("pending", n[1], fx.update.width))
+        out += [("pending", math.ceil(n[1] / banks), fx.update.width)] * banks
     return out
 
 
@@ -163,18 +165,19 @@ def check_device(cfg: Config) -> None:
 
 def products(cfg: Config) -> list[tuple[str, int, int, int]]:
     """The core's multiplications that Yosys maps to DSP blocks: ``(what, how many, operand bits,
-    operand bits)``. Per lane the dot product's and the update's two (one untied); the neuron
-    unit's two learning factors (a layer's rate times a state, or a change of state); ``f ||x||^2``
-    with deferred input updates. (``||x||^2`` is summed from shifted partial products, and
+    operand bits)``. Per lane the dot product's and the update's two (one untied); per neuron
+    unit (:attr:`eqprop.program.Program.neuron_units`) two learning factors (a layer's rate times
+    a state, or a change of state) and ``f ||x||^2`` with deferred input updates. (``||x||^2`` is summed from shifted partial products, and
     products by constants, beta, eta/beta and lambda among them, are shifts and adds.)"""
     fx, P, tied = cfg.fixed, cfg.hardware.lanes, cfg.network.tied
     arith = Arith.from_config(cfg)
     pre_bits = presynaptic_operand(cfg)[0]
     update_pre_bits = max(fx.state.width, fx.input.width + 1, fx.update.width)
+    units = Program.of(cfg).neuron_units
     out = [("dot product", P, fx.weight.width, pre_bits), ("update", (2 if tied else 1) * P, fx.update.width, update_pre_bits),
-           ("learning factor", 2, max(arith.rates).bit_length(), fx.state.width + (0 if tied else 1))]
+           ("learning factor", 2 * units, max(arith.rates).bit_length(), fx.state.width + (0 if tied else 1))]
     if cfg.hardware.defer_input_updates:
-        out.append(("f ||x||^2", 1, fx.update.width + 2, arith.norm_bound.bit_length()))
+        out.append(("f ||x||^2", units, fx.update.width + 2, arith.norm_bound.bit_length()))
     return out
 
 

@@ -12,7 +12,8 @@ UART link) follow a line in P: ``base + per_lane * P * lane_bits / calibration l
 operand, accumulator, two learning factors). The slope is fitted (least squares) to Yosys runs of the
 ECP5's default network at P = 1, 2, 4 and used for both LUT4 families; each FPGA's base is fitted
 to its own runs (:data:`MEASURED_LUTS`). The fit's error on those runs is 2-9 %; for networks of
-other widths or far larger P it is an extrapolation (the lanes' rotators grow as P log P).
+other widths or far larger P it is an extrapolation (the lanes' rotators grow as P log P, and
+packed beats, :func:`eqprop.program.packing`, add neuron units the line does not count).
 """
 
 from __future__ import annotations

@@ -46,6 +46,8 @@ def beat_layout(cfg: Config) -> data.StructLayout:
         "last": 1,  # the part's last beat of the row
         "ends_row": 1,  # the part is its group's last: after its last beat the row is complete
         "mask": P,  # the lanes with a synapse (or bias) in this beat
+        # a packed beat's rows (eqprop.program.Part.slot_rows): bit i for row + i * length; 1 unpacked
+        "packed_rows": Program.of(cfg).neuron_units,
     })
 
 
@@ -94,17 +96,21 @@ class Sequencer(wiring.Component):
 
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
-        self._describe_beat(m, part_index, segment, group_of)
+        self._describe_beat(m, part_index, row, segment, group_of)
+
+        # a packed part's row-beat within its block of rows (eqprop.program.Part.slot_rows)
+        slot = Signal(range(max(part.length if part.packed > 1 else 1 for part in parts) + 1))
 
         def restart_rows():
-            m.d.sync += [segment.eq(0), row.eq(0), row_mod.eq(0), row_div.eq(0)]
+            m.d.sync += [segment.eq(0), row.eq(0), row_mod.eq(0), row_div.eq(0), slot.eq(0)]
 
-        def next_row():
-            m.d.sync += [segment.eq(0), row.eq(row + 1)]
-            with m.If(row_mod == P - 1):
-                m.d.sync += [row_mod.eq(0), row_div.eq(row_div + 1)]
+        def next_row(step: int = 1):
+            """``step`` rows on (at most P)."""
+            m.d.sync += [segment.eq(0), row.eq(row + step)]
+            with m.If(row_mod >= P - step):
+                m.d.sync += [row_mod.eq(row_mod + step - P), row_div.eq(row_div + 1)]
             with m.Else():
-                m.d.sync += row_mod.eq(row_mod + 1)
+                m.d.sync += row_mod.eq(row_mod + step)
 
         branches = self._pass_transitions(m, star_buf, train, reverse)
         gap_width = max(2, max(program.gaps.values(), default=0) + 1, max(p.drain for p in program.passes()) + 1)
@@ -148,6 +154,19 @@ class Sequencer(wiring.Component):
                         part = parts[index]
                         with m.State(part.name):
                             m.d.comb += [self.issue.eq(1), part_index.eq(index), self.busy.eq(1)]
+                            if part.packed > 1:  # one beat per slot: the next slot's rows, the block's next, or done
+                                block_ends = slot == part.length - 1
+                                with m.If(Mux(block_ends, row + (part.packed - 1) * part.length + 1, row + 1) < part.rows):
+                                    with m.If(block_ends):
+                                        next_row((part.packed - 1) * part.length + 1)
+                                        m.d.sync += slot.eq(0)
+                                    with m.Else():
+                                        next_row()
+                                        m.d.sync += slot.eq(slot + 1)
+                                with m.Else():
+                                    restart_rows()
+                                    self._next_group(m, groups, g, pass_.kind, reverse, end_pass)
+                                continue
                             with m.If(segment != part.beats - 1):
                                 m.d.sync += segment.eq(segment + 1)
                             with m.Else():
@@ -193,11 +212,12 @@ class Sequencer(wiring.Component):
         with m.Else():
             go(g + 1)
 
-    def _describe_beat(self, m: Module, part_index: Signal, segment: Signal, group_of: dict) -> None:
+    def _describe_beat(self, m: Module, part_index: Signal, row: Signal, segment: Signal, group_of: dict) -> None:
         """What the lanes need to know of the beat issued, by its part (one parallel multiplexer)."""
         beat, P = self.beat, self.cfg.hardware.lanes
         first, last, ends_row, mask = Signal(), Signal(), Signal(), Signal(P)
-        m.d.comb += [beat.first.eq(first), beat.last.eq(last), beat.ends_row.eq(ends_row), beat.mask.eq(mask)]
+        packed_rows = Signal.like(beat.packed_rows, name="packed_rows")
+        m.d.comb += [beat.first.eq(first), beat.last.eq(last), beat.ends_row.eq(ends_row), beat.mask.eq(mask), beat.packed_rows.eq(packed_rows)]
         with m.If(self.issue), m.Switch(part_index):
             for index, part in enumerate(self.program.parts()):
                 with m.Case(index):
@@ -206,8 +226,14 @@ class Sequencer(wiring.Component):
                         first.eq((segment == 0) if index == group[0] else 0),
                         last.eq(segment == part.beats - 1),
                         ends_row.eq(index == group[-1]),
-                        mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0),
                     ]
+                    if part.packed > 1:  # lanes [i * length, (i + 1) * length) hold row + i * length
+                        rows = [row + i * part.length < part.rows for i in range(part.packed)]
+                        m.d.comb += [packed_rows.eq(Cat(*rows)),
+                                     mask.eq(Cat(*[rows[t // part.length] if t < part.packed * part.length else 0 for t in range(P)]))]
+                    else:
+                        m.d.comb += [packed_rows.eq(1),
+                                     mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0)]
 
     def _pass_transitions(self, m: Module, star_buf: Signal, train: Signal, reverse: Signal) -> dict:
         """What may follow each pass, by pass kind: ``(condition, gap, action)`` in priority order. The

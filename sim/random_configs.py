@@ -46,7 +46,7 @@ def _draw(rng: np.random.Generator) -> Config:
         # a quarter on the iCE40UP5K: W_l in SPRAM parity stores (redrawn when they do not fit)
         # and a quarter with literal (per-step) input-layer updates
         hardware={
-            "lanes": int(rng.integers(1, 6)), "fpga": "ice40up5k" if rng.random() < 0.25 else "generic",
+            "lanes": int(rng.integers(1, 9)), "fpga": "ice40up5k" if rng.random() < 0.25 else "generic",
             "defer_input_updates": rng.random() >= 0.25,
         },
     )

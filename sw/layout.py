@@ -25,6 +25,7 @@ import numpy as np
 
 from .config import Config, NetworkConfig
 from .golden import Arith
+from .program import Program
 
 
 def param_names(net: NetworkConfig) -> list[str]:
@@ -138,11 +139,19 @@ class TracePort:
     width: int
 
 
+def neuron_banks(cfg: Config) -> int:
+    """Banks of the memories only the neuron units use, ``W_0 x`` and F (one word per layer-1
+    neuron): one, or striped over P like the states where packed beats give several neuron units
+    a layer-1 row in one cycle (:func:`eqprop.program.packing`)."""
+    return cfg.hardware.lanes if Program.of(cfg).neuron_units > 1 else 1
+
+
 def trace_ports(cfg: Config) -> list[TracePort]:
     """The core's traced write ports, in the order of its ``trace`` signature."""
     arith, fx, P = Arith.from_config(cfg), cfg.fixed, cfg.hardware.lanes
     n, L = cfg.network.sizes, cfg.network.n_layers
-    ports = [TracePort("w0x", "w0x", 0, 0, n[1], fx.accumulator.width)]
+    banks = neuron_banks(cfg)
+    ports = [TracePort(f"w0x_bank{b}", "w0x", 0, b, math.ceil(n[1] / banks), fx.accumulator.width) for b in range(banks)]
     for l in range(1, L + 1):
         for buf in range(3):
             ports += [TracePort(f"s{l}_buf{buf}_bank{b}", f"s{l}", buf, b, max(1, math.ceil(n[l] / P)), fx.state.width) for b in range(P)]
@@ -156,7 +165,7 @@ def trace_location(cfg: Config, port: TracePort, address: int) -> int:
     """The element a traced write at ``address`` of ``port`` writes: row-major for weights."""
     P = cfg.hardware.lanes
     if port.memory == "w0x":
-        return address
+        return address * neuron_banks(cfg) + port.bank
     if port.memory[0] in "WB":
         cols = param_shapes(cfg.network)[port.memory][1]
         per_row = math.ceil(cols / P)
@@ -169,7 +178,7 @@ def trace_address(cfg: Config, memory: str, index: int) -> tuple[int, int]:
     """``(bank, address)`` of element ``index`` of ``memory`` (the inverse of :func:`trace_location`)."""
     P = cfg.hardware.lanes
     if memory == "w0x":
-        return 0, index
+        return index % neuron_banks(cfg), index // neuron_banks(cfg)
     if memory[0] in "WB":
         cols = param_shapes(cfg.network)[memory][1]
         r, c = divmod(index, cols)

@@ -6,7 +6,9 @@ the cycle of every write, :func:`eqprop.schedule.locate`) and the sequencer of :
 
 * A **beat** is one clock in which the P lanes each handle one synapse of the same row; a row of
   n synapses takes ``ceil(n / P)`` beats (at least one: a neuron without synapses to read still
-  takes a beat to apply rho to its cached drive).
+  takes a beat to apply rho to its cached drive). Layer 1's relaxation rows, when at most P/2
+  long, are **packed**: a beat holds ``P // n`` of them, each finished by its own neuron unit
+  (:func:`packing`, :meth:`Part.slot_rows`).
 * A **part** is ``rows`` rows of ``beats`` beats over one memory (:class:`Part`).
 * A **group** is the parts whose rows interleave: a neuron of a relaxation step reads its
   ``W_{l-1}`` row, then its ``B_l`` row, then the next neuron begins (:class:`Group`).
@@ -141,11 +143,40 @@ class Part:
     beats: int
     #: What an update writes: ``W``, ``B`` or ``b`` (None for the other kinds).
     target: str | None = None
+    #: Rows per beat (:func:`packing`): lanes ``[i * length, (i + 1) * length)`` hold row
+    #: ``r + i * length`` of the beat for row r, each row its own neuron unit's.
+    packed: int = 1
+
+    @property
+    def slots(self) -> int:
+        """Row-beats the part issues: its rows, or with packing, the beats its rows share."""
+        return len(self.slot_rows())
+
+    def slot_rows(self) -> np.ndarray:
+        """``(slots, packed)``: the rows of each row-beat, in issue order (-1 where there is none).
+        Packed rows go in blocks of ``packed * length``: slot v of a block holds its rows
+        ``v, v + length, ...``, so that one rotation of the skewed banks serves them all."""
+        if self.packed == 1:
+            return np.arange(self.rows)[:, None]
+        stride, block = self.length, self.packed * self.length
+        bases = np.array([q + v for q in range(0, self.rows, block) for v in range(stride) if q + v < self.rows])
+        rows = bases[:, None] + stride * np.arange(self.packed)[None, :]
+        return np.where(rows < self.rows, rows, -1)
+
+
+def packing(kind: PassKind, layer: int, layers: int, length: int, lanes: int) -> int:
+    """Rows a beat holds. A row of at most P/2 synapses would leave most lanes idle; layer 1's
+    relaxation rows (its only part: ``W_0 x`` is cached), below the output layer whose argmax
+    and nudge one neuron unit computes, share their beats instead, one neuron unit per row."""
+    if kind != PassKind.RELAXATION or layer != 1 or layers < 2 or not 0 < 2 * length <= lanes:
+        return 1
+    return lanes // length
 
 
 @dataclass(frozen=True)
 class Group:
-    """Parts whose rows interleave: row r of every part, in order, then row r + 1."""
+    """Parts whose rows interleave: row r of every part, in order, then row r + 1 (or a packed
+    part's row-beats, :meth:`Part.slot_rows`)."""
 
     parts: tuple[Part, ...]
 
@@ -159,7 +190,19 @@ class Group:
 
     @property
     def beats(self) -> int:
-        return self.rows * self.row_beats
+        return self.parts[0].slots * self.row_beats
+
+    def row_ends(self) -> np.ndarray:
+        """For every row, the beat (from the group's first) that completes it."""
+        slot_rows = self.parts[0].slot_rows()
+        ends = np.empty(self.rows, dtype=np.int64)
+        slot = np.broadcast_to(np.arange(len(slot_rows))[:, None], slot_rows.shape)
+        ends[slot_rows[slot_rows >= 0]] = slot[slot_rows >= 0]
+        return (ends + 1) * self.row_beats - 1
+
+    def row_starts(self) -> np.ndarray:
+        """For every row, the beat (from the group's first) that begins it."""
+        return self.row_ends() + 1 - self.row_beats
 
 
 @dataclass(frozen=True)
@@ -221,7 +264,7 @@ class Program:
         deferred = cfg.hardware.defer_input_updates
 
         def part(kind, name, layer, matrix, column, pre, length, rows, target=None) -> Part:
-            return Part(kind, name, layer, matrix, column, pre, length, rows, beats(length, P), target)
+            return Part(kind, name, layer, matrix, column, pre, length, rows, beats(length, P), target, packing(kind, layer, L, length, P))
 
         K = PassKind
         mac, weights = state_write_latency(cfg), pipeline(cfg).weight_write_latency
@@ -268,6 +311,11 @@ class Program:
     def parts(self) -> list[Part]:
         """Every part of every pass, in the order of :meth:`passes` (the sequencer's states)."""
         return [part for p in self.passes() for part in p.parts]
+
+    @property
+    def neuron_units(self) -> int:
+        """Neuron units the core needs: one per row of its most packed beat."""
+        return max(part.packed for part in self.parts())
 
 
 @dataclass(frozen=True)
@@ -395,7 +443,7 @@ def _pass_accesses(program: Program, p: Pass, words: _Words) -> tuple[np.ndarray
         for part in group.parts:
             r = np.arange(part.rows)[:, None]  # rows down, the row's beats (and their P lanes) across
             j = np.arange(part.beats * P)[None, :]
-            issue = cycle + r * group.row_beats + offset + j // P
+            issue = cycle + group.row_starts()[r] + offset + j // P
             r_all, j_all, issue = np.broadcast_arrays(r, j, issue)
             synapse = j_all < part.length
             row_r, row_j, row_issue = r_all[synapse], j_all[synapse], issue[synapse]
@@ -435,7 +483,7 @@ def _pass_accesses(program: Program, p: Pass, words: _Words) -> tuple[np.ndarray
             # a row's neuron: its old state, bias, W_0 x and F read late (to meet the drive), its
             # results written from the neuron unit's last stage
             rows = np.arange(group.rows)
-            done = cycle + (rows + 1) * group.row_beats - 1
+            done = cycle + group.row_ends()
             l = group.parts[-1].layer
             if p.kind == PassKind.INPUT_DRIVE:
                 add(writes, "w0x", rows, done + state_write)

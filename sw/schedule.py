@@ -192,7 +192,7 @@ class _TraceBuilder:
         for group in slot.pass_.groups:
             offset = 0
             for part in group.parts:
-                yield part, cycle + offset + np.arange(group.rows) * group.row_beats
+                yield part, cycle + offset + group.row_starts()
                 offset += part.beats
             cycle += group.beats
 
@@ -202,7 +202,7 @@ class _TraceBuilder:
         for group in slot.pass_.groups:
             layer = group.parts[-1].layer
             if layer in values:
-                last_beats = cycle + (np.arange(group.rows) + 1) * group.row_beats - 1
+                last_beats = cycle + group.row_ends()
                 self.emit(last_beats + slot.pass_.drain, memory(layer), buffer, np.arange(group.rows), values[layer])
             cycle += group.beats
 

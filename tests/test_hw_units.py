@@ -1,5 +1,6 @@
 """The core's units alone, each against the piece of the golden model it computes, in the Amaranth simulator."""
 
+import itertools
 import math
 
 import numpy as np
@@ -18,7 +19,7 @@ from eqprop.layout import skewed_banks, unskew
 from eqprop.config import phase_count
 from eqprop.hw.param_port import ParameterPort
 from eqprop.hw.sequencer import Sequencer
-from eqprop.program import Program, mac_latency, neuron_stages, sample_passes
+from eqprop.program import Part, PassKind, Program, mac_latency, neuron_stages, packing, sample_passes
 from eqprop.schedule import cycle_count
 
 
@@ -178,10 +179,10 @@ def program_beats(cfg: Config, train: bool, homeostasis: bool) -> list[tuple]:
     for slot in sample_passes(cfg, train, homeostasis):
         cycle = slot.start
         for group in slot.pass_.groups:
-            for row in range(group.rows):
+            for rows in group.parts[0].slot_rows():  # a packed beat shows its first row
                 for part in group.parts:
                     for segment in range(part.beats):
-                        beats.append((cycle, part.name, row, segment))
+                        beats.append((cycle, part.name, rows[0], segment))
                         cycle += 1
     return beats
 
@@ -192,8 +193,9 @@ def program_beats(cfg: Config, train: bool, homeostasis: bool) -> list[tuple]:
         ([6, 5, 3], 2, "cep", {"nudging": "symmetric"}, {}),
         ([7, 4, 3, 2], 3, "cvf", {"nudging": "random-sign", "homeostasis": "local", "homeostasis_coef": 0.1, "homeostasis_period": 1}, {}),
         ([5, 4, 3], 1, "cep", {"nudging": "one-sided"}, {"defer_input_updates": False}),
+        ([6, 11, 3], 8, "cep", {"nudging": "symmetric"}, {}),  # packed: two rows of 3 per beat, a short last block
     ],
-    ids=["cep-symmetric-P2", "cvf-random-sign-homeostasis-P3", "cep-literal-P1"],
+    ids=["cep-symmetric-P2", "cvf-random-sign-homeostasis-P3", "cep-literal-P1", "cep-packed-P8"],
 )
 @pytest.mark.parametrize("train", [True, False], ids=["train", "infer"])
 def test_sequencer_walks_the_pass_program_beat_by_beat(sizes, lanes, rule, learn, hardware, train):
@@ -274,3 +276,20 @@ def test_parameter_port_passes_requests_between_samples_and_answers_each_read_on
 
     run(dut, bench)
     assert log == [(1, 1234)] * 3
+
+
+def test_a_packed_beat_holds_every_row_once_each_in_its_own_lanes_and_banks():
+    """Row r + i * length of a beat for row r: its synapse c in bank (r + i * length + c) mod P of
+    the skewed layout, which the beat's one rotation (by r) brings to lane i * length + c."""
+    for lanes, length, rows in itertools.product((4, 8, 32, 64), (1, 2, 3, 10, 16), (1, 5, 10, 128)):
+        packed = packing(PassKind.RELAXATION, 1, 2, length, lanes)
+        assert (packed > 1) == (2 * length <= lanes)
+        part = Part(PassKind.RELAXATION, "relax_l1_bwd", 1, "W1", True, 2, length, rows, 1, packed=packed)
+        slot_rows = part.slot_rows()
+        assert sorted(slot_rows[slot_rows >= 0].tolist()) == list(range(rows))
+        assert part.slots == len(slot_rows) >= math.ceil(rows / packed)
+        if packed == 1:
+            continue
+        for beat in slot_rows:
+            lanes_of = [((row + c - beat[0]) % lanes) for row in beat[beat >= 0] for c in range(length)]
+            assert lanes_of == list(range(len(lanes_of)))  # lane i * length + c, every bank once
