@@ -56,10 +56,11 @@ def test_skewed_layout_round_trips_and_spreads_rows_and_columns_over_banks():
             assert len({(r + c) % lanes for c in range(min(lanes, 5))}) == min(lanes, 5)
 
 
-@pytest.mark.parametrize("lanes", [1, 2, 3, 5])
-def test_trace_addresses_and_element_indices_are_inverse(lanes):
-    cfg = small_config([6, 5, 4, 3], False, lanes)
-    sizes = {"w0x": 5, "s1": 5, "s2": 4, "s3": 3} | {k: int(np.prod(v)) for k, v in param_shapes(cfg.network).items()}
+@pytest.mark.parametrize("sizes, lanes", [([6, 5, 4, 3], 1), ([6, 5, 4, 3], 2), ([6, 5, 4, 3], 3), ([6, 5, 4, 3], 5), ([6, 9, 3], 8)],
+                         ids=["P1", "P2", "P3", "P5", "packed-P8"])  # packed: W_0 x striped over the banks
+def test_trace_addresses_and_element_indices_are_inverse(sizes, lanes):
+    cfg = small_config(sizes, len(sizes) == 3, lanes)
+    sizes = {"w0x": sizes[1]} | {f"s{l}": n for l, n in enumerate(sizes) if l} | {k: int(np.prod(v)) for k, v in param_shapes(cfg.network).items()}
     held = {}
     for port in trace_ports(cfg):
         for address in range(port.depth):
