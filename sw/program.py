@@ -150,7 +150,7 @@ class Part:
     @property
     def slots(self) -> int:
         """Row-beats the part issues: its rows, or with packing, the beats its rows share."""
-        return len(self.slot_rows())
+        return self.rows if self.packed == 1 else len(self.slot_rows())
 
     def slot_rows(self) -> np.ndarray:
         """``(slots, packed)``: the rows of each row-beat, in issue order (-1 where there is none).
