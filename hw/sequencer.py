@@ -46,8 +46,9 @@ def beat_layout(cfg: Config) -> data.StructLayout:
         "last": 1,  # the part's last beat of the row
         "ends_row": 1,  # the part is its group's last: after its last beat the row is complete
         "mask": P,  # the lanes with a synapse (or bias) in this beat
-        # a packed beat's rows (eqprop.program.Part.slot_rows): bit i for row + i * length; 1 unpacked
-        "packed_rows": Program.of(cfg).neuron_units,
+        # with packed beats: which of the beat's rows exist (eqprop.program.Part.slot_rows), bit i
+        # for row + i * length; 1 unpacked
+        **({"packed_rows": units} if (units := Program.of(cfg).neuron_units) > 1 else {}),
     })
 
 
@@ -99,16 +100,19 @@ class Sequencer(wiring.Component):
         self._describe_beat(m, part_index, row, segment, group_of)
 
         # a packed part's row-beat within its block of rows (eqprop.program.Part.slot_rows)
-        slot = Signal(range(max(part.length if part.packed > 1 else 1 for part in parts) + 1))
+        packed = program.neuron_units > 1
+        slot = Signal(range(max(part.length for part in parts if part.packed > 1) + 1)) if packed else None
 
         def restart_rows():
-            m.d.sync += [segment.eq(0), row.eq(0), row_mod.eq(0), row_div.eq(0), slot.eq(0)]
+            m.d.sync += [segment.eq(0), row.eq(0), row_mod.eq(0), row_div.eq(0)]
+            if packed:
+                m.d.sync += slot.eq(0)
 
         def next_row(step: int = 1):
             """``step`` rows on (at most P)."""
             m.d.sync += [segment.eq(0), row.eq(row + step)]
-            with m.If(row_mod >= P - step):
-                m.d.sync += [row_mod.eq(row_mod + step - P), row_div.eq(row_div + 1)]
+            with m.If(row_mod == P - 1 if step == 1 else row_mod >= P - step):  # row_mod < P: one row on wraps from the last bank
+                m.d.sync += [row_mod.eq(0 if step == 1 else row_mod + step - P), row_div.eq(row_div + 1)]
             with m.Else():
                 m.d.sync += row_mod.eq(row_mod + step)
 
@@ -216,8 +220,11 @@ class Sequencer(wiring.Component):
         """What the lanes need to know of the beat issued, by its part (one parallel multiplexer)."""
         beat, P = self.beat, self.cfg.hardware.lanes
         first, last, ends_row, mask = Signal(), Signal(), Signal(), Signal(P)
-        packed_rows = Signal.like(beat.packed_rows, name="packed_rows")
-        m.d.comb += [beat.first.eq(first), beat.last.eq(last), beat.ends_row.eq(ends_row), beat.mask.eq(mask), beat.packed_rows.eq(packed_rows)]
+        m.d.comb += [beat.first.eq(first), beat.last.eq(last), beat.ends_row.eq(ends_row), beat.mask.eq(mask)]
+        packed = self.program.neuron_units > 1
+        if packed:
+            packed_rows = Signal.like(beat.packed_rows, name="packed_rows")
+            m.d.comb += beat.packed_rows.eq(packed_rows)
         with m.If(self.issue), m.Switch(part_index):
             for index, part in enumerate(self.program.parts()):
                 with m.Case(index):
@@ -232,8 +239,9 @@ class Sequencer(wiring.Component):
                         m.d.comb += [packed_rows.eq(Cat(*rows)),
                                      mask.eq(Cat(*[rows[t // part.length] if t < part.packed * part.length else 0 for t in range(P)]))]
                     else:
-                        m.d.comb += [packed_rows.eq(1),
-                                     mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0)]
+                        m.d.comb += mask.eq(Cat(*[(segment * P + t) < part.length for t in range(P)]) if part.length else 0)
+                        if packed:
+                            m.d.comb += packed_rows.eq(1)
 
     def _pass_transitions(self, m: Module, star_buf: Signal, train: Signal, reverse: Signal) -> dict:
         """What may follow each pass, by pass kind: ``(condition, gap, action)`` in priority order. The
