@@ -65,7 +65,7 @@ from eqprop.layout import (
 from eqprop.program import Part, PassKind, neuron_stages, pipeline
 
 from .arith import shape_of, square, times_constant
-from .devices import check_device, presynaptic_operand, spram_matrices
+from .devices import check_device, presynaptic_operand, spram_matrices, spram_segments
 from .lanes import delayed
 from .lfsr import LfsrUnit
 from .mac import MacLanes
@@ -261,8 +261,7 @@ class Core(wiring.Component):
             if name[0] != "b" and name not in in_spram
         }
         # SPRAM-backed weights: one parity store per bank holds that bank of every such matrix
-        depths = {name: bank_depth(shapes[name], P) for name in in_spram}
-        self.weight_stores = [ParityStore(depths, shape_of(self.arith.weight_store), primitives) for _ in range(P)] if in_spram else []
+        self.weight_stores = [ParityStore(spram_segments(cfg), shape_of(self.arith.weight_store), primitives) for _ in range(P)] if in_spram else []
         self.weight_segments = {name: [store.segment_ports(name) for store in self.weight_stores] for name in in_spram}
         self.biases = {l: banks(self.arith.bias_store, striped_banks(np.asarray(params[f"b{l}"]), P)) for l in range(1, L + 1)}
         self.inputs = banks(fx.input, striped_banks(zeros(sizes[0]), P))
@@ -274,12 +273,12 @@ class Core(wiring.Component):
             for name in names
             if not (name == "e" and l == L)
         }
-        self.neuron_banks = neuron_banks(cfg)
-        neuron_depth = math.ceil(sizes[1] / self.neuron_banks)
-        self.w0x = [Memory(shape=shape_of(fx.accumulator), depth=neuron_depth, init=[]) for _ in range(self.neuron_banks)]
+        banks_of_neurons = neuron_banks(cfg)
+        neuron_depth = bank_depth((sizes[1],), banks_of_neurons)
+        self.w0x = [Memory(shape=shape_of(fx.accumulator), depth=neuron_depth, init=[]) for _ in range(banks_of_neurons)]
         # F, the deferred input-layer row factors (eqprop.golden), when W_0's updates are deferred
         deferred = cfg.hardware.defer_input_updates
-        self.pending = [Memory(shape=shape_of(fx.update), depth=neuron_depth, init=[]) for _ in range(self.neuron_banks)] if deferred else []
+        self.pending = [Memory(shape=shape_of(fx.update), depth=neuron_depth, init=[]) for _ in range(banks_of_neurons)] if deferred else []
         self.traced = trace_ports(cfg)
         super().__init__(core_signature(cfg))
 

@@ -15,7 +15,6 @@ counts the blocks and LUT RAM cells as Yosys maps them).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from eqprop.config import Config
@@ -107,20 +106,25 @@ def memories(cfg: Config) -> list[tuple[str, int, int]]:
         factors = 2 if cfg.network.tied or l < L else 1
         out += [(f"factors{l}", striped(n[l]), fx.update.width)] * (factors * P)
     banks = neuron_banks(cfg)
-    out += [("w0x", math.ceil(n[1] / banks), fx.accumulator.width)] * banks + [("x", striped(n[0]), fx.input.width)] * P
+    out += [("w0x", bank_depth((n[1],), banks), fx.accumulator.width)] * banks + [("x", striped(n[0]), fx.input.width)] * P
     if cfg.hardware.defer_input_updates:  # the W_0 updates deferred to the sample's end, one per hidden neuron
-        out += [("pending", math.ceil(n[1] / banks), fx.update.width)] * banks
+        out += [("pending", bank_depth((n[1],), banks), fx.update.width)] * banks
     return out
+
+
+def spram_segments(cfg: Config) -> dict[str, int]:
+    """Words per bank of each SPRAM-backed matrix, in the order one parity store per bank holds them
+    (:class:`eqprop.hw.memories.ParityStore`)."""
+    shapes, P = param_shapes(cfg.network), cfg.hardware.lanes
+    return {name: bank_depth(shapes[name], P) for name in spram_matrices(cfg)}
 
 
 def spram_blocks(cfg: Config) -> int:
     """SPRAMs that the SPRAM-backed weights take: one parity store per bank."""
-    in_spram = spram_matrices(cfg)
-    if not in_spram:
+    segments = spram_segments(cfg)
+    if not segments:
         return 0
-    shapes, P = param_shapes(cfg.network), cfg.hardware.lanes
-    depth = sum(bank_depth(shapes[name], P) for name in in_spram)
-    return P * spram_count(depth, Arith.from_config(cfg).weight_store.width)
+    return cfg.hardware.lanes * spram_count(sum(segments.values()), Arith.from_config(cfg).weight_store.width)
 
 
 def check_device(cfg: Config) -> None:
@@ -147,7 +151,8 @@ def check_device(cfg: Config) -> None:
             f"the network needs at least {bits / 1024:.0f} Kbit of {device.ram_kind} (weights with learn_bits, states, "
             f"factors); {device.name} has {budget / 1024:.0f} Kbit"
         )
-    conflicts = single_port_conflicts(Program.of(cfg)) if pipeline(cfg).single_port_weights else []
+    segments = spram_segments(cfg)
+    conflicts = single_port_conflicts(Program.of(cfg), segments) if segments else []
     if conflicts:
         writer, reader = conflicts[0]
         latency = pipeline(cfg).weight_write_latency

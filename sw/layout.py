@@ -151,7 +151,7 @@ def trace_ports(cfg: Config) -> list[TracePort]:
     arith, fx, P = Arith.from_config(cfg), cfg.fixed, cfg.hardware.lanes
     n, L = cfg.network.sizes, cfg.network.n_layers
     banks = neuron_banks(cfg)
-    ports = [TracePort(f"w0x_bank{b}", "w0x", 0, b, math.ceil(n[1] / banks), fx.accumulator.width) for b in range(banks)]
+    ports = [TracePort(f"w0x_bank{b}", "w0x", 0, b, bank_depth((n[1],), banks), fx.accumulator.width) for b in range(banks)]
     for l in range(1, L + 1):
         for buf in range(3):
             ports += [TracePort(f"s{l}_buf{buf}_bank{b}", f"s{l}", buf, b, max(1, math.ceil(n[l] / P)), fx.state.width) for b in range(P)]

@@ -562,19 +562,17 @@ def pass_gaps(program: Program) -> dict[Transition, int]:
     return gaps
 
 
-def single_port_conflicts(program: Program) -> list[tuple[str, str]]:
+def single_port_conflicts(program: Program, segments: dict[str, int]) -> list[tuple[str, str]]:
     """Pairs ``(writer, reader)`` of parts of one pass whose accesses would meet in a half of a
-    single-port weight store (:class:`Pipeline.single_port_weights`): ``writer``'s new words still
+    single-port weight store (:class:`Pipeline.single_port_weights`) holding ``segments`` (words
+    per bank of each matrix, in the order the store holds them): ``writer``'s new words still
     land while ``reader`` reads words of the same address parity.
 
-    Every W_l of a bank shares one store, W_0 first, so consecutive W parts of a pass walk its
-    addresses on; the parity split holds across them when the beats between (a bias part) are
-    even in number or outlast the write latency, and fails when they are odd and fewer."""
-    cfg, stages = program.cfg, pipeline(program.cfg)
-    if not stages.single_port_weights:
-        return []
-    n, P = cfg.network.sizes, cfg.hardware.lanes
-    offsets = dict(zip((f"W{l}" for l in range(len(n) - 1)), np.cumsum([0] + [n[l + 1] * beats(n[l], P) for l in range(len(n) - 2)])))
+    The matrices of a bank share one store, so consecutive W parts of a pass walk its addresses
+    on; the parity split holds across them when the beats between (a bias part) are even in
+    number or outlast the write latency, and fails when they are odd and fewer."""
+    latency = pipeline(program.cfg).weight_write_latency
+    offsets = dict(zip(segments, np.cumsum([0, *segments.values()])))
     conflicts = set()
     for p in program.passes():
         if p.kind not in (PassKind.UPDATE, PassKind.HOMEOSTASIS):
@@ -586,7 +584,7 @@ def single_port_conflicts(program: Program) -> list[tuple[str, str]]:
                     walk = np.arange(part.rows * part.beats)
                     parity = (offsets[part.matrix] + walk) % 2
                     reads += zip((cycle + walk).tolist(), parity.tolist(), [part.name] * len(walk))
-                    writes += zip((cycle + walk + stages.weight_write_latency).tolist(), parity.tolist(), [part.name] * len(walk))
+                    writes += zip((cycle + walk + latency).tolist(), parity.tolist(), [part.name] * len(walk))
             cycle += group.beats
         written = {(c, parity): name for c, parity, name in writes}
         conflicts |= {(written[c, parity], name) for c, parity, name in reads if (c, parity) in written}

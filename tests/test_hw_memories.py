@@ -5,6 +5,7 @@ from amaranth.hdl import signed
 from amaranth.sim import Simulator
 
 from eqprop.config import Config
+from eqprop.hw.devices import spram_segments
 from eqprop.hw.memories import ParityStore, spram_count
 from eqprop.program import Program, pipeline, single_port_conflicts
 
@@ -78,7 +79,7 @@ def test_the_program_finds_the_passes_whose_walks_would_meet_in_one_parity_half(
         cfg = Config().replace(network={"sizes": [6, hidden, 3]}, hardware=up5k)
         between = -(-hidden // 2)
         expected = [("update_W0", "update_W1")] if between % 2 and between < latency else []
-        assert single_port_conflicts(Program.of(cfg)) == expected, hidden
-        # deferred, W_0 leaves the update pass; block RAM has two ports
-        assert single_port_conflicts(Program.of(cfg.replace(hardware={"defer_input_updates": True}))) == []
-        assert single_port_conflicts(Program.of(cfg.replace(hardware={"fpga": "generic"}))) == []
+        assert single_port_conflicts(Program.of(cfg), spram_segments(cfg)) == expected, hidden
+        deferred = cfg.replace(hardware={"defer_input_updates": True})  # W_0 leaves the update pass
+        assert single_port_conflicts(Program.of(deferred), spram_segments(deferred)) == []
+        assert spram_segments(cfg.replace(hardware={"fpga": "generic"})) == {}  # block RAM has two ports: nothing to check
