@@ -142,7 +142,10 @@ def _read_idx_stream(f, path: Path) -> np.ndarray:
     if len(data) != size or f.read(1):
         held = "fewer" if len(data) != size else "more"
         raise DataError(f"IDX file {path} holds {held} bytes than its header {shape} needs ({4 + 4 * ndim + size})")
-    return np.frombuffer(data, dtype=dtype).reshape(shape)
+    try:
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+    except ValueError:  # no elements, but dimensions whose product overflows numpy's index type
+        raise DataError(f"IDX file {path} has dimensions {shape}, which no array can have") from None
 
 
 def _find_idx(folder: Path, stem: str) -> Path:

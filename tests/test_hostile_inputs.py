@@ -122,6 +122,13 @@ def test_idx_reader_takes_any_header_and_body(tmp_path, header, dims, body, gzip
     assert array.shape == tuple(dims[:header[3]])
 
 
+def test_idx_header_with_no_elements_but_overflowing_dimensions_is_a_data_error(tmp_path):
+    path = tmp_path / "x.idx"
+    path.write_bytes(bytes([0, 0, 8, 3]) + bytes(4) + b"\xff" * 8)  # 0 x (2^32 - 1) x (2^32 - 1) bytes
+    with pytest.raises(EqpropError, match="no array can have"):
+        read_idx(path)
+
+
 def _frames():
     return st.builds(Frame, st.integers(0, 255), st.integers(0, 255), st.binary(max_size=40))
 
