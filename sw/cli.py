@@ -108,6 +108,8 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--homeostasis-probes", type=int, metavar="N")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
+    g.add_argument("--center-inputs", action="store_true", default=None,
+                   help="subtract the training split's mean input from every input (float only)")
     g.add_argument("--seed", type=int)
     g.add_argument("--device", type=_text, help="torch device: cpu, cuda, cuda:1 ...")
     g.add_argument("--dtype", choices=DTYPES)

@@ -11,7 +11,7 @@ import gzip
 import math
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,8 @@ IDX_FILES = {
 
 @dataclass(frozen=True)
 class Dataset:
-    """A classification data set: float inputs in [0, 1] and integer labels, split in train and test."""
+    """A classification data set: float inputs in [0, 1] (centred: in [-1, 1]) and integer labels,
+    split in train and test."""
 
     name: str
     x_train: np.ndarray
@@ -45,6 +46,11 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return self.x_train.shape[1]
+
+    def centred(self) -> "Dataset":
+        """Every input, train and test, minus the training split's mean input."""
+        mean = self.x_train.mean(axis=0, dtype=np.float64).astype(self.x_train.dtype)
+        return replace(self, x_train=self.x_train - mean, x_test=self.x_test - mean)
 
 
 def load_dataset(name: str, seed: int = 0, data_dir: str | Path | None = None) -> Dataset:

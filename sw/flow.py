@@ -378,10 +378,9 @@ class Flow:
         return tuple(folder.path / name for name in files)
 
     def _data(self, data=None, cfg: Config | None = None):
-        from .data import load_dataset
+        from .train import model_data
 
-        tr = (cfg or self.config).training
-        return data if data is not None else load_dataset(tr.dataset, tr.seed, tr.data_dir)
+        return model_data(cfg or self.config, data)
 
     def _model_params(self) -> dict[str, np.ndarray]:
         """The model's parameters: trained or loaded, else the configuration's seeded initial weights."""

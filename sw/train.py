@@ -56,6 +56,15 @@ def torch_device(name: str) -> torch.device:
     return device
 
 
+def model_data(cfg: Config, data: Dataset | None = None) -> Dataset:
+    """The inputs the configuration's model sees: ``data`` (default: the configuration's data set),
+    centred when ``training.center_inputs`` says so."""
+    tr = cfg.training
+    if data is None:
+        data = load_dataset(tr.dataset, tr.seed, tr.data_dir)
+    return data.centred() if tr.center_inputs else data
+
+
 def check_fits(cfg: Config, data: Dataset) -> None:
     """Refuse a network whose input or output size does not match the data set."""
     sizes = cfg.network.sizes
@@ -163,8 +172,7 @@ def train(
     """
     cfg.validate()
     tr = cfg.training
-    if data is None:
-        data = load_dataset(tr.dataset, tr.seed, tr.data_dir)
+    data = model_data(cfg, data)
     check_fits(cfg, data)
     learner = (_FixedLearner if tr.arith == "fixed" else _FloatLearner)(cfg, data)
     result = TrainResult(cfg, learner.params)

@@ -34,6 +34,8 @@ def test_json_round_trip_keeps_every_field():
         ({"network": {"tied": False}, "learning": {"rule": "cvf", "homeostasis": "local", "homeostasis_coef": 0.0}}, "homeostasis_coef"),
         ({"training": {"dataset": "mnist", "data_dir": ""}}, "training.data_dir"),
         ({"training": {"epochs": 0}}, "training.epochs"),
+        ({"training": {"center_inputs": 1}}, "training.center_inputs must be true or false"),
+        ({"training": {"arith": "fixed", "center_inputs": True}}, "training.center_inputs needs arith float"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_field(changes, field):

@@ -108,6 +108,21 @@ def test_a_flow_without_a_folder_writes_nothing_and_reads_a_checkpoint_back(tmp_
     assert quantized.report["source"] == str(tmp_path / "run") and quantized.config.training.arith == "fixed"
 
 
+def test_a_model_trained_on_centred_inputs_is_measured_on_them_and_cannot_be_quantized(tmp_path, tiny_config):
+    data = load_dataset("digits")
+    centred = data.centred()
+    assert np.abs(centred.x_train.mean(axis=0)).max() < 1e-6
+    assert np.allclose(data.x_test - centred.x_test, data.x_train.mean(axis=0), atol=1e-6)  # the training split's mean
+    trained = Flow(tiny_config.replace(training={"epochs": 1, "center_inputs": True})).train(out=tmp_path / "run")
+    loaded = Flow.from_checkpoint(tmp_path / "run")
+    assert loaded.evaluate()["test_accuracy"] == trained.final["test_accuracy"]
+    raw = Flow(loaded.config.replace(training={"center_inputs": False}), params=loaded.params)
+    assert raw.evaluate()["test_accuracy"] != trained.final["test_accuracy"]  # the same weights on uncentred pixels
+    with pytest.raises(ConfigError, match="center_inputs needs arith float"):
+        loaded.quantize(out=tmp_path / "q")
+    assert not (tmp_path / "q").exists()
+
+
 def test_steps_refuse_before_they_work(tmp_path, monkeypatch, tiny_config):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a-file").write_text("x")
