@@ -6,6 +6,7 @@ from amaranth.sim import Simulator
 
 from eqprop import network
 from eqprop.boards.engine import HostLink
+from eqprop.boards.registry import get_board
 from eqprop.boards.requests import config_hash, info_bytes, word_bytes
 from eqprop.boards.protocol import ANSWER, ERROR, Command, Error, Frame, Receiver
 from eqprop.boards.requests import SampleResult, Stats, load_payload, load_payloads, read_payload, sample_payload, word_runs, words_of
@@ -132,3 +133,12 @@ def test_the_soc_answers_over_its_uart_pins():
     sim.add_testbench(host)
     sim.run()
     assert answers == [Frame(3, Command.INFO | ANSWER, info_bytes(cfg))]
+
+
+def test_the_config_hash_tells_chips_apart_by_what_they_are_built_from():
+    cfg = get_board("icebreaker").default_config()
+    assert config_hash(cfg.replace(learning={"T1": cfg.learning.T1 + 1})) != config_hash(cfg)
+    assert config_hash(cfg.replace(training={"seed": cfg.training.seed + 1})) != config_hash(cfg)
+    # a float-only field no chip configuration can set leaves it as it was before the field existed
+    centred = cfg.replace(training={"arith": "float", "center_inputs": True})
+    assert config_hash(centred) == config_hash(cfg.replace(training={"arith": "float"}))
