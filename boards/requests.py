@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from eqprop.config import Config, phase_count
+from eqprop.config import Config, fields_json, phase_count
 from eqprop.golden import Arith
 
 from .protocol import MAX_PAYLOAD
@@ -25,8 +24,7 @@ def config_hash(cfg: Config) -> int:
     fields = cfg.to_dict()
     for name in FLOAT_ONLY_TRAINING_FIELDS:
         del fields["training"][name]
-    text = json.dumps(fields, indent=2, sort_keys=True)  # as Config.to_json writes it
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+    return int.from_bytes(hashlib.sha256(fields_json(fields).encode()).digest()[:4], "big")
 
 
 def word_bytes(cfg: Config) -> int:

@@ -44,6 +44,11 @@ LR_SCHEDULES = ("constant", "cosine")
 FPGAS = ("generic", "ice40up5k", "ecp5-85f")
 
 
+def fields_json(fields: dict) -> str:
+    """A configuration's fields (``Config.to_dict``, or part of it) as :meth:`Config.to_json` writes them."""
+    return json.dumps(fields, indent=2, sort_keys=True)
+
+
 def phase_count(nudging: str) -> int:
     """Nudged phases per sample: symmetric nudging runs +beta and -beta, the others one phase."""
     return 2 if nudging == "symmetric" else 1
@@ -220,7 +225,7 @@ class Config:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        return fields_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any) -> "Config":

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from .config import Config
+from .config import CONTINUAL_RULES, Config
 from .errors import ConfigError
 
 _UNTIED = {"tied": False, "untied_init": "independent"}
@@ -48,16 +48,15 @@ def _seeds_benchmark(dataset: str, continual_lr: list[float] | None) -> dict[str
     centred = continual_lr is None
     continual = {"T1": 40, "T2": 15, "lr": ep_lr if centred else continual_lr}
 
-    def preset(network: dict | None = None, continual_rule: bool = False, **learning) -> dict:
-        training = {**common["training"], **({"center_inputs": True} if continual_rule and centred else {})}
+    def preset(network: dict | None = None, **learning) -> dict:
+        training = {**common["training"], **({"center_inputs": True} if centred and learning["rule"] in CONTINUAL_RULES else {})}
         return {"network": {**common["network"], **(network or {})}, "learning": learning, "training": training}
 
     return {
-        f"{dataset}-cep": (f"C-EP on {dataset}, 784-512-10 (the C-EP paper's network)", preset(rule="cep", continual_rule=True, **continual)),
+        f"{dataset}-cep": (f"C-EP on {dataset}, 784-512-10 (the C-EP paper's network)", preset(rule="cep", **continual)),
         f"{dataset}-ep": (f"EP with symmetric nudging on {dataset}, 784-512-10", preset(rule="ep", T1=30, T2=10, lr=ep_lr)),
-        f"{dataset}-cvf": (f"C-VF on {dataset}, untied, random initial angle", preset(_UNTIED, rule="cvf", continual_rule=True, **continual)),
-        f"{dataset}-cvf-homeostasis": (f"C-VF on {dataset} with local Jacobian homeostasis",
-                                       preset(_UNTIED, rule="cvf", continual_rule=True, **continual, **_HOMEOSTASIS)),
+        f"{dataset}-cvf": (f"C-VF on {dataset}, untied, random initial angle", preset(_UNTIED, rule="cvf", **continual)),
+        f"{dataset}-cvf-homeostasis": (f"C-VF on {dataset} with local Jacobian homeostasis", preset(_UNTIED, rule="cvf", **continual, **_HOMEOSTASIS)),
         f"{dataset}-mlp": (f"baseline: backprop MLP 784-512-10 on {dataset}", preset(rule="mlp", lr=[0.1, 0.05])),
     }
 
