@@ -23,6 +23,7 @@ they were.
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from eqprop.config import Config
@@ -32,15 +33,10 @@ from eqprop.layout import parameter_depths
 
 from .link import FrameReceiver, FrameSender
 from .protocol import ANSWER, ERROR, MAX_PAYLOAD, Command, Error
-from .requests import SampleResult, info_bytes, word_bytes
+from .requests import info_bytes, word_bytes
 
-#: The longest fixed-size answer (INFO of a deep network is the longest).
-REPLY_BYTES = 64
-
-
-def big_endian(*values):
-    """Bytes in sending order, packed so that the first is the most significant."""
-    return Cat(*reversed(values))
+#: The longest INFO answer (a deep network's) the engine accepts.
+INFO_BYTES = 64
 
 
 def bytes_of(value: Signal) -> list:
@@ -52,8 +48,9 @@ class _Registers:
     """The engine's registers, which its states share."""
 
     def __init__(self, word_bytes: int) -> None:
-        self.reply = Signal(8 * REPLY_BYTES)  # a fixed answer's payload
         self.reply_length = Signal(range(MAX_PAYLOAD + 1))
+        self.reply_info = Signal()  # the fixed answer being sent is INFO's (from its ROM)
+        self.error = Signal(8)  # the code of the ERROR being sent
         self.answer_command = Signal(8)
         self.index = Signal(range(MAX_PAYLOAD + 1))  # payload byte being read / answer byte being sent
         self.memory = Signal(8)
@@ -70,6 +67,18 @@ class _Registers:
         self.last_cycles = Signal(32)
         self.crc_errors = Signal(16)
         self.other_errors = Signal(16)
+        # Every other fixed answer is sent straight from the registers that hold it (none changes
+        # while one is sent): its bytes in one table, each answer a span of it. No payload is
+        # copied into a wide reply register (on the iCEBreaker that register and its loads took
+        # 110 flip-flops and 60 logic cells more), and INFO's constant bytes are a small ROM.
+        spans = {"error": [self.error], "result": [self.prediction, *bytes_of(self.last_cycles)],
+                 "stats": [*bytes_of(self.samples), *bytes_of(self.last_cycles), *bytes_of(self.frames),
+                           *bytes_of(self.crc_errors), *bytes_of(self.other_errors)]}
+        self.answer_bytes, self.answer_span = [], {}
+        for name, fields in spans.items():
+            self.answer_span[name] = (len(self.answer_bytes), len(fields))
+            self.answer_bytes += fields
+        self.answer_from = Signal(range(len(self.answer_bytes)))  # the sent answer's first byte in the table
 
 
 class HostLink(wiring.Component):
@@ -83,8 +92,8 @@ class HostLink(wiring.Component):
         self.core = Core(cfg, primitives=primitives)
         self.timeout = timeout
         info = info_bytes(cfg)
-        if len(info) > REPLY_BYTES:
-            raise ValueError(f"INFO of this network takes {len(info)} bytes, more than {REPLY_BYTES}")
+        if len(info) > INFO_BYTES:
+            raise ValueError(f"INFO of this network takes {len(info)} bytes, more than {INFO_BYTES}")
         if self.cfg.fixed.input.width > 8:
             raise ValueError("inputs travel one byte each: fixed.input must be at most 8 bits wide")
         super().__init__()
@@ -101,6 +110,9 @@ class HostLink(wiring.Component):
         buffer = receiver.read_port()
         request = receiver.request.payload
         r = _Registers(W)
+        info = info_bytes(cfg)
+        m.submodules.info = info_rom = Memory(shape=8, depth=len(info), init=list(info))
+        info_read = info_rom.read_port()  # answers a cycle late: SEND addresses the byte it sends next
         # the answer's header: the sender reads it while ``answer.valid``
         m.d.comb += [sender.answer.payload.sequence.eq(request.sequence), sender.answer.payload.command.eq(r.answer_command),
                      sender.answer.payload.length.eq(r.reply_length), buffer.addr.eq(r.index)]
@@ -112,11 +124,10 @@ class HostLink(wiring.Component):
                     with m.If(request.error != 0):
                         self._refuse(m, r, request.error)
                     with m.Elif(request.command == Command.INFO):
-                        self._answer(m, r, Command.INFO | ANSWER, int.from_bytes(info_bytes(cfg), "big"), len(info_bytes(cfg)))
+                        m.d.sync += [r.answer_command.eq(Command.INFO | ANSWER), r.reply_info.eq(1), r.reply_length.eq(len(info))]
+                        m.next = "SEND"
                     with m.Elif(request.command == Command.STATS):
-                        stats = big_endian(*[b for value in (r.samples, r.last_cycles, r.frames) for b in bytes_of(value)],
-                                           *bytes_of(r.crc_errors), *bytes_of(r.other_errors))
-                        self._answer(m, r, Command.STATS | ANSWER, stats, 16)
+                        self._answer(m, r, Command.STATS | ANSWER, "stats")
                     with m.Elif(request.command == Command.LOAD):
                         with m.If(request.length < 4 + W):
                             self._refuse(m, r, Error.LENGTH)
@@ -137,22 +148,23 @@ class HostLink(wiring.Component):
                         self._refuse(m, r, Error.COMMAND)
             self._parameter_states(m, r, receiver, sender, buffer)
             self._sample_states(m, r, buffer, request)
-            with m.State("SEND"):  # a fixed answer from ``reply``, most significant byte first
-                position = Signal(range(REPLY_BYTES))  # the byte of ``reply`` to send, counted from the least significant
-                m.d.comb += [position.eq(r.reply_length - 1 - r.index), sender.answer.valid.eq(1), sender.data.valid.eq(r.index < r.reply_length),
-                             sender.data.payload.eq(r.reply.word_select(position, 8))]
-                with m.If(sender.data.valid & sender.data.ready):
+            with m.State("SEND"):  # a fixed answer, byte ``index`` from the INFO ROM or the answer table
+                sent = sender.data.valid & sender.data.ready
+                m.d.comb += [sender.answer.valid.eq(1), sender.data.valid.eq(r.index < r.reply_length), info_read.addr.eq(r.index + sent),
+                             sender.data.payload.eq(Mux(r.reply_info, info_read.data, Array(r.answer_bytes)[r.answer_from + r.index]))]
+                with m.If(sent):
                     m.d.sync += r.index.eq(r.index + 1)
                 with m.If(sender.answer.ready):
                     m.d.comb += receiver.request.ready.eq(1)
-                    m.d.sync += r.frames.eq(r.frames + 1)
+                    m.d.sync += [r.frames.eq(r.frames + 1), r.reply_info.eq(0)]
                     m.next = "IDLE"
         return m
 
     @staticmethod
-    def _answer(m: Module, r: "_Registers", command, payload, length) -> None:
-        """Answer with a fixed payload (sent from ``reply`` in the SEND state)."""
-        m.d.sync += [r.answer_command.eq(command), r.reply.eq(payload), r.reply_length.eq(length), r.index.eq(0)]
+    def _answer(m: Module, r: "_Registers", command, span: str | None) -> None:
+        """Answer with the answer table's ``span`` (``None``: an empty payload), sent in the SEND state."""
+        start, length = r.answer_span[span] if span else (0, 0)
+        m.d.sync += [r.answer_command.eq(command), r.answer_from.eq(start), r.reply_length.eq(length), r.index.eq(0)]
         m.next = "SEND"
 
     def _refuse(self, m: Module, r: "_Registers", code) -> None:
@@ -164,7 +176,8 @@ class HostLink(wiring.Component):
                 m.d.sync += r.crc_errors.eq(r.crc_errors + 1)
             with m.Else():
                 m.d.sync += r.other_errors.eq(r.other_errors + 1)
-        self._answer(m, r, ERROR, code, 1)
+        m.d.sync += r.error.eq(code)
+        self._answer(m, r, ERROR, "error")
 
     def _parameter_states(self, m: Module, r: "_Registers", receiver, sender, buffer) -> None:
         """LOAD and READ: the header (memory, bank, address, count) checked, then words a byte at a time."""
@@ -214,7 +227,7 @@ class HostLink(wiring.Component):
             with m.If(core.param.ready):
                 m.d.sync += [r.address.eq(r.address + 1), r.count.eq(r.count - 1), r.word_byte.eq(0)]
                 with m.If(r.count == 1):
-                    self._answer(m, r, Command.LOAD | ANSWER, 0, 0)
+                    self._answer(m, r, Command.LOAD | ANSWER, None)
                 with m.Else():
                     m.next = "LOAD_BYTE"
         with m.State("READ_WORD"):
@@ -276,4 +289,4 @@ class HostLink(wiring.Component):
                     m.d.sync += r.samples.eq(r.samples + 1)
                 m.next = "RESULT"
         with m.State("RESULT"):
-            self._answer(m, r, request.command | ANSWER, big_endian(r.prediction, *bytes_of(r.last_cycles)), SampleResult.BYTES)
+            self._answer(m, r, request.command | ANSWER, "result")
