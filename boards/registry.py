@@ -49,10 +49,15 @@ class Board:
         module, name = self.platform.split(":")
         return getattr(importlib.import_module(module), name)()
 
+    def configure(self, cfg: Config) -> Config:
+        """``cfg`` on this board: its FPGA, and its hardware options (``hardware``) unless ``cfg`` was made
+        for this FPGA already (a configuration file written for the board keeps its own lanes)."""
+        return cfg.replace(hardware={"fpga": self.fpga, **({} if cfg.hardware.fpga == self.fpga else self.hardware)})
+
     def default_config(self) -> Config:
         from eqprop import presets
 
-        return presets.get(self.preset).replace(training={"arith": "fixed"}, hardware={"fpga": self.fpga, **self.hardware})
+        return self.configure(presets.get(self.preset)).replace(training={"arith": "fixed"})
 
 
 BOARDS = {

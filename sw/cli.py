@@ -276,13 +276,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def board_config(args: argparse.Namespace, board) -> Config:
-    """The board's default network, unless configuration options say otherwise."""
+    """The board's default network, unless configuration options say otherwise (then that configuration
+    with the board's hardware options, as :meth:`~eqprop.boards.registry.Board.configure` gives them)."""
     uses_options = args.config or args.preset or any(
         getattr(args, f.name, None) is not None
         for section in SECTIONS if section != "hardware"
         for f in dataclasses.fields(getattr(Config(), section))
     )
-    return config_from_args(args) if uses_options else board.default_config()
+    return board.configure(config_from_args(args)) if uses_options else board.default_config()
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -549,7 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Estimate, in under a second, what the core takes on an FPGA at each lane count P: DSPs and RAM bits "
         "(the device check's counts), SPRAMs, LUTs (a line in P fitted to Yosys runs: the core alone), cycles per sample "
         "(the cycle formula) and training samples per second at the clock of the board with that FPGA; each against the "
-        "device's budget. Without configuration options the network is that board's default.",
+        "device's budget. Without configuration options the network is that board's default; with them, that configuration "
+        "with the board's hardware options (deferred input updates) unless it was written for this FPGA.",
     )
     add_config_options(p)
     p.add_argument("--fpga", required=True, metavar="NAME", help=f"{' or '.join(f for f in FPGAS if f != 'generic')}")
@@ -564,7 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build the bitstream of the SoC (the core behind a UART host link; --bus wishbone: the core's Wishbone "
         "slave alone) for a board, with Yosys, nextpnr "
         "and icepack/ecppack (system tools when present, else the YoWASP packages). Without configuration options the "
-        "board's default network. Writes the bitstream and report.json (resources, required and achieved clock) and "
+        "board's default network; with them, that configuration with the board's hardware options (lanes, deferred "
+        "input updates) unless it was written for this FPGA (--lanes overrides the lanes). Writes the bitstream and report.json (resources, required and achieved clock) and "
         "prints a table; exits 1 when timing is not met.",
     )
     add_config_options(p)

@@ -156,14 +156,17 @@ class Flow:
 
     def with_config(self, **sections: dict) -> "Flow":
         """A flow with the same model and folder, its configuration changed as :meth:`Config.replace` does."""
-        flow = Flow(self.config.replace(**sections), self.out, params=self.params, replace=self.replace, progress=self.progress)
-        flow.source = self.source
-        return flow
+        return self._with(self.config.replace(**sections))
 
     def for_board(self, board) -> "Flow":
-        """This flow on ``board`` (a name or an :class:`eqprop.boards.registry.Board`): its FPGA and hardware options."""
-        board = _board(board)
-        return self.with_config(hardware={"fpga": board.fpga, **board.hardware})
+        """This flow on ``board`` (a name or an :class:`eqprop.boards.registry.Board`): its FPGA and hardware
+        options (:meth:`~eqprop.boards.registry.Board.configure`)."""
+        return self._with(_board(board).configure(self.config))
+
+    def _with(self, config: Config) -> "Flow":
+        flow = Flow(config, self.out, params=self.params, replace=self.replace, progress=self.progress)
+        flow.source = self.source
+        return flow
 
     # -- the model -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from eqprop.boards.protocol import ANSWER, Command, Frame, Receiver
 from eqprop.boards.requests import config_hash, info_bytes
 from eqprop.boards.build import bitstream_name, read_reports, run_tools, soc_clock, tool_environment
 from eqprop.boards.registry import BOARDS, get_board
+from eqprop.cli import board_config, build_parser
 from eqprop.errors import ConfigError
 from eqprop.hw.core import check_buildable
 from eqprop.hw.estimate import estimate
@@ -25,6 +26,19 @@ def test_every_board_has_a_default_network_that_fits_and_a_uart_divisor():
         check_buildable(cfg)  # raises when the network does not fit the board's FPGA
         assert cfg.hardware.fpga == board.fpga and board.divisor >= 4
         assert board.create_platform().default_clk_frequency == board.oscillator_hz
+
+
+def test_configuration_options_keep_the_boards_hardware_options_and_a_file_for_the_board_its_own(tmp_path):
+    board = get_board("icebreaker")
+    args = build_parser().parse_args(["build", "--board", "icebreaker", "--seed", "7", "--out", str(tmp_path / "b")])
+    cfg = board_config(args, board)
+    assert cfg.training.seed == 7 and cfg.hardware == board.default_config().hardware
+    assert (cfg.hardware.lanes, cfg.hardware.defer_input_updates) == (1, False)  # what fits the UP5K, not the preset's defaults
+    mine = tmp_path / "mine.json"
+    mine.write_text(board.default_config().replace(hardware={"lanes": 2}).to_json())
+    args = build_parser().parse_args(["build", "--board", "icebreaker", "--config", str(mine), "--out", str(tmp_path / "b")])
+    assert board_config(args, board).hardware.lanes == 2
+    assert get_board("ulx3s-85f").configure(board.default_config()).hardware.lanes == get_board("ulx3s-85f").hardware["lanes"]
 
 
 class Counter(Elaboratable):
