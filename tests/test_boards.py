@@ -140,13 +140,27 @@ def test_the_ecp5_pll_makes_the_clock_exactly_within_its_limits(output_mhz):
     assert ECP5_VCO_HZ[0] <= output * pll.clkop_div <= ECP5_VCO_HZ[1]
 
 
+@pytest.mark.parametrize("output_mhz", [18, 24, 30, 16.875])
+def test_the_ice40_pll_makes_the_clock_exactly_within_its_limits(output_mhz):
+    from eqprop.boards.clocks import ICE40_PFD_HZ, ICE40_VCO_HZ, ice40_pll_dividers
+
+    output = int(output_mhz * 1e6)
+    pll = ice40_pll_dividers(12_000_000, output)
+    assert 12_000_000 * (pll.divf + 1) == output * (pll.divr + 1) * 2**pll.divq
+    assert ICE40_PFD_HZ[0] <= 12_000_000 / (pll.divr + 1) <= ICE40_PFD_HZ[1]
+    assert ICE40_VCO_HZ[0] <= output * 2**pll.divq <= ICE40_VCO_HZ[1]
+    assert pll.filter_range == 1  # a 12 MHz phase detector input, as icepll sets it
+
+
 def test_a_clock_the_board_cannot_make_is_refused():
     from amaranth.hdl import Module
 
     from eqprop.boards.clocks import ecp5_pll_dividers, soc_domain
 
     with pytest.raises(ConfigError, match="divided by an integer"):
-        soc_domain(Module(), None, "ice40up5k", 12_000_000, 24_000_000)
+        soc_domain(Module(), None, "generic", 12_000_000, 24_000_000)
+    with pytest.raises(ConfigError, match="iCE40 PLL cannot make 17 MHz"):  # 17 MHz x 2^q is no multiple of 12 MHz
+        soc_domain(Module(), None, "ice40up5k", 12_000_000, 17_000_000)
     with pytest.raises(ConfigError, match="cannot make"):
         ecp5_pll_dividers(25_000_000, 1_000_003)
 
