@@ -72,8 +72,8 @@ def neuron_stages(cfg: Config) -> int:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """The registers that depend on the FPGA: where timing is easy (the iCE40 closes its 24 MHz
-    with room to spare) and logic cells are few, two registers are left out."""
+    """The registers that depend on the FPGA: where logic cells are few (the iCE40UP5K, whose SoC
+    fills nearly all of them), two registers are left out."""
 
     #: The memories answer the cycle after a beat is issued (synchronous read ports); with 2 their
     #: words are registered once more before any logic (the block RAMs' output registers).
