@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -35,6 +36,8 @@ NAME = "eqprop"
 BOARD_BUILD = OutputKind("board build", (f"{NAME}.*", f"build_{NAME}.*", "report.json"))
 #: The tools' machine-readable reports in a build folder: nextpnr's ``--report`` and Yosys's ``stat -json``.
 PNR_REPORT, SYNTH_STAT = f"{NAME}.report.json", f"{NAME}.stat.json"
+#: The tools' logs in a build folder, as Amaranth's Lattice build script names them: Yosys's, nextpnr's.
+TOOL_LOGS = (f"{NAME}.rpt", f"{NAME}.tim")
 #: What ``eqprop build --bus`` puts on the board: the SoC with its UART host link, or the core's Wishbone slave alone.
 BUSES = ("uart", "wishbone")
 
@@ -138,8 +141,22 @@ def run_tools(board: Board, top: Elaboratable, env: dict[str, str], out: Path) -
     try:
         plan.execute_local(str(out), env=os.environ | env)
     except Exception as error:  # noqa: BLE001 - a tool's failure, reported with its log
-        raise ConfigError(f"the {board.name} build failed ({type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}); "
-                          f"the tools' output is above") from None
+        reason = tool_error(out, board.fpga) or f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
+        raise ConfigError(f"the {board.name} build failed: {reason}; the tools' output is above") from None
+
+
+def tool_error(out: Path, fpga: str) -> str:
+    """The first error the tools logged in the build folder ``out`` ("" if none), with the logic
+    cells the design needed beside the FPGA's when nextpnr could not place them."""
+    for log in TOOL_LOGS:
+        lines = (out / log).read_text(errors="replace").splitlines() if (out / log).exists() else []
+        error = next((line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")), "")
+        if error:
+            cells = re.search(r"of (\d+) ICESTORM_LCs", error)
+            if cells:
+                return f"{error} (the design needs {int(cells[1]):,} logic cells, the {fpga} has {DEVICES[fpga].logic_cells:,})"
+            return error
+    return ""
 
 
 def read_reports(fpga: str, out: Path) -> dict:

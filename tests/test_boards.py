@@ -11,7 +11,7 @@ from amaranth.hdl import Elaboratable, Module, Signal
 
 from eqprop.boards.protocol import ANSWER, Command, Frame, Receiver
 from eqprop.boards.requests import config_hash, info_bytes
-from eqprop.boards.build import bitstream_name, read_reports, run_tools, soc_clock, tool_environment
+from eqprop.boards.build import bitstream_name, read_reports, run_tools, soc_clock, tool_environment, tool_error
 from eqprop.boards.registry import BOARDS, get_board
 from eqprop.cli import board_config, build_parser
 from eqprop.errors import ConfigError
@@ -127,6 +127,16 @@ def test_board_train_needs_exactly_one_transport_and_names_a_port_it_cannot_open
     code, _, err = run(capsys, "board", "train", "--board", "icebreaker", "--port", str(tmp_path / "no-such-port"), "--out", str(tmp_path / "o"))
     assert code == 2 and "cannot open" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_a_failed_build_names_the_tools_first_error_and_the_logic_cells_it_lacked(tmp_path):
+    assert tool_error(tmp_path, "ice40up5k") == ""
+    (tmp_path / "eqprop.tim").write_text("Info: Packing..\nERROR: Failed to expand region (0, 0) |_> (25, 31) of 6180 ICESTORM_LCs\n"
+                                         "ERROR: a later one\n")
+    assert tool_error(tmp_path, "ice40up5k") == ("Failed to expand region (0, 0) |_> (25, 31) of 6180 ICESTORM_LCs "
+                                                 "(the design needs 6,180 logic cells, the ice40up5k has 5,280)")
+    (tmp_path / "eqprop.rpt").write_text("ERROR: Module `top' not found!\n")  # Yosys's log, read first: it ran first
+    assert tool_error(tmp_path, "ice40up5k") == "Module `top' not found!"
 
 
 @pytest.mark.parametrize("output_mhz", [50, 75, 100, 12.5])
