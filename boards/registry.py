@@ -1,7 +1,7 @@
 """The boards eqprop builds for, on top of ``amaranth-boards``: clock, UART, FPGA budget, default network.
 
 Each board runs the SoC (:mod:`eqprop.boards.soc`) at its ``clock_hz``, made from its oscillator
-by :mod:`eqprop.boards.clocks` (the ECP5's PLL multiplies it), and talks to the host through the
+by :mod:`eqprop.boards.clocks` (divided by a counter, or multiplied by the FPGA's PLL), and talks to the host through the
 USB-serial bridge wired to its UART pins.
 """
 
