@@ -5,7 +5,7 @@ The tools come from the system when they are on PATH, else from the YoWASP packa
 handed to Amaranth through its ``YOSYS``/``NEXTPNR_*``/``ICEPACK``/``ECPPACK`` variables in the
 build script's environment. A network the board cannot hold is refused before synthesis
 (:func:`eqprop.hw.core.check_buildable`). The report (``report.json``) takes its resource counts and
-clocks from nextpnr's ``--report`` JSON and its flip-flops from Yosys's ``stat -json``.
+clocks from nextpnr's ``--report`` JSON, and on the iCE40 its flip-flops from Yosys's ``stat -json``.
 """
 
 from __future__ import annotations
@@ -88,9 +88,9 @@ def utilisation(pnr_report: dict) -> dict[str, tuple[int, int]]:
     return {cell: (n["used"], n["available"]) for cell, n in pnr_report["utilization"].items()}
 
 
-def flip_flops(stat: dict, prefix: str) -> int:
-    """Cells named ``prefix...`` in Yosys's ``stat -json``."""
-    return sum(n for cell, n in stat["design"]["num_cells_by_type"].items() if cell.startswith(prefix))
+def flip_flops(stat: dict, prefixes: tuple[str, ...]) -> int:
+    """Cells whose names start with one of ``prefixes`` in Yosys's ``stat -json``."""
+    return sum(n for cell, n in stat["design"]["num_cells_by_type"].items() if cell.startswith(prefixes))
 
 
 def clocks(pnr_report: dict) -> dict[str, dict]:
@@ -152,7 +152,7 @@ def tool_error(out: Path, fpga: str) -> str:
         lines = (out / log).read_text(errors="replace").splitlines() if (out / log).exists() else []
         error = next((line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")), "")
         if error:
-            cells = re.search(r"of (\d+) ICESTORM_LCs", error)
+            cells = re.search(rf"of (\d+) {DEVICES[fpga].toolchain.pnr_cells['LUT']}s", error)
             if cells:
                 return f"{error} (the design needs {int(cells[1]):,} logic cells, the {fpga} has {DEVICES[fpga].logic_cells:,})"
             return error
@@ -165,8 +165,8 @@ def read_reports(fpga: str, out: Path) -> dict:
     cells, toolchain = utilisation(pnr), DEVICES[fpga].toolchain
     resources = {kind: {"used": cells.get(cell, (0, 0))[0], "available": cells.get(cell, (0, 0))[1], "cell": cell}
                  for kind, cell in toolchain.pnr_cells.items()}
-    if toolchain.flip_flop_cells:  # one flip-flop in each logic cell at most
-        stat = json.loads((out / SYNTH_STAT).read_text())
-        resources["FF"] = {"used": flip_flops(stat, toolchain.flip_flop_cells), "available": resources["LUT"]["available"],
-                           "cell": f"{toolchain.flip_flop_cells}*"}
+    if toolchain.flip_flops_in_logic_cells:  # one flip-flop in each logic cell at most
+        stat, prefixes = json.loads((out / SYNTH_STAT).read_text()), toolchain.synth_cells["FF"]
+        resources["FF"] = {"used": flip_flops(stat, prefixes), "available": resources["LUT"]["available"],
+                           "cell": ", ".join(f"{prefix}*" for prefix in prefixes)}
     return {"resources": resources, "clocks": clocks(pnr)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, Mux, ResetSignal, Signal
+from amaranth.lib.cdc import FFSynchronizer
 
 from eqprop.errors import ConfigError
 
@@ -124,10 +125,13 @@ def _ice40_pll(m: Module, platform, input_hz: int, output_hz: int) -> None:
         i_PACKAGEPIN=pin.io, i_RESETB=1, i_BYPASS=0, o_PLLOUTGLOBAL=clock, o_LOCK=locked,
     )
     # held in reset from configuration until the block RAMs are ready, counted on the PLL's clock
-    # once locked (the counter itself has no reset: its domain is the one it releases)
+    # once locked (the counter itself has no reset: its domain is the one it releases; LOCK is
+    # brought into it through two flip-flops)
     m.domains.soc_power_on = ClockDomain("soc_power_on", reset_less=True)
+    locked_here = Signal()
+    m.submodules.lock_synchronizer = FFSynchronizer(locked, locked_here, o_domain="soc_power_on")
     wait = Signal(range(int(ICE40_RAM_READY_S * output_hz) + 2))
     ready = wait == int(ICE40_RAM_READY_S * output_hz) + 1
-    m.d.soc_power_on += wait.eq(Mux(~locked, 0, Mux(ready, wait, wait + 1)))
+    m.d.soc_power_on += wait.eq(Mux(~locked_here, 0, Mux(ready, wait, wait + 1)))
     m.d.comb += [ClockSignal("soc_power_on").eq(clock), ClockSignal("soc").eq(clock), ResetSignal("soc").eq(~ready)]
     platform.add_clock_constraint(clock, output_hz)

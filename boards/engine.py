@@ -33,7 +33,7 @@ from eqprop.layout import parameter_depths
 
 from .link import FrameReceiver, FrameSender
 from .protocol import ANSWER, ERROR, MAX_PAYLOAD, Command, Error
-from .requests import info_bytes, word_bytes
+from .requests import SampleResult, Stats, info_bytes, word_bytes
 
 #: The longest INFO answer (a deep network's) the engine accepts.
 INFO_BYTES = 64
@@ -70,10 +70,11 @@ class _Registers:
         # Every other fixed answer is sent straight from the registers that hold it (none changes
         # while one is sent): its bytes in one table, each answer a span of it. No payload is
         # copied into a wide reply register (on the iCEBreaker that register and its loads took
-        # 110 flip-flops and 60 logic cells more), and INFO's constant bytes are a small ROM.
+        # 110 flip-flops and 59 logic cells more), and INFO's constant bytes are a small ROM.
         spans = {"error": [self.error], "result": [self.prediction, *bytes_of(self.last_cycles)],
                  "stats": [*bytes_of(self.samples), *bytes_of(self.last_cycles), *bytes_of(self.frames),
                            *bytes_of(self.crc_errors), *bytes_of(self.other_errors)]}
+        assert (len(spans["result"]), len(spans["stats"])) == (SampleResult.BYTES, Stats.BYTES)  # what the host parses
         self.answer_bytes, self.answer_span = [], {}
         for name, fields in spans.items():
             self.answer_span[name] = (len(self.answer_bytes), len(fields))

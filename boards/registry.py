@@ -7,10 +7,11 @@ USB-serial bridge wired to its UART pins.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
 
-from eqprop.config import Config
+from eqprop.config import Config, HardwareConfig
 from eqprop.errors import ConfigError
 
 
@@ -50,9 +51,11 @@ class Board:
         return getattr(importlib.import_module(module), name)()
 
     def configure(self, cfg: Config) -> Config:
-        """``cfg`` on this board: its FPGA, and its hardware options (``hardware``) unless ``cfg`` was made
-        for this FPGA already (a configuration file written for the board keeps its own lanes)."""
-        return cfg.replace(hardware={"fpga": self.fpga, **({} if cfg.hardware.fpga == self.fpga else self.hardware)})
+        """``cfg`` on this board. A configuration written for this FPGA keeps its hardware options;
+        any other (``generic``, or another FPGA's) takes the board's, the defaults where it sets none."""
+        if cfg.hardware.fpga == self.fpga:
+            return cfg
+        return cfg.replace(hardware={**dataclasses.asdict(HardwareConfig()), **self.hardware, "fpga": self.fpga})
 
     def default_config(self) -> Config:
         from eqprop import presets
@@ -61,7 +64,7 @@ class Board:
 
 
 BOARDS = {
-    # iCE40UP5K, the SoC at 18 MHz from the 12 MHz oscillator through the PLL (it closes at about 19), FT2232H.
+    # iCE40UP5K, the SoC at 18 MHz from the 12 MHz oscillator through the PLL (it closes at about 18.5), FT2232H.
     # Literal input updates: deferring them fits the UP5K's eight SB_MAC16 exactly, but the SoC then took
     # 6,287 logic cells of its 5,280 (nextpnr).
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40up5k", 12_000_000, 18_000_000, 1_000_000,

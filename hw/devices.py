@@ -10,12 +10,13 @@ operands would need several DSPs per product, a fallback the core does not build
 are refused. Block RAM is counted in bits (every memory outside SPRAM, padding included, the state
 memories twice for their two read ports): a lower bound of what the RAM blocks must hold, since
 Yosys packs small memories into logic and shares blocks as it sees fit (:func:`eqprop.hw.estimate.ram_cells`
-counts the blocks and LUT RAM cells as Yosys maps them).
+counts the blocks and LUT RAM cells as Yosys maps them). A device's :class:`Toolchain` says how
+``eqprop synth`` and ``eqprop build`` run the tools for it and read their reports.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eqprop.config import Config
 from eqprop.errors import ConfigError
@@ -40,9 +41,9 @@ class Toolchain:
     #: ``eqprop synth``'s kinds -> the prefixes of Yosys's cell names (``stat -json``).
     synth_cells: dict
     bitstream_suffix: str
-    #: Where nextpnr's report counts flip-flops inside the logic cells (the iCE40), the prefix of
-    #: Yosys's flip-flop cells, counted from its ``stat -json`` instead.
-    flip_flop_cells: str = ""
+    #: nextpnr's report counts flip-flops inside the logic cells (the iCE40): a build counts them
+    #: from Yosys's ``stat -json`` instead (``synth_cells["FF"]``).
+    flip_flops_in_logic_cells: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Device:
     sprams: int = 0
     #: Yosys (``mul2dsp``) leaves a partial product narrower than this in logic.
     dsp_min_product: int = 0
-    toolchain: Toolchain | None = None
+    toolchain: Toolchain | None = field(default=None, hash=False)  # its tables are dicts
 
     def dsp_blocks(self, a_bits: int, b_bits: int) -> int:
         """DSP blocks Yosys maps an ``a_bits`` x ``b_bits`` product to: each operand cut into
@@ -81,7 +82,7 @@ DEVICES = {  # one entry per name in eqprop.config.FPGAS
         pnr_cells={"LUT": "ICESTORM_LC", "RAM": "ICESTORM_RAM", "SPRAM": "ICESTORM_SPRAM", "DSP": "ICESTORM_DSP"},
         synth_cells={"LUT": ("SB_LUT4",), "carry": ("SB_CARRY",), "FF": ("SB_DFF",), "block RAM": ("SB_RAM40_4K",),
                      "SPRAM": ("SB_SPRAM256KA",), "DSP": ("SB_MAC16",)},
-        bitstream_suffix="bin", flip_flop_cells="SB_DFF")),
+        bitstream_suffix="bin", flip_flops_in_logic_cells=True)),
     # 156 MULT18X18D; 208 DP16KD of 18 Kbit; 83640 LUT4s.
     "ecp5-85f": Device("ecp5-85f", 18, 156, 208, 18432, "DP16KD", 83640, toolchain=Toolchain(
         "synth_ecp5", "", {"YOSYS": "yosys", "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"},

@@ -47,7 +47,8 @@ def synthesize(cfg: Config) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         (folder / "core.v").write_text(text)
-        script = f"read_verilog core.v; {flow.synth_command} {flow.synth_options} -top {TOP}; tee -q -o stat.json stat -json"
+        synth = " ".join(part for part in (flow.synth_command, flow.synth_options, f"-top {TOP}") if part)
+        script = f"read_verilog core.v; {synth}; tee -q -o stat.json stat -json"
         done = subprocess.run([*_yosys_command(), "-q", "-p", script], cwd=folder, capture_output=True, text=True)
         if done.returncode != 0:
             raise ConfigError(f"Yosys failed: {(done.stderr or done.stdout).strip().splitlines()[-1]}")

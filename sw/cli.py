@@ -283,7 +283,11 @@ def board_config(args: argparse.Namespace, board) -> Config:
         for section in SECTIONS if section != "hardware"
         for f in dataclasses.fields(getattr(Config(), section))
     )
-    return board.configure(config_from_args(args)) if uses_options else board.default_config()
+    if not uses_options:
+        return board.default_config()
+    # --fpga (eqprop estimate) names the board; whether the configuration was written for it is
+    # the configuration's own hardware.fpga
+    return board.configure(config_from_args(argparse.Namespace(**{**vars(args), "fpga": None})))
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
