@@ -88,9 +88,9 @@ class HostLink(wiring.Component):
     requests: In(stream.Signature(8))
     answers: Out(stream.Signature(8))
 
-    def __init__(self, cfg: Config, timeout: int, primitives: bool = False) -> None:
+    def __init__(self, cfg: Config, timeout: int, primitives: bool = False, collisions: str = "checked") -> None:
         self.cfg = cfg
-        self.core = Core(cfg, primitives=primitives)
+        self.core = Core(cfg, primitives=primitives, collisions=collisions)
         self.timeout = timeout
         info = info_bytes(cfg)
         if len(info) > INFO_BYTES:

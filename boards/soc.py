@@ -18,9 +18,9 @@ class Soc(wiring.Component):
     rx: In(1, init=1)
     tx: Out(1, init=1)
 
-    def __init__(self, cfg: Config, divisor: int, timeout: int, primitives: bool = False) -> None:
+    def __init__(self, cfg: Config, divisor: int, timeout: int, primitives: bool = False, collisions: str = "checked") -> None:
         self.cfg, self.divisor = cfg, divisor
-        self.link = HostLink(cfg, timeout, primitives)
+        self.link = HostLink(cfg, timeout, primitives, collisions)
         self.uart_rx, self.uart_tx = UartRx(divisor), UartTx(divisor)
         super().__init__()
 
@@ -43,10 +43,10 @@ class WishbonePins(wiring.Component):
     rx: In(1, init=1)
     tx: Out(1, init=1)
 
-    def __init__(self, cfg: Config, primitives: bool = False) -> None:
+    def __init__(self, cfg: Config, primitives: bool = False, collisions: str = "checked") -> None:
         from eqprop.hw.wishbone import WishboneCore
 
-        self.slave = WishboneCore(cfg, primitives=primitives)
+        self.slave = WishboneCore(cfg, primitives=primitives, collisions=collisions)
         super().__init__()
 
     def elaborate(self, platform) -> Module:

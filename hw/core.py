@@ -45,6 +45,7 @@ they take precedence between samples, the parameter requests (``_parameter_acces
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import reduce
@@ -151,6 +152,8 @@ class MemoryPorts:
     w0x_wr: list
     pending_rd: list
     pending_wr: list
+    #: id of a block-RAM read port -> its memory's write port (SPRAM-backed weights have none here)
+    writer_of: dict = dataclasses.field(default_factory=dict)
 
     def parameter(self, name: str) -> tuple[list, list]:
         """The read and write ports of a parameter memory's banks (``W0``, ``B1``, ``b2``, ...)."""
@@ -197,8 +200,8 @@ class RegisteredWords:
     """The r_ stage: the memories' words, registered (their output registers), with the beat they
     belong to, as they are ``pipeline(cfg).read_stages`` cycles after its issue."""
 
-    def __init__(self, m: Module, cfg: Config, ports: MemoryPorts, seq: Sequencer) -> None:
-        self.m, self.ports, self.lanes = m, ports, cfg.hardware.lanes
+    def __init__(self, m: Module, cfg: Config, ports: MemoryPorts, seq: Sequencer, collisions: str) -> None:
+        self.m, self.ports, self.lanes, self.collisions = m, ports, cfg.hardware.lanes, collisions
         self.parts = seq.program.parts()
         self.at_read = at_read = pipeline(cfg).read_stages
         self.part = delayed(m, seq.beat.part, at_read, "r_part")
@@ -207,11 +210,20 @@ class RegisteredWords:
         self.mask = delayed(m, seq.beat.mask, at_read, "r_mask")
         self.phase = phase_of_beat(m, seq, at_read, "r")
         self._registered: dict[int, Signal] = {}
+        #: with ``collisions="checked"``: one flag per block-RAM read port, high in the cycle after a collision
+        self.collided: list[Signal] = []
 
     def r(self, port):
-        """A read port's word, registered."""
+        """A read port's word, registered. With ``collisions="checked"`` a word read in the cycle its
+        memory wrote the same address comes inverted, so that a core using one fails against the golden model."""
         if id(port) not in self._registered:
-            self._registered[id(port)] = delayed(self.m, port.data, self.at_read - 1, "r")
+            data, write = port.data, self.ports.writer_of.get(id(port))
+            if self.collisions == "checked" and write is not None:
+                collided = Signal(name="collided")
+                self.m.d.sync += collided.eq(write.en.any() & port.en & (write.addr == port.addr))
+                self.collided.append(collided)
+                data = Mux(collided, ~port.data, port.data)
+            self._registered[id(port)] = delayed(self.m, data, self.at_read - 1, "r")
         return self._registered[id(port)]
 
     def by_part(self, values: dict):
@@ -229,6 +241,10 @@ class RegisteredWords:
         return [select({buf: self.r(self.ports.state_rd[(layer, buf)][t]) for buf in range(3)}, buffer) for t in range(self.lanes)]
 
 
+#: What a Core's block-RAM read at the address its memory writes in the same cycle returns (see :class:`Core`).
+COLLISIONS = ("checked", "undefined")
+
+
 class Core(wiring.Component):
     """The learning core: stream x and a label in, get the (free-phase) prediction out.
 
@@ -237,9 +253,20 @@ class Core(wiring.Component):
     FPGA with SPRAM the weight matrices W_l live there (:mod:`eqprop.hw.memories`), built from
     SB_SPRAM256KA instances when ``primitives`` (for Verilog) or from a model of them (for the
     Amaranth simulator); SPRAM has no initial contents, so those weights come through ``param``.
+
+    ``collisions`` (:data:`COLLISIONS`) is what a block-RAM read in the cycle that its memory writes
+    the same address returns. The core never uses such a word, and the simulations check it:
+    ``"checked"`` (the default) inverts the word, so a core that used one would fail against the
+    golden model. ``"undefined"`` is for synthesis: the words as the memory gives them, and the
+    board build tells Yosys that they are undefined (``COLLISION_X_MASK``), which spares every block
+    RAM the logic that would keep the old word (on the iCEBreaker about 760 logic cells).
     """
 
-    def __init__(self, cfg: Config, params: dict[str, np.ndarray] | None = None, primitives: bool = False) -> None:
+    def __init__(self, cfg: Config, params: dict[str, np.ndarray] | None = None, primitives: bool = False,
+                 collisions: str = "checked") -> None:
+        if collisions not in COLLISIONS:
+            raise ValueError(f"collisions must be one of {', '.join(COLLISIONS)}, not {collisions!r}")
+        self.collisions = collisions
         self.cfg = cfg
         self.arith = check_buildable(cfg)
         self.lanes = P = cfg.hardware.lanes
@@ -307,7 +334,8 @@ class Core(wiring.Component):
         ]
         norm = self._inputs(m, ports, seq)
         issued = self._issue(m, ports, seq)
-        words = RegisteredWords(m, cfg, ports, seq)
+        words = RegisteredWords(m, cfg, ports, seq, self.collisions)
+        self.collision_flags = words.collided  # what the tests watch: the check is not vacuous
         neuron = self._relaxation(m, ports, seq, issued, words, norm)
         m.d.comb += self.prediction.payload.eq(neuron.best_index)
         self._updates(m, ports, seq, issued, words, lfsr)
@@ -338,7 +366,7 @@ class Core(wiring.Component):
                 m.submodules[f"{name}_bank{b}"] = mem
         reads = lambda memories: {k: [mem.read_port() for mem in v] for k, v in memories.items()}  # noqa: E731
         writes = lambda memories: {k: [mem.write_port() for mem in v] for k, v in memories.items()}  # noqa: E731
-        return MemoryPorts(
+        ports = MemoryPorts(
             weight_rd=reads(self.weights) | {k: [segment.read for segment in v] for k, v in self.weight_segments.items()},
             weight_wr=writes(self.weights) | {k: [segment.write for segment in v] for k, v in self.weight_segments.items()},
             bias_rd=reads(self.biases), bias_wr=writes(self.biases),
@@ -348,6 +376,14 @@ class Core(wiring.Component):
             w0x_rd=[mem.read_port() for mem in self.w0x], w0x_wr=[mem.write_port() for mem in self.w0x],
             pending_rd=[mem.read_port() for mem in self.pending], pending_wr=[mem.write_port() for mem in self.pending],
         )
+        for reads_, writes_ in ((ports.weight_rd, ports.weight_wr), (ports.bias_rd, ports.bias_wr), (ports.state_rd, ports.state_wr),
+                                (ports.own_rd, ports.state_wr), (ports.factor_rd, ports.factor_wr)):
+            for key in reads_:
+                if key not in self.weight_segments:
+                    ports.writer_of |= {id(r): w for r, w in zip(reads_[key], writes_[key])}
+        for reads_, writes_ in ((ports.input_rd, ports.input_wr), (ports.w0x_rd, ports.w0x_wr), (ports.pending_rd, ports.pending_wr)):
+            ports.writer_of |= {id(r): w for r, w in zip(reads_, writes_)}
+        return ports
 
     def _trace(self, m: Module, ports: "MemoryPorts") -> None:
         """Every state, W_0 x, weight and bias write on the trace output: what a scoreboard watches

@@ -79,12 +79,13 @@ class WishboneSignature(wiring.Signature):
 
 
 class WishboneCore(wiring.Component):
-    """The learning core (:class:`eqprop.hw.core.Core`, built with ``params`` and ``primitives``) as a
+    """The learning core (:class:`eqprop.hw.core.Core`, built with ``params``, ``primitives`` and ``collisions``) as a
     Wishbone slave on ``bus``; the register map is :func:`eqprop.regmap.register_map` of ``cfg``."""
 
-    def __init__(self, cfg: Config, params: dict[str, np.ndarray] | None = None, primitives: bool = False) -> None:
+    def __init__(self, cfg: Config, params: dict[str, np.ndarray] | None = None, primitives: bool = False,
+                 collisions: str = "checked") -> None:
         self.regmap = register_map(cfg)
-        self.core = Core(cfg, params, primitives)
+        self.core = Core(cfg, params, primitives, collisions)
         self.inputs = Memory(shape=shape_of(cfg.fixed.input), depth=cfg.network.sizes[0], init=[])
         super().__init__({"bus": In(WishboneSignature(self.regmap))})
 

@@ -1,8 +1,12 @@
 """The core against the golden model, in the Amaranth simulator: states, predictions, cycles."""
 
+import gc
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
 from eqprop import network
@@ -200,10 +204,20 @@ def test_learning_matches_the_golden_model_weight_for_weight(sizes, tied, learn,
             ctx.set(dut.prediction.ready, 0)
         results.append(dut.weight_arrays(lambda data, address: ctx.get(data[address])))
 
+    collisions = []
+
+    async def watch(ctx):
+        """Counts the cycles in which a word read from block RAM collided with its memory's write."""
+        async for _, _, *flags in ctx.tick().sample(*dut.collision_flags):
+            collisions.append(any(flags))
+
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
+    sim.add_process(watch)
     sim.run()
+    # the core never uses such a word: the simulation inverts it (Core's collisions="checked"), and it occurs
+    assert sum(collisions) > 0
     count = cycle_count(cfg)
     for (x, label), (prediction, cycles) in zip(samples, results):
         assert prediction == int(golden.free_phase(x.reshape(1, -1))[-1][0].argmax())  # predicts before learning
@@ -282,3 +296,11 @@ def test_param_port_loads_and_reads_back_the_weights_around_learning(sizes, tied
     got = parameters_from_words(cfg, lambda memory, bank, address: read_back[memory, bank, address])
     for name, value in golden.params.items():
         np.testing.assert_array_equal(got[name], value, err_msg=name)
+
+
+def test_the_core_refuses_an_unknown_collision_mode():
+    with warnings.catch_warnings():  # the refused core, never elaborated, is collected here
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(ValueError, match="collisions must be one of checked, undefined, not 'old'"):
+            Core(small_config([5, 4, 3], True, 2), collisions="old")
+        gc.collect()
