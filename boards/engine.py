@@ -150,9 +150,11 @@ class HostLink(wiring.Component):
             self._parameter_states(m, r, receiver, sender, buffer)
             self._sample_states(m, r, buffer, request)
             with m.State("SEND"):  # a fixed answer, byte ``index`` from the INFO ROM or the answer table
+                # (indexed with the sum cut to the table's width: a sent byte lies in it, and the
+                # table's decoder compares 5 bits instead of 12, 56 LUT4s less on the iCEBreaker)
                 sent = sender.data.valid & sender.data.ready
                 m.d.comb += [sender.answer.valid.eq(1), sender.data.valid.eq(r.index < r.reply_length), info_read.addr.eq(r.index + sent),
-                             sender.data.payload.eq(Mux(r.reply_info, info_read.data, Array(r.answer_bytes)[r.answer_from + r.index]))]
+                             sender.data.payload.eq(Mux(r.reply_info, info_read.data, Array(r.answer_bytes)[(r.answer_from + r.index)[:len(r.answer_from)]]))]
                 with m.If(sent):
                     m.d.sync += r.index.eq(r.index + 1)
                 with m.If(sender.answer.ready):
