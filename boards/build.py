@@ -23,7 +23,7 @@ from amaranth.hdl import DomainRenamer, Elaboratable, Module
 from eqprop.checkpoint import to_json
 from eqprop.config import Config
 from eqprop.errors import ConfigError
-from eqprop.hw.core import check_buildable
+from eqprop.hw.core import check_buildable, undefined_collisions
 from eqprop.hw.devices import DEVICES
 from eqprop.outputs import OutputFolder, OutputKind, check_tool_path
 
@@ -36,10 +36,6 @@ NAME = "eqprop"
 BOARD_BUILD = OutputKind("board build", (f"{NAME}.*", f"build_{NAME}.*", "report.json"))
 #: The tools' machine-readable reports in a build folder: nextpnr's ``--report`` and Yosys's ``stat -json``.
 PNR_REPORT, SYNTH_STAT = f"{NAME}.report.json", f"{NAME}.stat.json"
-#: Yosys, before synthesis: a read of the core's block RAMs in the cycle that writes its address is
-#: undefined (the core never uses one: eqprop.hw.core.Core's ``collisions``), so no block RAM gets
-#: the logic that would return the old word. Each of the core's memories has one write port.
-COLLISIONS_UNDEFINED = "setparam -set COLLISION_X_MASK 1 *.core/t:$memrd_v2"
 #: The tools' logs in a build folder, as Amaranth's Lattice build script names them: Yosys's, nextpnr's.
 TOOL_LOGS = (f"{NAME}.rpt", f"{NAME}.tim")
 #: What ``eqprop build --bus`` puts on the board: the SoC with its UART host link, or the core's Wishbone slave alone.
@@ -60,7 +56,7 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform) -> Module:
         m = Module()
         uart = platform.request("uart", 0)
-        # synthesis: the core's block-RAM collisions are left undefined (COLLISIONS_UNDEFINED below)
+        # synthesis: the core's block-RAM collisions are left undefined (run_tools tells Yosys)
         if self.bus == "wishbone":
             soc = WishbonePins(self.cfg, primitives=True, collisions="undefined")
         else:
@@ -140,7 +136,7 @@ def run_tools(board: Board, top: Elaboratable, env: dict[str, str], out: Path) -
     overrides = {
         # the report says whether timing was met: nextpnr finishes the bitstream either way
         "nextpnr_opts": f"--timing-allow-fail --report {PNR_REPORT}",
-        "script_after_read": COLLISIONS_UNDEFINED,
+        "script_after_read": undefined_collisions("*.core"),  # the core in BoardTop, built so
         "script_after_synth": f"tee -q -o {SYNTH_STAT} stat -json",
     } | ({"synth_opts": options} if (options := DEVICES[board.fpga].toolchain.synth_options) else {})
     plan = board.create_platform().prepare(top, name=NAME, **overrides)

