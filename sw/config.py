@@ -32,7 +32,7 @@ CONTINUAL_RULES = ("cep", "cvf")
 NUDGINGS = ("one-sided", "symmetric", "random-sign")
 ACTIVATIONS = ("hardsigmoid", "sigmoid", "identity")
 HOMEOSTASIS_MODES = ("off", "local", "probe")
-UNTIED_INITS = ("transpose", "independent")
+UNTIED_INITS = ("transpose", "independent", "matched")
 DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist")
 DTYPES = ("float32", "float64")
 #: ``float``: the PyTorch reference model. ``fixed``: the integer golden model, the chip's arithmetic.
@@ -73,7 +73,9 @@ class NetworkConfig:
     tied: bool = True
     #: ``hardsigmoid`` is the hardware's rho; ``sigmoid`` and ``identity`` are float-only.
     activation: str = "hardsigmoid"
-    #: How untied ``B_l`` starts: as ``W_l^T`` or drawn independently (random angle to ``W_l^T``).
+    #: How untied ``B_l`` starts: as ``W_l^T`` (``transpose``), or drawn independently of ``W_l``, at a
+    #: random angle to ``W_l^T``: uniform at its own fan-in's scale (``independent``, the larger
+    #: feedback), or at ``W_l^T``'s scale (``matched``: only the angle differs).
     untied_init: str = "independent"
     #: Weights start uniform in ``+-gain/sqrt(fan_in)``.
     init_gain: float = 1.0

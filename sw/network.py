@@ -58,7 +58,7 @@ def init_params(net: NetworkConfig, generator: torch.Generator, dtype=torch.floa
             if net.untied_init == "transpose":
                 params[f"B{l}"] = params[f"W{l}"].T.clone()
             else:
-                bound = net.init_gain / math.sqrt(n[l + 1])
+                bound = net.init_gain / math.sqrt(n[l + 1] if net.untied_init == "independent" else n[l])
                 params[f"B{l}"] = (torch.rand(n[l], n[l + 1], generator=generator, dtype=torch.float64) * 2 - 1) * bound
     return {k: v.to(dtype=dtype, device=device).contiguous() for k, v in params.items()}
 

@@ -99,14 +99,19 @@ def test_random_sign_nudging_draws_both_signs_per_sample():
         torch.testing.assert_close(d[name], expected[name])
 
 
-def test_untied_init_transpose_starts_symmetric_and_independent_does_not():
+def test_untied_init_transpose_starts_symmetric_and_the_independent_ones_do_not():
     cfg = Config().replace(network={"tied": False, "untied_init": "transpose"}, learning={"rule": "cvf"})
     p = init_params(cfg.network, torch.Generator().manual_seed(0))
     torch.testing.assert_close(p["B1"], p["W1"].T)
-    cfg = cfg.replace(network={"untied_init": "independent"})
-    p = init_params(cfg.network, torch.Generator().manual_seed(0))
-    cos = float((p["B1"].T * p["W1"]).sum() / (p["B1"].norm() * p["W1"].norm()))
-    assert abs(math.degrees(math.acos(cos)) - 90) < 10
+    norms = {}
+    for init in ("independent", "matched"):
+        p = init_params(cfg.replace(network={"untied_init": init}).network, torch.Generator().manual_seed(0))
+        cos = float((p["B1"].T * p["W1"]).sum() / (p["B1"].norm() * p["W1"].norm()))
+        assert abs(math.degrees(math.acos(cos)) - 90) < 10
+        norms[init] = float(p["B1"].norm() / p["W1"].norm())
+    # 64-128-10: B_1 (128 x 10) at its own fan-in's scale is sqrt(128 / 10) times W_1's; matched, as large
+    assert norms["independent"] == pytest.approx(math.sqrt(128 / 10), rel=0.1)
+    assert norms["matched"] == pytest.approx(1.0, rel=0.1)
 
 
 def test_size_mismatch_and_divergence_are_user_errors(tiny_config):
