@@ -57,6 +57,18 @@ def requantize(value: Value, frac_bits: int, fmt: Format, rounding: str | None =
     return saturate(shift_round(value, frac_bits - fmt.n, rounding or fmt.rounding), fmt)
 
 
+def add_pairs(terms: list) -> list:
+    """One level of an adder tree: neighbours summed, an odd last term passed on."""
+    return [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)] + ([terms[-1]] if len(terms) % 2 else [])
+
+
+def tree_sum(terms: list) -> Value:
+    """The sum of ``terms`` (at least one) as a balanced adder tree: ``log2`` adders deep, not a chain."""
+    while len(terms) > 1:
+        terms = add_pairs(terms)
+    return Value.cast(terms[0])
+
+
 def times_constant(value: Value, constant: int) -> Value:
     """``value * constant`` as shifts and adds of the constant's signed digits (canonical signed
     digits: no two adjacent), so that a product by a constant takes adders, not a DSP block."""
@@ -71,10 +83,11 @@ def times_constant(value: Value, constant: int) -> Value:
             c -= digit
         c >>= 1
         k += 1
-    total = None
-    for shift, digit in digits:
-        term = value << shift
-        total = (term if digit > 0 else -term) if total is None else (total + term if digit > 0 else total - term)
+    # the positive and the negative digits each summed as a balanced tree, then one subtraction
+    # (the leading digit is positive)
+    positive = tree_sum([value << shift for shift, digit in digits if digit > 0])
+    negative = [value << shift for shift, digit in digits if digit < 0]
+    total = positive - tree_sum(negative) if negative else positive
     if constant < 0:
         return -total
     # an unsigned value times a positive constant is never negative (an address, a count)
@@ -82,9 +95,7 @@ def times_constant(value: Value, constant: int) -> Value:
 
 
 def square(value: Value) -> Value:
-    """``value * value`` of an unsigned value as a sum of its shifted partial products (adders, no DSP block)."""
+    """``value * value`` of an unsigned value as the balanced sum of its shifted partial products
+    (adders, no DSP block)."""
     value = Value.cast(value)
-    total = Const(0)
-    for bit in range(len(value)):
-        total = total + Mux(value[bit], value << bit, 0)
-    return total
+    return tree_sum([Mux(value[bit], value << bit, 0) for bit in range(len(value))])

@@ -413,9 +413,18 @@ class Core(wiring.Component):
         m.d.comb += self.x.ready.eq(seq.loading)
         for b, port in enumerate(ports.input_wr):
             m.d.comb += [port.addr.eq(loaded_div), port.data.eq(self.x.payload), port.en.eq(self.x.valid & seq.loading & (loaded_mod == b))]
+        if cfg.hardware.defer_input_updates:
+            # ||x||^2 through two registers, the input (i_) and its square (q_), so that no input
+            # source's path (a block RAM's unregistered output in the SoC) runs into the squaring
+            # adders: the sum is complete two cycles after the last input, long before the first
+            # nudged step reads it (the input drive pass and the free phase come first)
+            i_valid, i_first, i_x = Signal(), Signal(), Signal.like(self.x.payload)
+            m.d.sync += [i_valid.eq(self.x.valid & seq.loading), i_first.eq(loaded == 0), i_x.eq(self.x.payload)]
+            q_valid, q_first, q_square = Signal(), Signal(), Signal(2 * len(i_x))
+            m.d.sync += [q_valid.eq(i_valid), q_first.eq(i_first), q_square.eq(square(i_x))]
+            with m.If(q_valid):
+                m.d.sync += norm.eq(Mux(q_first, 0, norm) + q_square)
         with m.If(self.x.valid & seq.loading):
-            if cfg.hardware.defer_input_updates:
-                m.d.sync += norm.eq(Mux(loaded == 0, 0, norm) + square(self.x.payload))
             with m.If(loaded == n0 - 1):
                 m.d.comb += seq.loaded.eq(1)
                 m.d.sync += [loaded.eq(0), loaded_mod.eq(0), loaded_div.eq(0)]

@@ -13,6 +13,8 @@ from functools import reduce
 
 from amaranth.hdl import Module, Mux, Signal, Value
 
+from .arith import add_pairs
+
 
 def rotate(m: Module, values: list, amount: Value, name: str) -> list[Value]:
     """``out[t] = values[(t + amount) mod P]`` for ``0 <= amount < P`` (combinational)."""
@@ -58,8 +60,7 @@ def staged_sum(m: Module, terms: list[Value], shape, levels_per_stage: int, name
     returns the sum and the number of registers it went through."""
     level = stages = 0
     while len(terms) > 1:
-        pairs = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
-        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
+        terms = add_pairs(terms)
         level += 1
         if level % levels_per_stage == 0 or len(terms) == 1:
             registered = []
