@@ -68,6 +68,8 @@ BENCH_RUN = OutputKind("bench run", ("bench.md", "bench.json", "*.png"))
 SECTIONS = ("theory", "accuracy", "homeostasis", "fixed", "cycles", "boards", "throughput", "toolchain")
 #: Training samples co-simulated per simulator (full, quick); Icarus is about 50 times slower.
 COSIM_SAMPLES = {"verilator": (20, 2), "icarus": (2, 1)}
+#: Training samples (and test samples) each board's simulated SoC trains behind the host driver (full, quick).
+SIM_BOARD_SAMPLES, SIM_BOARD_TEST_SAMPLES = (200, 10), (100, 5)
 #: Training samples the RTL trains after the golden model's epochs, per seed (full, quick).
 RTL_SAMPLES = (20, 2)
 #: Data sets the accuracy and homeostasis sections run by default; --datasets adds the seeds' own
@@ -105,6 +107,13 @@ FIXED_GAP_BAR = 1.5
 CONTINUAL_SPEEDUP_BAR, EP_OVER_CONTINUAL_BAR = 5.0, 1.5
 #: Cycles per sample within this factor of the lower bound, at every P the cycles section counts.
 CYCLE_RATIO_BAR = 1.25
+#: Issue 13's bars on each board's default network: timing met with the SoC at this clock or faster
+#: (MHz), lanes, compute-bound training samples/s (absolute, and over the float C-EP on one CPU
+#: thread at batch 1 in the same run), the share of the FPGA's logic it may take.
+BOARD_BARS = {
+    "ulx3s-85f": {"clock_mhz": 50, "lanes": 16, "over_cpu": 10.0},
+    "icebreaker": {"clock_mhz": 24, "samples_per_s": 250, "logic_share": 0.85},
+}
 #: Seeds the SPEC's accuracy bars are the mean of.
 SPEC_SEEDS = 3
 
@@ -360,6 +369,32 @@ def spec_bars(results: dict) -> list[dict]:
             f"{forms['factored_over_literal']:.1f}x", forms["factored_over_literal"] >= CONTINUAL_SPEEDUP_BAR)
         bar(f"plain EP at most {EP_OVER_CONTINUAL_BAR:g}x as fast as factored C-EP", f"{forms['ep_over_factored']:.2f}x",
             forms["ep_over_factored"] <= EP_OVER_CONTINUAL_BAR)
+    for name, entry in board_results(results).items():
+        build, want, sim = entry["build"], BOARD_BARS.get(name, {}), entry.get("simulated_board")
+        if sim:
+            bar(f"{name}: the simulated board trains {sim['samples']} samples equal to the golden model",
+                "weights equal" if sim["weights_equal_golden"] else "weights DIFFER", sim["weights_equal_golden"])
+        if "clock_mhz" in want:
+            bar(f"{name}: timing met with the SoC at >= {want['clock_mhz']:g} MHz", f"{build['soc_clock_mhz']:g} MHz (Fmax {entry['fmax_mhz']:.1f})",
+                build["timing_met"] and build["soc_clock_mhz"] >= want["clock_mhz"])
+        if "lanes" in want:
+            bar(f"{name}: P >= {want['lanes']}", f"P = {build['lanes']}", build["lanes"] >= want["lanes"])
+        if "over_cpu" in want:
+            bar(f"{name}: training samples/s >= {want['over_cpu']:g}x the float CPU's (batch 1, one thread)",
+                f"{entry['compute_over_cpu']:.2f}x", entry["compute_over_cpu"] >= want["over_cpu"])
+        if "samples_per_s" in want:
+            bar(f"{name}: >= {want['samples_per_s']:g} training samples/s", f"{entry['compute_samples_per_s']:.1f}",
+                entry["compute_samples_per_s"] >= want["samples_per_s"])
+        if "logic_share" in want:
+            logic = build["resources"]["LUT"]
+            bar(f"{name}: at most {100 * want['logic_share']:g}% of the logic cells", f"{logic['used']:,} of {logic['available']:,}",
+                logic["used"] <= want["logic_share"] * logic["available"])
+    toolchain = results.get("toolchain", {})
+    epochs = {key: run for key, run in toolchain.items() if key.startswith("epoch_p")}
+    if epochs:
+        bar("a whole digits epoch co-simulated bit-exact at P = " + ", ".join(key.removeprefix("epoch_p") for key in epochs),
+            "; ".join(f"P = {key.removeprefix('epoch_p')}: {run['samples']:,} samples, {'passed' if run['passed'] else 'MISMATCH'}" for key, run in epochs.items()),
+            all(run["passed"] for run in epochs.values()))
     if "cycles" in results:
         counts = [(count["ratio"], count["lanes"], name) for name, preset_counts in results["cycles"].items() for count in preset_counts]
         worst, lanes, name = max(counts)
@@ -372,7 +407,7 @@ def bars_table(bars: list[dict], seeds: int, quick: bool) -> str:
     """The bars as a table with a met column, and a line when the run measured less than the SPEC asks."""
     if not bars:
         return ""
-    table = markdown_table(["bar (SPEC section 8; the seeds' benchmarks)", "measured", "met"], [[b["bar"], b["measured"], "yes" if b["met"] else "NO"] for b in bars])
+    table = markdown_table(["bar (SPEC section 8; the seeds' benchmarks; the boards)", "measured", "met"], [[b["bar"], b["measured"], "yes" if b["met"] else "NO"] for b in bars])
     short = [text for text, short in ((f"{seeds} seed(s), the SPEC's bars are the mean of {SPEC_SEEDS}", seeds < SPEC_SEEDS),
                                       (f"{QUICK_EPOCHS} epochs (--quick)", quick)) if short]
     met = sum(b["met"] for b in bars)
@@ -710,12 +745,17 @@ def bench_boards(bench: Bench, results: dict):
             cycles = cycle_count(cfg).total
             data[name] = {"build": report, "fmax_mhz": soc_clock(report)["achieved"], "cycles_per_sample": cycles, **board_rates(board, cfg, cycles)}
             data[name]["compute_over_cpu"] = data[name]["compute_samples_per_s"] / cpu_rate
+            # the same SoC's Verilog under Verilator, trained through the host driver, its weights read back
+            sim = Flow(cfg, progress=bench.progress).board_train(board, bench.pick(SIM_BOARD_SAMPLES), bench.pick(SIM_BOARD_TEST_SAMPLES),
+                                                                 build_dir=Path(folder) / f"{name}-sim").report
+            data[name]["simulated_board"] = {key: sim[key] for key in ("samples", "weights_equal_golden", "mismatched", "link_samples_per_s")}
             entry, resources = data[name], report["resources"]
             rows.append([name, "x".join(map(str, cfg.network.sizes)), report["lanes"],
                          *(f"{resources[k]['used']}/{resources[k]['available']}" if k in resources else "-" for k in ("LUT", "FF", "RAM", "SPRAM", "DSP")),
                          f"{entry['fmax_mhz']:.1f}", f"{report['soc_clock_mhz']:g}", "yes" if report["timing_met"] else "NO", f"{cycles:.0f}",
                          f"{entry['compute_samples_per_s']:.1f}", f"{entry['compute_over_cpu']:.2f}x", f"{entry['link_bound_samples_per_s']:.0f}",
-                         f"{entry['board_samples_per_s']:.1f}", f"{report['build_s']:.0f}"])
+                         f"{entry['board_samples_per_s']:.1f}", f"{report['build_s']:.0f}",
+                         f"{sim['samples']}, {'equal' if sim['weights_equal_golden'] else 'DIFFER'}"])
         estimates = []  # eqprop estimate against Yosys, the core alone, at several lane counts
         lane_costs = []  # what a lane adds, from the same syntheses
         for name, board in BOARDS.items():
@@ -729,11 +769,14 @@ def bench_boards(bench: Bench, results: dict):
                            *(f"{row[f'{kind}_estimate']} / {row[f'{kind}_synthesized']}" for kind in ("dsp", "ram_blocks", "lut_ram", "spram"))]
                           for row in checked]
     headers = ["board", "sizes", "P", "LUT", "FF", "RAM", "SPRAM", "DSP", "SoC Fmax MHz", "runs at MHz", "timing met", "cycles/sample",
-               "compute-bound samples/s", "over the CPU", "link-bound samples/s", "board samples/s", "build s (1 run)"]
+               "compute-bound samples/s", "over the CPU", "link-bound samples/s", "board samples/s", "build s (1 run)",
+               "simulated board: samples, weights vs golden"]
     note = (f"Compute-bound: cycles per sample (the formula the co-simulation checks) at the clock the SoC runs at; over the CPU: "
             f"that against the float model's C-EP on one CPU thread at batch 1, {cpu_rate:,.0f} samples/s in this run (digits-cep). "
             "Board samples/s: the host sends a sample and waits for its answer, so the UART transfer and the computation "
-            "take turns: 1 / (1 / compute-bound + 1 / link-bound), at the clock the SoC runs at.")
+            "take turns: 1 / (1 / compute-bound + 1 / link-bound), at the clock the SoC runs at. Simulated board: the SoC's Verilog "
+            "under Verilator behind the host driver (`eqprop board train --sim`), trained from the seeded weights; the weights "
+            "read back against the golden model's after the same samples.")
     estimate_table = markdown_table(["board (default network, core alone)", "P", "LUT estimated", "LUT Yosys", "LUT error",
                                      "DSP est. / Yosys", "RAM blocks est. / Yosys", "LUT RAM est. / Yosys", "SPRAM est. / Yosys"], estimates)
     costs = ("What a lane costs (the core alone, Yosys, the least-squares line through P = "
@@ -815,7 +858,9 @@ def _continual_forms(bench: Bench, devices: list[str]):
 
 def bench_toolchain(bench: Bench, results: dict):
     """Checkpoint to Verilog (median over repeats), the bitstream builds of the boards section, and the
-    default digits network (``digits-cep``, P = 1) co-simulated on both simulators from its seeded weights."""
+    default digits network (``digits-cep``, P = 1) co-simulated on both simulators from its seeded weights;
+    in a full bench also a whole training epoch on Verilator at P = 1 and at every board's lane count."""
+    from .boards.registry import BOARDS
     from .checkpoint import CHECKPOINT_NAME, checkpoint_bytes
     from .flow import Flow
     from .sim.runner import initial_params
@@ -831,11 +876,19 @@ def bench_toolchain(bench: Bench, results: dict):
             times.append(time.perf_counter() - started)
         data["verilog_s"] = statistics.median(times)
         rows = []
-        for sim, counts in COSIM_SAMPLES.items():
-            result = Flow(cfg, progress=bench.progress).cosim(bench.pick(counts), sim=sim, build_dir=Path(folder) / "sim").result
-            data[sim] = result.to_dict()
-            rows.append([sim, result.samples, f"{result.cycles_checked:,}", f"{result.writes_checked:,}", "yes" if result.passed else "NO",
+
+        def cosim(key: str, label: str, flow: Flow, samples: int | None, sim: str = "verilator") -> None:
+            result = flow.cosim(samples, sim=sim, build_dir=Path(folder) / key).result
+            data[key] = result.to_dict()
+            rows.append([label, result.samples, f"{result.cycles_checked:,}", f"{result.writes_checked:,}", "yes" if result.passed else "NO",
                          f"{result.wall_s:.1f}", f"{result.cycles_per_second:,.0f}"])
+
+        for sim, counts in COSIM_SAMPLES.items():
+            cosim(sim, sim, Flow(cfg, progress=bench.progress), bench.pick(counts), sim)
+        if not bench.quick:  # a whole training epoch at P = 1 and at every board's lane count
+            for lanes in sorted({1} | {board.default_config().hardware.lanes for board in BOARDS.values()}):
+                flow = Flow(cfg.replace(hardware={"lanes": lanes}), progress=bench.progress)
+                cosim(f"epoch_p{lanes}", f"verilator, whole epoch, P = {lanes}", flow, None)
     table = markdown_table(["simulator", "samples", "cycles checked", "writes checked", "passed", "wall s (build included)", "simulated cycles/s"], rows)
     lines = [f"Checkpoint to Verilog (load, Amaranth, Yosys): {data['verilog_s']:.1f} s (median of {len(times)})."]
     for name, board in board_results(results).items():

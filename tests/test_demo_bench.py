@@ -162,6 +162,28 @@ def test_bench_says_which_spec_bars_its_sections_met():
     assert table.endswith("5 of 8 bars met.") and spec_bars({"throughput": {}}) == [] and bars_table([], 3, False) == ""
 
 
+def test_the_board_bars_read_each_boards_build_simulation_and_rate():
+    from eqprop.bench import spec_bars
+
+    def board(mhz, timing_met, lanes, used, available, rate, over_cpu, equal):
+        return {"build": {"resources": {"LUT": {"used": used, "available": available}}, "lanes": lanes, "soc_clock_mhz": mhz, "timing_met": timing_met},
+                "fmax_mhz": mhz + 1, "compute_samples_per_s": rate, "compute_over_cpu": over_cpu,
+                "simulated_board": {"samples": 200, "weights_equal_golden": equal}}
+
+    results = {"boards": {"ulx3s-85f": board(50.0, True, 8, 19_000, 83_640, 1_900.0, 3.7, True),
+                          "icebreaker": board(24.0, False, 1, 4_400, 5_280, 300.0, 0.6, False), "cpu_float_batch1_samples_per_s": 500.0},
+               "toolchain": {"verilator": {"passed": True}, "epoch_p1": {"samples": 1437, "passed": True}, "epoch_p8": {"samples": 1437, "passed": False}}}
+    met = {bar["bar"]: (bar["measured"], bar["met"]) for bar in spec_bars(results)}
+    assert met["ulx3s-85f: timing met with the SoC at >= 50 MHz"] == ("50 MHz (Fmax 51.0)", True)
+    assert met["ulx3s-85f: P >= 16"] == ("P = 8", False)
+    assert met["ulx3s-85f: training samples/s >= 10x the float CPU's (batch 1, one thread)"] == ("3.70x", False)
+    assert met["icebreaker: timing met with the SoC at >= 24 MHz"][1] is False  # 24 MHz asked, but nextpnr missed it
+    assert met["icebreaker: >= 250 training samples/s"] == ("300.0", True)
+    assert met["icebreaker: at most 85% of the logic cells"] == ("4,400 of 5,280", True)
+    assert met["icebreaker: the simulated board trains 200 samples equal to the golden model"] == ("weights DIFFER", False)
+    assert met["a whole digits epoch co-simulated bit-exact at P = 1, 8"] == ("P = 1: 1,437 samples, passed; P = 8: 1,437 samples, MISMATCH", False)
+
+
 def test_the_summary_reads_each_board_and_not_the_cpu_rate_beside_them():
     from eqprop.bench import summary_table
 
