@@ -84,21 +84,23 @@ class NeuronUnit(wiring.Component):
         L, tied = cfg.network.n_layers, cfg.network.tied
         deferred = cfg.hardware.defer_input_updates
 
-        # n1_: the neuron's total drive (a drive row's is its drive: the W_0 x it writes)
+        # n1_: the neuron's total drive (a drive row's is its drive: the W_0 x it writes) and, beside
+        # it, the output's error towards its target, signed by the phase (so that n2_ only scales it)
         bias = shift_round(self.bias, arith.bias_store.n - fx.accumulator.n, fx.accumulator.rounding)
         carried = {"w0x": self.w0x, "pending": self.pending} if deferred else {}
         phase = ("nudged", "negative", "first_update", "last_free_step")
+        target = Mux(self.row == self.label, arith.one, 0)
         n1 = stage(m, "n1", {
             "valid": self.valid, "drive_row": self.drive_row, "layer": self.layer, "row": self.row, "old": self.old,
             **{name: getattr(self, name) for name in phase},
             "total": self.drive + Mux(self.drive_row, 0, bias + Mux(self.layer == 1, self.w0x, 0)), **carried,
+            "error": Mux(self.negative, self.old - target, target - self.old),
         })
 
-        # n2_: rho and the nudge
+        # n2_: rho and the nudge beta times the error
         rounded = shift_round(n1["total"], fx.accumulator.n - fx.state.n, fx.state.rounding)
         rho = Mux(rounded < 0, 0, Mux(rounded > arith.one, arith.one, rounded))
-        pull = times_constant(Mux(n1["row"] == self.label, arith.one, 0) - n1["old"], arith.beta)
-        nudge = shift_round(Mux(n1["negative"], -pull, pull), fx.factor.n, fx.state.rounding)
+        nudge = shift_round(times_constant(n1["error"], arith.beta), fx.factor.n, fx.state.rounding)
         state = Signal(shape_of(fx.state))
         m.d.comb += state.eq(Mux(n1["nudged"] & (n1["layer"] == L), saturate(rho + nudge, fx.state), rho))
         # a row writes its state or (a drive row) its W_0 x: one register carries either
