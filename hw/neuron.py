@@ -5,9 +5,9 @@ arithmetic of :class:`eqprop.golden.GoldenModel` (``step``, ``_row_factor``, the
 updates):
 
 * ``n1_``: the drive plus the neuron's bias (and its cached ``W_0 x`` in layer 1); a row of the
-  input drive passes its drive on as ``W_0 x``;
+  input drive passes its drive on as ``W_0 x``; beside it the error ``+-(y - s)``, signed by the phase;
 * ``n2_``: rounded to the state format, rho (clamped to [0, 1]); in the output layer of a nudged
-  phase plus the nudge ``+-beta (y - s)``, saturated;
+  phase plus the nudge ``beta`` times the error, saturated;
 * ``n3_``: the learning factors ``u = c s', v = c s`` (tied) or ``d = c (s' - s)``, ``e`` (untied),
   each rounded and saturated to the ``update`` format;
 * ``n3x_`` (deferred input updates only): the signed change ``f = +-(u - v)`` (or ``+-d``) and the
