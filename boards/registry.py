@@ -64,13 +64,13 @@ class Board:
 
 
 BOARDS = {
-    # iCE40UP5K, the SoC at 18 MHz from the 12 MHz oscillator through the PLL (it closes at about 18.5), FT2232H.
+    # iCE40UP5K, the SoC at 18 MHz from the 12 MHz oscillator through the PLL (it closes at about 19), FT2232H.
     # Literal input updates: deferring them fits the UP5K's eight SB_MAC16 exactly, but the SoC then took
-    # 5,351 logic cells of its 5,280 (nextpnr; 4,468 with literal ones).
+    # 5,351 logic cells of its 5,280 (nextpnr, an earlier core; about 4,430 with literal ones).
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40up5k", 12_000_000, 18_000_000, 1_000_000,
                         hardware={"lanes": 1, "defer_input_updates": False}, programmers=("iceprog", "openFPGALoader")),
     # ECP5 LFE5U-85F, the SoC at 50 MHz from the 25 MHz oscillator through the PLL, 8 lanes, FT231X.
-    # (8 lanes closed at 57.5 MHz, routed in 12 minutes; before ||x||^2 was registered, they
+    # (8 lanes close at about 65 MHz and route in 12 to 17 minutes; before ||x||^2 was registered, they
     # closed at about 55 MHz on the oscillator but did not finish routing at 50 MHz within 40 minutes.)
     "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5-85f", 25_000_000, 50_000_000, 1_000_000,
                        hardware={"lanes": 8}),

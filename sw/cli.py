@@ -686,8 +686,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure accuracy, fixed point, cycles, boards, throughput and the toolchain",
         description="Benchmarks: theory checks; accuracy over seeds on digits and MNIST-1D (BP MLP, EP, C-EP, C-VF with and "
         "without homeostasis, fixed point, the co-simulated RTL); the homeostasis study; fixed point against float (widths, "
-        "quantization); cycles per sample against the bound; bitstreams for every board (resources, Fmax, training rate); "
-        "training throughput; checkpoint to Verilog and co-simulation speed. Writes bench.md (a summary table first), "
+        "quantization); cycles per sample against the bound; bitstreams for every board (resources, Fmax, training rate) and "
+        "its SoC trained as the simulated board; training throughput; checkpoint to Verilog and co-simulation speed, with a "
+        "whole digits epoch co-simulated (unless --quick). Writes bench.md (a summary table first), "
         "bench.json and PNG plots.",
     )
     p.add_argument("--out", default="runs/bench", type=_text, metavar="DIR")

@@ -60,9 +60,9 @@ OPERAND_STAGES = 1
 PRODUCT_STAGES = 1
 TREE_LEVELS_PER_STAGE = 2
 ACCUMULATE_STAGES = 1
-#: Neuron unit (eqprop.hw.neuron): the total drive and the output's error; rho and the nudge; the learning factors; the
-#: tracked W_0 x and F; its writes leave from the last of these registers. Deferred input updates
-#: add one, for the product f ||x||^2.
+#: Neuron unit (eqprop.hw.neuron): the total drive and the output's error; rho and the nudge; the
+#: learning factors; the tracked W_0 x and F; its writes leave from the last of these registers.
+#: Deferred input updates add one, for the product f ||x||^2.
 NEURON_STAGES = 4
 
 
