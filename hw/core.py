@@ -167,7 +167,7 @@ class Issued:
     """What the issue stage decides of a beat beside the memories' addresses."""
 
     weight_address: Signal  # the word an update beat writes back (every bank's)
-    partner_addresses: list  # homeostasis: bank b's address of the partner B_l word
+    column_addresses: list  # bank b's word of a B_l column: a column update's, homeostasis's partner
     layer: Signal  # the layer whose rows a drive or relaxation beat computes
     drive_row: Signal  # a row of the input drive: its drive is W_0 x
 
@@ -459,7 +459,7 @@ class Core(wiring.Component):
         depth = max(bank_depth(shape, P) for name, shape in shapes.items() if name[0] != "b")
         issued = Issued(
             weight_address=Signal(range(depth + 1), name="i_waddr"),
-            partner_addresses=[Signal(range(depth + 1), name=f"i_baddr{b}") for b in range(P)],  # B_l, read by column
+            column_addresses=[Signal(range(depth + 1), name=f"i_baddr{b}") for b in range(P)],  # B_l, read by column
             layer=Signal(range(L + 1), name="i_layer"), drive_row=Signal(name="i_drive_row"),
         )
         late_row, late_div, late_mod = (delayed(m, value, MacLanes.latency(P), f"i_late_{name}")
@@ -508,10 +508,12 @@ class Core(wiring.Component):
                                 m.d.comb += port.addr.eq(packed_address(b, part))
                             else:
                                 m.d.comb += port.addr.eq(column_address(b, part.matrix) if part.column else row_address(part.matrix))
+                            if part.column and part.kind == K.UPDATE:
+                                m.d.comb += issued.column_addresses[b].eq(port.addr)
                         m.d.comb += issued.weight_address.eq(row_address(part.matrix))
                     if part.kind == K.HOMEOSTASIS:  # the partner B_l[j, r] of W_l[r, j], a column of B_l
                         for b, port in enumerate(ports.weight_rd[f"B{part.layer}"]):
-                            m.d.comb += [port.addr.eq(column_address(b, f"B{part.layer}")), issued.partner_addresses[b].eq(port.addr)]
+                            m.d.comb += [port.addr.eq(column_address(b, f"B{part.layer}")), issued.column_addresses[b].eq(port.addr)]
                     presynaptic = ports.input_rd if part.pre == 0 else [] if part.pre is None else [
                         port for buf in range(3) for port in ports.state_rd[(part.pre, buf)]]
                     for port in presynaptic:
@@ -521,7 +523,10 @@ class Core(wiring.Component):
                     if part.kind == K.UPDATE:
                         post = part.layer if part.target == "B" else part.layer + 1
                         for port in (port for (_, l), banks in ports.factor_rd.items() if l == post for port in banks):
-                            m.d.comb += port.addr.eq(beat.segment if part.target == "b" else beat.row_div)
+                            m.d.comb += port.addr.eq(beat.segment if part.target == "b" or part.column else beat.row_div)
+                        if part.column:  # a column update of B_l: the column's state s_{l+1, row}
+                            for port in (port for buf in range(3) for port in ports.state_rd[(part.layer + 1, buf)]):
+                                m.d.comb += port.addr.eq(beat.row_div)
                         if part.target == "b":
                             for port in ports.bias_rd[part.layer + 1]:
                                 m.d.comb += port.addr.eq(beat.segment)
@@ -649,9 +654,12 @@ class Core(wiring.Component):
         roundings = {i: update_rounding(arith, parts[i]) for i in update_parts}
         distinct = list(dict.fromkeys(roundings.values()))
         stages = pipeline(cfg)
+        # fa is a row's learning factor, or in a column update of B_l the column's state
+        by_column = any(parts[i].column for i in of_kind(parts, K.UPDATE))
         m.submodules.update = update = UpdateLanes(
             P, max(arith.weight_store.width, arith.bias_store.width), max(fx.state.width, fx.input.width + 1, fx.update.width),
-            fx.update, distinct, arith.lam, fx.stochastic_rounding, fx.lfsr.width, stages=stages.update_stages,
+            max(fx.update.width, fx.state.width) if by_column else fx.update.width, distinct, arith.lam, fx.stochastic_rounding,
+            fx.lfsr.width, stages=stages.update_stages,
         )
 
         def factor_of(name: str, layer: int):
@@ -672,6 +680,9 @@ class Core(wiring.Component):
                 partner[i] = [words.r(ports.weight_rd[f"B{l}"][b]) for b in range(P)]
             elif part.kind == K.INPUT_UPDATE:  # F_i x_j: the sign is in F already
                 pre_a[i], fa[i] = words.pre_values(0, phase.read_buf), self._neuron_word(words, ports.pending_rd, words.mod)
+            elif part.target == "B" and part.column:  # lane t: e_t of the segment times the column's s_{l+1}
+                pre_a[i] = [words.r(ports.factor_rd[("e", l)][t]) for t in range(P)]
+                fa[i] = select(dict(enumerate(words.pre_values(l + 1, phase.read_buf))), words.mod)
             elif part.target == "B":
                 pre_a[i], fa[i] = words.pre_values(l + 1, phase.read_buf), factor_of("e", l)
             elif tied:
@@ -702,14 +713,14 @@ class Core(wiring.Component):
         latency = stages.weight_write_latency
         w_part = delayed(m, seq.beat.part, latency, "w_part")
         w_addr, w_segment = delayed(m, issued.weight_address, latency, "w_addr"), delayed(m, seq.beat.segment, latency, "w_segment")
-        w_baddr = [delayed(m, issued.partner_addresses[b], latency, f"w_baddr{b}") for b in range(P)]
+        w_baddr = [delayed(m, issued.column_addresses[b], latency, f"w_baddr{b}") for b in range(P)]
         for i in update_parts:
             part = parts[i]
             with m.If(w_part == i):
                 if part.target == "b":
                     targets = [(ports.bias_wr[part.layer + 1], update.words, [w_segment] * P)]
                 else:
-                    targets = [(ports.weight_wr[part.matrix], update.words, [w_addr] * P)]
+                    targets = [(ports.weight_wr[part.matrix], update.words, w_baddr if part.column else [w_addr] * P)]
                 if part.kind == K.HOMEOSTASIS:
                     targets.append((ports.weight_wr[f"B{part.layer}"], update.partner_words, w_baddr))
                 for banks, new_words, addresses in targets:

@@ -1,11 +1,12 @@
 """The update lanes: read-modify-write of P stored words per beat, as the golden model updates them.
 
-A beat carries P stored weights (or biases) of one row, the presynaptic values of the lanes and
-the row's learning factors; the lanes form each exact increment, round it to the storage format
+A beat carries P stored weights (or biases) of one row (or column), the lanes' presynaptic values
+(or learning factors) and the row's learning factors (or the column's state); the lanes form each exact increment, round it to the storage format
 and add it with saturation (:meth:`eqprop.golden.GoldenModel._update`, ``_add``, ``homeostasis``):
 
-* weights: ``fa * pa - fb * pb`` (tied: ``u s'_j - v s_j``; untied ``d s_j`` or ``e s_j``; the
-  deferred input-layer update ``F x_j``), negated in a ``-beta`` phase;
+* weights: ``fa * pa - fb * pb`` (tied: ``u s'_j - v s_j``; untied ``d s_j`` or ``e s_j``, or a
+  column of ``B_l`` as ``s e_j``; the deferred input-layer update ``F x_j``), negated in a
+  ``-beta`` phase;
 * biases: ``pa - pb``, the lanes' own factors (``u - v``, or ``d``);
 * homeostasis: ``lambda (W - B^T)`` subtracted from the weight and added to its partner in ``B``.
 
@@ -29,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 
 from eqprop.fixed import Format
 
-from .arith import saturate, shape_of, shift_round, times_constant
+from .arith import saturate, shift_round, times_constant
 from .lanes import rotate, stage, stage_lanes
 
 
@@ -46,7 +47,7 @@ class Rounding:
 
 
 class UpdateLanes(wiring.Component):
-    def __init__(self, lanes: int, word_width: int, pre_width: int, update: Format, roundings: list[Rounding],
+    def __init__(self, lanes: int, word_width: int, pre_width: int, factor_width: int, roundings: list[Rounding],
                  lam: int, stochastic: bool, noise_width: int, stages: int = 5) -> None:
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
@@ -68,8 +69,8 @@ class UpdateLanes(wiring.Component):
             "partner": In(data.ArrayLayout(word, lanes)),  # homeostasis: the B_l words, bank order
             "pre_a": In(data.ArrayLayout(signed(pre_width), lanes)),
             "pre_b": In(data.ArrayLayout(signed(pre_width), lanes)),
-            "fa": In(shape_of(update)),
-            "fb": In(shape_of(update)),
+            "fa": In(signed(factor_width)),
+            "fb": In(signed(factor_width)),
             "noise": In(data.ArrayLayout(noise_width, lanes)),
             "draws": Out(range(lanes + 1)),
             # from the b_ registers, in bank order

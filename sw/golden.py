@@ -34,7 +34,9 @@ Datapath, in the order the hardware does it (formats from :class:`eqprop.config.
 
   Each increment is exact, then rounded to the storage format (its rounding mode, or stochastic
   rounding with LFSR bits) and added with saturation. Updates visit ``W_l``, ``B_l``, ``b_{l+1}``
-  for l = 0..L-1, each in row-major order; LFSR draws are taken in that order.
+  for l = 0..L-1, each in row-major order, except a ``B_l`` with more rows than columns, which
+  the chip walks column by column (:func:`eqprop.program.feedback_by_column`); LFSR draws are
+  taken in that order.
 * **Deferred input updates** (``hardware.defer_input_updates``, the chip's default): x is clamped,
   so every increment of ``W_0`` row i is ``sigma f_i x^T`` with the row factor difference
   ``f_i = u_i - v_i`` (tied) or ``d_i`` (untied). The chip keeps ``F_i = sum sigma f_i`` over the
@@ -63,6 +65,7 @@ import numpy as np
 from .config import Config, phase_count
 from .errors import ConfigError
 from .fixed import MAX_WIDTH, Format, bits_for, saturate, shift_round
+from .program import feedback_by_column
 
 
 @dataclass(frozen=True)
@@ -404,20 +407,23 @@ class GoldenModel:
                 bias = d
             increments.append((f"b{l + 1}", bias, fx.update.n))
             for name, exact, frac in increments:
-                self._add(name, sign * exact, frac)
+                by_column = name[0] == "B" and feedback_by_column(arith.cfg.network.sizes, l)
+                self._add(name, sign * exact, frac, by_column=by_column)
                 changed.append(name)
         self._refresh(changed)
 
-    def _add(self, name: str, exact: np.ndarray, frac: int, subtract: bool = False) -> np.ndarray:
-        """Round an exact increment to the parameter's storage and add (or subtract) it, saturating."""
+    def _add(self, name: str, exact: np.ndarray, frac: int, subtract: bool = False, by_column: bool = False) -> np.ndarray:
+        """Round an exact increment to the parameter's storage and add (or subtract) it, saturating;
+        ``by_column``: the LFSR draws go to the words column by column."""
         store = self.arith.bias_store if name[0] == "b" else self.arith.weight_store
-        delta = self._round_to_store(exact, frac - store.n, store.rounding)
+        delta = self._round_to_store(exact, frac - store.n, store.rounding, by_column)
         self.params[name] = saturate(self.params[name] - delta if subtract else self.params[name] + delta, store)
         return delta
 
-    def _round_to_store(self, exact: np.ndarray, shift: int, mode: str) -> np.ndarray:
+    def _round_to_store(self, exact: np.ndarray, shift: int, mode: str, by_column: bool = False) -> np.ndarray:
         if shift > 0 and self.arith.cfg.fixed.stochastic_rounding:
-            noise = self._draw(exact.size).reshape(exact.shape) & ((1 << shift) - 1)
+            words = self._draw(exact.size)
+            noise = (words.reshape(exact.T.shape).T if by_column else words.reshape(exact.shape)) & ((1 << shift) - 1)
             return (exact + noise) >> shift
         return shift_round(exact, shift, mode)
 

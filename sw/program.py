@@ -133,9 +133,11 @@ class Part:
     layer: int
     #: The weight memory read (``W{l}``, ``B{l}``), or None (biases, a layer without synapses to read).
     matrix: str | None
-    #: The matrix is read by column (the tied backward pass reads ``W_l^T`` as columns of ``W_l``).
+    #: The matrix is walked by column (the tied backward pass reads ``W_l^T`` as columns of ``W_l``;
+    #: :func:`feedback_by_column` updates of ``B_l``): a row of the part is a column of the matrix.
     column: bool
-    #: The layer of the presynaptic values multiplied (0: the input x), or None.
+    #: The layer of the presynaptic values multiplied (0: the input x), or None (a column update of
+    #: ``B_l`` multiplies the factors e of layer l).
     pre: int | None
     #: Synapses (or biases) per row.
     length: int
@@ -228,6 +230,16 @@ def beats(length: int, lanes: int) -> int:
     return max(1, math.ceil(length / lanes))
 
 
+def feedback_by_column(sizes, layer: int) -> bool:
+    """Whether the continual update of ``B_l`` (``n_l x n_{l+1}``, untied) walks it column by column.
+
+    The lanes go along the matrix's longer side: ``B_1`` of a 64-128-10 network has 128 rows of 10,
+    which at P = 64 would take 128 beats a step, its 10 columns of 128 take 20. The choice depends
+    on the shape alone, not on P, so that the order of the stochastic rounding's LFSR draws (the
+    golden model's, :meth:`eqprop.golden.GoldenModel._update`) is the same at every P."""
+    return sizes[layer] > sizes[layer + 1]
+
+
 #: Programs built, by their configuration's JSON (finding the gaps walks every pass of a sample).
 _PROGRAMS: dict = {}
 
@@ -288,7 +300,10 @@ class Program:
             if l > 0 or not deferred:
                 updates.append(part(K.UPDATE, f"update_W{l}", l, f"W{l}", False, l, n[l], n[l + 1], "W"))
             if not tied and l >= 1:
-                updates.append(part(K.UPDATE, f"update_B{l}", l, f"B{l}", False, l + 1, n[l + 1], n[l], "B"))
+                if feedback_by_column(n, l):  # lanes along a column: the factors e of layer l
+                    updates.append(part(K.UPDATE, f"update_B{l}", l, f"B{l}", True, None, n[l], n[l + 1], "B"))
+                else:
+                    updates.append(part(K.UPDATE, f"update_B{l}", l, f"B{l}", False, l + 1, n[l + 1], n[l], "B"))
             updates.append(part(K.UPDATE, f"update_b{l + 1}", l, None, False, None, n[l + 1], 1, "b"))
         update = Pass(K.UPDATE, tuple(Group((p,)) for p in updates), weights, "update")
 
@@ -460,7 +475,7 @@ def _pass_accesses(program: Program, p: Pass, words: _Words) -> tuple[np.ndarray
             else:  # an update of W_l, B_l or b_{l+1}, or the input-layer update
                 l = part.layer
                 target = part.matrix or f"b{l + 1}"
-                index = row_j if part.target == "b" else row_r * part.length + row_j
+                index = row_j if part.target == "b" else row_j * part.rows + row_r if part.column else row_r * part.length + row_j
                 add(reads, target, index, row_issue)
                 add(writes, target, index, row_issue + weight_write)
                 if part.kind == PassKind.INPUT_UPDATE:
@@ -469,6 +484,9 @@ def _pass_accesses(program: Program, p: Pass, words: _Words) -> tuple[np.ndarray
                 elif part.target == "b":
                     add(reads, f"f{l + 1}", row_j, row_issue)
                     add(writes, f"bias_port{l + 1}", 0 * row_j, row_issue)
+                elif part.target == "B" and part.column:  # B_l[j, r]: the factor e_j, the state s_{l+1, r}
+                    add(reads, f"f{l}", row_j, row_issue)
+                    add(reads, f"s{l + 1}", row_r, row_issue)
                 elif part.target == "B":
                     add(reads, f"f{l}", row_r, row_issue)
                     add(reads, f"s{l + 1}", row_j, row_issue)

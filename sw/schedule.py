@@ -207,7 +207,8 @@ class _TraceBuilder:
             cycle += group.beats
 
     def matrix(self, issue: np.ndarray, part, name: str, values: np.ndarray, transposed: bool = False) -> None:
-        """A row-by-row read-modify-write of ``values`` (``(rows, length)``): beat k of row r writes its P words."""
+        """A row-by-row read-modify-write of ``values`` (``(rows, length)``, or ``(length, rows)``
+        walked by column when ``transposed``): beat k of row r writes its P words."""
         j = np.arange(part.length)
         cycles = issue[:, None] + j[None, :] // self.P + self.weight_latency
         r = np.arange(part.rows)[:, None]
@@ -223,7 +224,7 @@ class _TraceBuilder:
                 name = f"b{part.layer + 1}"
                 self.matrix(issue, part, name, params[name].reshape(1, -1))
             else:
-                self.matrix(issue, part, part.matrix, params[part.matrix])
+                self.matrix(issue, part, part.matrix, params[part.matrix], transposed=part.column)
 
     def trace(self) -> "WriteTrace":
         columns = [

@@ -8,7 +8,7 @@ import pytest
 from eqprop.checkpoint import load_checkpoint
 from eqprop.config import Config
 from eqprop.golden import Arith
-from eqprop.program import sample_passes
+from eqprop.program import Program, sample_passes
 from eqprop.schedule import cycle_count
 
 from test_cli import FAST, run
@@ -175,6 +175,20 @@ def test_cycles_never_beat_the_lower_bound_and_fall_with_lanes():
         # the beats fall with more lanes; the drains grow a little (a deeper adder tree)
         beats = [sum(s.pass_.beats for s in sample_passes(cfg.replace(hardware={"lanes": p}))) for p in (1, 2, 3, 8, 64)]
         assert beats == sorted(beats, reverse=True)
+
+
+def test_untied_feedback_updates_walk_the_matrix_along_its_longer_side():
+    """An update of B_l (n_l x n_{l+1}) fills the lanes whichever way the network narrows: by
+    column when it narrows (64-128-10: 10 columns of 128), by row when it widens."""
+    from eqprop import presets
+
+    cvf = presets.get("digits-cvf-homeostasis")
+    for sizes, by_column in (([64, 128, 10], True), ([10, 20, 128], False)):
+        cfg = cvf.replace(network={"sizes": sizes}, learning={"lr": [0.01, 0.01]}, hardware={"lanes": 64})
+        (update_b,) = [p for p in Program.of(cfg).update.parts if p.target == "B"]
+        assert update_b.column == by_column and update_b.length == max(sizes[1:]) and update_b.rows == min(sizes[1:])
+    ratios = [cycle_count(cvf, p).ratio for p in (1, 2, 4, 8, 16, 32, 64)]
+    assert max(ratios) <= 1.25, ratios  # by row, P = 64 took 1.83 times the bound
 
 
 def test_verilog_is_written_with_its_configuration_beside_it(tmp_path, capsys):

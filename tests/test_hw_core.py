@@ -126,7 +126,7 @@ def test_inference_matches_the_golden_model_in_the_predicted_cycles(sizes, tied,
         ([5, 4, 3], True, {"nudging": "symmetric", **LITERAL}, {}, 2, True),
         ([6, 5, 4, 3], False, {"nudging": "random-sign", **LITERAL}, {"stochastic_rounding": True, "learn_bits": 4}, 3, True),
         # packed beats (eqprop.program.packing): two layer-1 rows of 3 per beat, the last block's
-        # beats half empty; four untied B_1 rows of 2, read by row
+        # beats half empty; four untied B_1 rows of 2, read by row (and updated by column)
         ([6, 9, 3], True, {"nudging": "symmetric"}, {}, 8, True),
         ([6, 10, 2], False, {"nudging": "random-sign", "homeostasis": "local", "homeostasis_coef": 0.1, "homeostasis_period": 1},
          {"stochastic_rounding": True, "learn_bits": 4}, 8, True),
@@ -180,10 +180,13 @@ STOCHASTIC = {"stochastic_rounding": True, "learn_bits": 4}
         ([6, 5, 3], True, {"nudging": "symmetric", **LITERAL}, STOCHASTIC, 2),
         ([6, 5, 4, 3], False, {"nudging": "one-sided", **LITERAL}, {}, 3),
         ([6, 9, 3], True, {"nudging": "symmetric", **LITERAL}, {}, 8),
+        # B_1 (3 x 5) has fewer rows than columns: updated row by row (eqprop.program.feedback_by_column)
+        ([4, 3, 5], False, {"nudging": "symmetric", **HOMEOSTASIS}, STOCHASTIC, 2),
     ],
     ids=["cep-symmetric-P1", "cep-one-sided-P2", "cvf-deep-P3", "cvf-symmetric-P2", "narrow-P4",
          "cvf-homeostasis-P2", "cvf-random-sign-stochastic-homeostasis-P3", "cep-random-sign-stochastic-P1",
-         "cep-literal-input-updates-stochastic-P2", "cvf-literal-input-updates-P3", "cep-literal-packed-P8"],
+         "cep-literal-input-updates-stochastic-P2", "cvf-literal-input-updates-P3", "cep-literal-packed-P8",
+         "cvf-feedback-by-row-stochastic-homeostasis-P2"],
 )
 def test_learning_matches_the_golden_model_weight_for_weight(sizes, tied, learn, fixed, lanes):
     cfg = configured(small_config(sizes, tied, lanes), {"T2": 3, "lr": [0.1] * (len(sizes) - 1), **learn}, fixed)

@@ -138,7 +138,7 @@ def test_update_lanes_apply_the_golden_c_ep_increments_to_a_weight_matrix(lanes,
     golden._update(new, old, sign)
     u, v = (golden._row_factor(arith.rates[1], s[2][0]) for s in (new, old))
     rounding = Rounding(fx.update.n + fx.state.n, arith.weight_store)
-    dut = UpdateLanes(lanes, arith.weight_store.width, fx.state.width, fx.update, [rounding], 0, False, fx.lfsr.width, stages)
+    dut = UpdateLanes(lanes, arith.weight_store.width, fx.state.width, fx.update.width, [rounding], 0, False, fx.lfsr.width, stages)
     banks, per_row = skewed_banks(start, lanes), math.ceil(5 / lanes)
     written = [list(bank) for bank in banks]
     beats = [(r, k) for r in range(3) for k in range(per_row)]
