@@ -66,7 +66,7 @@ from eqprop.layout import (
 from eqprop.program import Part, PassKind, neuron_stages, pipeline
 
 from .arith import shape_of, square, times_constant
-from .devices import check_device, presynaptic_operand, spram_matrices, spram_segments
+from .devices import check_device, presynaptic_operand, spram_matrices, spram_segments, update_factor_width
 from .lanes import delayed
 from .lfsr import LfsrUnit
 from .mac import MacLanes
@@ -134,7 +134,8 @@ def update_rounding(arith: Arith, part: Part) -> Rounding:
 @dataclass
 class MemoryPorts:
     """The core's memory ports, by memory (and bank); states and factors by (layer, buffer) and
-    (name, layer). ``state_rd`` reads presynaptic segments, ``own_rd`` a neuron's old state."""
+    (name, layer). ``state_rd`` reads presynaptic segments (or the one state a column update of
+    ``B_l`` multiplies), ``own_rd`` a neuron's old state."""
 
     weight_rd: dict
     weight_wr: dict
@@ -166,7 +167,7 @@ class MemoryPorts:
 class Issued:
     """What the issue stage decides of a beat beside the memories' addresses."""
 
-    weight_address: Signal  # the word an update beat writes back (every bank's)
+    weight_address: Signal  # the word a row's update beat writes back (every bank's)
     column_addresses: list  # bank b's word of a B_l column: a column update's, homeostasis's partner
     layer: Signal  # the layer whose rows a drive or relaxation beat computes
     drive_row: Signal  # a row of the input drive: its drive is W_0 x
@@ -522,8 +523,9 @@ class Core(wiring.Component):
                         m.d.comb += [issued.layer.eq(part.layer), issued.drive_row.eq(part.kind == K.INPUT_DRIVE)]
                     if part.kind == K.UPDATE:
                         post = part.layer if part.target == "B" else part.layer + 1
+                        lanes_of_factors = part.target == "b" or part.column  # a bias's, or a B_l column's (layer l's e)
                         for port in (port for (_, l), banks in ports.factor_rd.items() if l == post for port in banks):
-                            m.d.comb += port.addr.eq(beat.segment if part.target == "b" or part.column else beat.row_div)
+                            m.d.comb += port.addr.eq(beat.segment if lanes_of_factors else beat.row_div)
                         if part.column:  # a column update of B_l: the column's state s_{l+1, row}
                             for port in (port for buf in range(3) for port in ports.state_rd[(part.layer + 1, buf)]):
                                 m.d.comb += port.addr.eq(beat.row_div)
@@ -654,12 +656,9 @@ class Core(wiring.Component):
         roundings = {i: update_rounding(arith, parts[i]) for i in update_parts}
         distinct = list(dict.fromkeys(roundings.values()))
         stages = pipeline(cfg)
-        # fa is a row's learning factor, or in a column update of B_l the column's state
-        by_column = any(parts[i].column for i in of_kind(parts, K.UPDATE))
         m.submodules.update = update = UpdateLanes(
             P, max(arith.weight_store.width, arith.bias_store.width), max(fx.state.width, fx.input.width + 1, fx.update.width),
-            max(fx.update.width, fx.state.width) if by_column else fx.update.width, distinct, arith.lam, fx.stochastic_rounding,
-            fx.lfsr.width, stages=stages.update_stages,
+            update_factor_width(cfg), distinct, arith.lam, fx.stochastic_rounding, fx.lfsr.width, stages=stages.update_stages,
         )
 
         def factor_of(name: str, layer: int):

@@ -22,7 +22,7 @@ from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.golden import Arith
 from eqprop.layout import bank_depth, neuron_banks, param_shapes
-from eqprop.program import Program, pipeline, single_port_conflicts
+from eqprop.program import Program, feedback_by_column, pipeline, single_port_conflicts
 
 from .memories import spram_count
 
@@ -95,7 +95,8 @@ DEVICES = {  # one entry per name in eqprop.config.FPGAS
 
 def spram_matrices(cfg: Config) -> list[str]:
     """The weight matrices the core keeps in SPRAM on ``hardware.fpga`` (B_l never: the homeostasis
-    pass writes it column by column, which a parity-split single-port store cannot follow)."""
+    pass, and the continual update where the network narrows, write it column by column, which a
+    parity-split single-port store cannot follow)."""
     device = DEVICES[cfg.hardware.fpga]
     if device is None or not device.sprams:
         return []
@@ -200,6 +201,15 @@ def check_device(cfg: Config) -> None:
         )
 
 
+def update_factor_width(cfg: Config) -> int:
+    """Bits of the update lanes' one factor per beat: a row's learning factor (the ``update``
+    format) or, where an update walks ``B_l`` by column (:func:`eqprop.program.feedback_by_column`),
+    the column's state."""
+    fx, sizes = cfg.fixed, cfg.network.sizes
+    by_column = not cfg.network.tied and any(feedback_by_column(sizes, l) for l in range(1, cfg.network.n_layers))
+    return max(fx.update.width, fx.state.width) if by_column else fx.update.width
+
+
 def products(cfg: Config) -> list[tuple[str, int, int, int]]:
     """The core's multiplications that Yosys maps to DSP blocks: ``(what, how many, operand bits,
     operand bits)``. Per lane the dot product's and the update's two (one untied); per neuron
@@ -211,7 +221,7 @@ def products(cfg: Config) -> list[tuple[str, int, int, int]]:
     pre_bits = presynaptic_operand(cfg)[0]
     update_pre_bits = max(fx.state.width, fx.input.width + 1, fx.update.width)
     units = Program.of(cfg).neuron_units
-    out = [("dot product", P, fx.weight.width, pre_bits), ("update", (2 if tied else 1) * P, fx.update.width, update_pre_bits),
+    out = [("dot product", P, fx.weight.width, pre_bits), ("update", (2 if tied else 1) * P, update_factor_width(cfg), update_pre_bits),
            ("learning factor", 2 * units, max(arith.rates).bit_length(), fx.state.width + (0 if tied else 1))]
     if cfg.hardware.defer_input_updates:
         out.append(("f ||x||^2", units, fx.update.width + 2, arith.norm_bound.bit_length()))

@@ -26,7 +26,7 @@ from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.golden import Arith
 
-from .devices import DEVICES, check_device, memories, multipliers, presynaptic_operand, spram_blocks
+from .devices import DEVICES, check_device, memories, multipliers, presynaptic_operand, spram_blocks, update_factor_width
 
 #: Yosys LUT4 cells (``eqprop synth``: SB_LUT4 / LUT4) of the core for the default network of the board
 #: with each FPGA, by lane count, its block-RAM collisions undefined as a board build leaves them; eqprop
@@ -84,7 +84,7 @@ def ram_cells(cfg: Config) -> tuple[int, int]:
 def lane_bits(cfg: Config) -> int:
     """Bits one lane's datapath carries: stored weight, presynaptic operand, accumulator, two learning factors."""
     fx = cfg.fixed
-    return Arith.from_config(cfg).weight_store.width + presynaptic_operand(cfg)[0] + fx.accumulator.width + 2 * fx.update.width
+    return Arith.from_config(cfg).weight_store.width + presynaptic_operand(cfg)[0] + fx.accumulator.width + 2 * update_factor_width(cfg)
 
 
 def _line(points: dict[int, int], slope: float | None = None) -> tuple[float, float]:

@@ -1,7 +1,8 @@
 """The update lanes: read-modify-write of P stored words per beat, as the golden model updates them.
 
-A beat carries P stored weights (or biases) of one row (or column), the lanes' presynaptic values
-(or learning factors) and the row's learning factors (or the column's state); the lanes form each exact increment, round it to the storage format
+A beat carries P stored weights (or biases) of one row, the lanes' presynaptic values and the
+row's learning factors (a column of ``B_l``, :func:`eqprop.program.feedback_by_column`: the
+lanes' factors e and the column's state); the lanes form each exact increment, round it to the storage format
 and add it with saturation (:meth:`eqprop.golden.GoldenModel._update`, ``_add``, ``homeostasis``):
 
 * weights: ``fa * pa - fb * pb`` (tied: ``u s'_j - v s_j``; untied ``d s_j`` or ``e s_j``, or a
@@ -47,6 +48,11 @@ class Rounding:
 
 
 class UpdateLanes(wiring.Component):
+    """P lanes of read-modify-write. ``pre_a``, ``pre_b`` (``pre_width`` bits) are the lanes' own
+    operands: presynaptic values, or a bias's or a ``B_l`` column's learning factors; ``fa``, ``fb``
+    (``factor_width`` bits) the beat's one factor each: a row's learning factors, or the state a
+    ``B_l`` column multiplies."""
+
     def __init__(self, lanes: int, word_width: int, pre_width: int, factor_width: int, roundings: list[Rounding],
                  lam: int, stochastic: bool, noise_width: int, stages: int = 5) -> None:
         if lanes < 1:

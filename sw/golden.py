@@ -406,9 +406,9 @@ class GoldenModel:
                     increments.append((f"B{l}", np.outer(e, post_old), fx.update.n + fx.state.n))
                 bias = d
             increments.append((f"b{l + 1}", bias, fx.update.n))
+            walk_b_by_column = feedback_by_column(arith.cfg.network.sizes, l)
             for name, exact, frac in increments:
-                by_column = name[0] == "B" and feedback_by_column(arith.cfg.network.sizes, l)
-                self._add(name, sign * exact, frac, by_column=by_column)
+                self._add(name, sign * exact, frac, by_column=name[0] == "B" and walk_b_by_column)
                 changed.append(name)
         self._refresh(changed)
 

@@ -10,8 +10,9 @@ imports neither Amaranth nor torch, so host-side code can use it on a machine wi
 * A weight matrix is spread over P banks, *skewed*: element (r, c) lives in bank ``(r + c) mod P``
   at address ``r * ceil(C / P) + c // P``. A row segment (P consecutive columns) and a column
   segment (P consecutive rows) then each touch every bank once, so the forward pass (rows of
-  ``W_{l-1}``), the tied backward pass (columns of ``W_l``) and the homeostasis pass (a row of
-  ``W_l`` with a column of ``B_l``) all read P weights per beat.
+  ``W_{l-1}``), the tied backward pass (columns of ``W_l``), the homeostasis pass (a row of
+  ``W_l`` with a column of ``B_l``) and the untied update of a ``B_l`` walked by column
+  (:func:`eqprop.program.feedback_by_column`) all read P weights per beat.
 * Vectors (biases, states, inputs, learning factors) are *striped*: element j in bank ``j mod P``
   at address ``j // P``.
 """

@@ -149,6 +149,12 @@ class Part:
     #: ``r + i * length`` of the beat for row r, each row its own neuron unit's.
     packed: int = 1
 
+    def word_index(self, row, synapse, column: bool | None = None):
+        """The row-major index in its matrix of a row's synapse: ``row * length + synapse``, or for a
+        walk by column (``column``, by default the part's), ``synapse * rows + row``."""
+        by_column = self.column if column is None else column
+        return synapse * self.rows + row if by_column else row * self.length + synapse
+
     @property
     def slots(self) -> int:
         """Row-beats the part issues: its rows, or with packing, the beats its rows share."""
@@ -230,13 +236,16 @@ def beats(length: int, lanes: int) -> int:
     return max(1, math.ceil(length / lanes))
 
 
-def feedback_by_column(sizes, layer: int) -> bool:
+def feedback_by_column(sizes: list[int], layer: int) -> bool:
     """Whether the continual update of ``B_l`` (``n_l x n_{l+1}``, untied) walks it column by column.
 
     The lanes go along the matrix's longer side: ``B_1`` of a 64-128-10 network has 128 rows of 10,
     which at P = 64 would take 128 beats a step, its 10 columns of 128 take 20. The choice depends
     on the shape alone, not on P, so that the order of the stochastic rounding's LFSR draws (the
-    golden model's, :meth:`eqprop.golden.GoldenModel._update`) is the same at every P."""
+    golden model's, :meth:`eqprop.golden.GoldenModel._update`) is the same at every P. Where both
+    sides are about as long, the segments' rounding up can then favour the other walk (65 x 64 at
+    P = 64: 64 columns of two beats against 65 rows of one); in the presets' networks one side is
+    several times the other."""
     return sizes[layer] > sizes[layer + 1]
 
 
@@ -440,7 +449,7 @@ def _pass_accesses(program: Program, p: Pass, words: _Words) -> tuple[np.ndarray
     """The words pass ``p`` reads and writes: two arrays of (word, cycle from its first beat), a
     read in the cycle its address goes out, a write in the cycle its data does."""
     cfg, P = program.cfg, program.cfg.hardware.lanes
-    n, deferred = cfg.network.sizes, cfg.hardware.defer_input_updates
+    deferred = cfg.hardware.defer_input_updates
     stages = pipeline(cfg)
     late, state_write, weight_write = mac_latency(P), state_write_latency(cfg), stages.weight_write_latency
     stochastic = cfg.fixed.stochastic_rounding
@@ -464,18 +473,17 @@ def _pass_accesses(program: Program, p: Pass, words: _Words) -> tuple[np.ndarray
             row_r, row_j, row_issue = r_all[synapse], j_all[synapse], issue[synapse]
             if part.kind in (PassKind.INPUT_DRIVE, PassKind.RELAXATION):
                 if part.matrix:
-                    add(reads, part.matrix, row_j * n[part.layer] + row_r if part.column else row_r * part.length + row_j, row_issue)
+                    add(reads, part.matrix, part.word_index(row_r, row_j), row_issue)
                     if part.pre:
                         add(reads, f"s{part.pre}", row_j, row_issue)
             elif part.kind == PassKind.HOMEOSTASIS:
-                rows_after = n[part.layer + 1]
-                for name, index in ((part.matrix, row_r * part.length + row_j), (f"B{part.layer}", row_j * rows_after + row_r)):
+                for name, index in ((part.matrix, part.word_index(row_r, row_j)), (f"B{part.layer}", part.word_index(row_r, row_j, column=True))):
                     add(reads, name, index, row_issue)
                     add(writes, name, index, row_issue + weight_write)
             else:  # an update of W_l, B_l or b_{l+1}, or the input-layer update
                 l = part.layer
                 target = part.matrix or f"b{l + 1}"
-                index = row_j if part.target == "b" else row_j * part.rows + row_r if part.column else row_r * part.length + row_j
+                index = row_j if part.target == "b" else part.word_index(row_r, row_j)
                 add(reads, target, index, row_issue)
                 add(writes, target, index, row_issue + weight_write)
                 if part.kind == PassKind.INPUT_UPDATE:

@@ -211,8 +211,7 @@ class _TraceBuilder:
         walked by column when ``transposed``): beat k of row r writes its P words."""
         j = np.arange(part.length)
         cycles = issue[:, None] + j[None, :] // self.P + self.weight_latency
-        r = np.arange(part.rows)[:, None]
-        index = j[None, :] * part.rows + r if transposed else r * part.length + j[None, :]
+        index = part.word_index(np.arange(part.rows)[:, None], j[None, :], column=transposed)
         self.emit(cycles, name, 0, index, values.T if transposed else values)
 
     def weights(self, slot: Slot, params: dict[str, np.ndarray]) -> None:

@@ -178,8 +178,8 @@ def test_cycles_never_beat_the_lower_bound_and_fall_with_lanes():
 
 
 def test_untied_feedback_updates_walk_the_matrix_along_its_longer_side():
-    """An update of B_l (n_l x n_{l+1}) fills the lanes whichever way the network narrows: by
-    column when it narrows (64-128-10: 10 columns of 128), by row when it widens."""
+    """An untied update of B_l (n_l x n_{l+1}) puts the lanes along its longer side: by column
+    where the network narrows (64-128-10: 10 columns of 128), by row where it widens."""
     from eqprop import presets
 
     cvf = presets.get("digits-cvf-homeostasis")
