@@ -665,14 +665,18 @@ class Core(wiring.Component):
             """The row's learning factor (bank ``row mod P`` of its memory)."""
             return select({b: words.r(ports.factor_rd[(name, layer)][b]) for b in range(P)}, words.mod)
 
+        def lanes_factors(name: str, layer: int) -> list:
+            """Lane t's learning factor: bank t's word, of the beat's segment."""
+            return [words.r(ports.factor_rd[(name, layer)][t]) for t in range(P)]
+
         stored, partner, pre_a, pre_b, fa, fb = ({} for _ in range(6))
         for i in update_parts:
             part, l = parts[i], parts[i].layer
             if part.target == "b":
                 stored[i] = [words.r(ports.bias_rd[l + 1][b]) for b in range(P)]
                 names = ("u", "v") if tied else ("d", None)
-                pre_a[i] = [words.r(ports.factor_rd[(names[0], l + 1)][t]) for t in range(P)]
-                pre_b[i] = [words.r(ports.factor_rd[(names[1], l + 1)][t]) for t in range(P)] if names[1] else [0] * P
+                pre_a[i] = lanes_factors(names[0], l + 1)
+                pre_b[i] = lanes_factors(names[1], l + 1) if names[1] else [0] * P
                 continue
             stored[i] = [words.r(ports.weight_rd[part.matrix][b]) for b in range(P)]
             if part.kind == K.HOMEOSTASIS:
@@ -680,7 +684,7 @@ class Core(wiring.Component):
             elif part.kind == K.INPUT_UPDATE:  # F_i x_j: the sign is in F already
                 pre_a[i], fa[i] = words.pre_values(0, phase.read_buf), self._neuron_word(words, ports.pending_rd, words.mod)
             elif part.target == "B" and part.column:  # lane t: e_t of the segment times the column's s_{l+1}
-                pre_a[i] = [words.r(ports.factor_rd[("e", l)][t]) for t in range(P)]
+                pre_a[i] = lanes_factors("e", l)
                 fa[i] = select(dict(enumerate(words.pre_values(l + 1, phase.read_buf))), words.mod)
             elif part.target == "B":
                 pre_a[i], fa[i] = words.pre_values(l + 1, phase.read_buf), factor_of("e", l)

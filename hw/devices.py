@@ -22,7 +22,7 @@ from eqprop.config import Config
 from eqprop.errors import ConfigError
 from eqprop.golden import Arith
 from eqprop.layout import bank_depth, neuron_banks, param_shapes
-from eqprop.program import Program, feedback_by_column, pipeline, single_port_conflicts
+from eqprop.program import Program, pipeline, single_port_conflicts
 
 from .memories import spram_count
 
@@ -205,8 +205,8 @@ def update_factor_width(cfg: Config) -> int:
     """Bits of the update lanes' one factor per beat: a row's learning factor (the ``update``
     format) or, where an update walks ``B_l`` by column (:func:`eqprop.program.feedback_by_column`),
     the column's state."""
-    fx, sizes = cfg.fixed, cfg.network.sizes
-    by_column = not cfg.network.tied and any(feedback_by_column(sizes, l) for l in range(1, cfg.network.n_layers))
+    fx = cfg.fixed
+    by_column = any(part.column for part in Program.of(cfg).update.parts)
     return max(fx.update.width, fx.state.width) if by_column else fx.update.width
 
 

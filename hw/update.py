@@ -2,8 +2,9 @@
 
 A beat carries P stored weights (or biases) of one row, the lanes' presynaptic values and the
 row's learning factors (a column of ``B_l``, :func:`eqprop.program.feedback_by_column`: the
-lanes' factors e and the column's state); the lanes form each exact increment, round it to the storage format
-and add it with saturation (:meth:`eqprop.golden.GoldenModel._update`, ``_add``, ``homeostasis``):
+lanes' factors e and the column's state); the lanes form each exact increment, round it to the
+storage format and add it with saturation (:meth:`eqprop.golden.GoldenModel._update`, ``_add``,
+``homeostasis``):
 
 * weights: ``fa * pa - fb * pb`` (tied: ``u s'_j - v s_j``; untied ``d s_j`` or ``e s_j``, or a
   column of ``B_l`` as ``s e_j``; the deferred input-layer update ``F x_j``), negated in a

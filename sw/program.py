@@ -309,10 +309,9 @@ class Program:
             if l > 0 or not deferred:
                 updates.append(part(K.UPDATE, f"update_W{l}", l, f"W{l}", False, l, n[l], n[l + 1], "W"))
             if not tied and l >= 1:
-                if feedback_by_column(n, l):  # lanes along a column: the factors e of layer l
-                    updates.append(part(K.UPDATE, f"update_B{l}", l, f"B{l}", True, None, n[l], n[l + 1], "B"))
-                else:
-                    updates.append(part(K.UPDATE, f"update_B{l}", l, f"B{l}", False, l + 1, n[l + 1], n[l], "B"))
+                column = feedback_by_column(n, l)  # by column, the lanes take the factors e of layer l
+                length, rows, pre = (n[l], n[l + 1], None) if column else (n[l + 1], n[l], l + 1)
+                updates.append(part(K.UPDATE, f"update_B{l}", l, f"B{l}", column, pre, length, rows, "B"))
             updates.append(part(K.UPDATE, f"update_b{l + 1}", l, None, False, None, n[l + 1], 1, "b"))
         update = Pass(K.UPDATE, tuple(Group((p,)) for p in updates), weights, "update")
 
